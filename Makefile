@@ -1,0 +1,45 @@
+# The one task runner. Every target creates the environment first, so on a fresh clone
+# `make demo` and `make test` are all a user needs.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DATA    ?= $(or $(ROBOMIRROR_DATA),data)
+EXEC    ?= ray
+export ROBOMIRROR_DATA := $(abspath $(DATA))
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: setup demo sample shards test test-all bench lint sql clean clean-data
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+sample: setup
+	$(BIN)/python -m ingest sample
+
+shards: setup
+	@test -d $(DATA)/sample/motionx || $(BIN)/python -m ingest sample
+	$(BIN)/python -m ingest run --executor $(EXEC)
+
+demo: sample shards
+	$(BIN)/python -m catalog sql "SELECT dataset, view, count(*) AS clips, round(sum(duration_s),1) AS seconds FROM clips GROUP BY ALL ORDER BY ALL"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m ingest.bench
+
+lint: setup
+	$(BIN)/ruff check robomirror ingest catalog retarget latents train deploy tests
+
+clean-data:
+	rm -rf $(DATA)
+
+clean: clean-data
+	rm -rf $(VENV)

@@ -1,0 +1,59 @@
+"""`python -m catalog sql "SELECT ..."`: read-only SQL over shard manifests and failure ledgers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import DataLayout, resolve_data_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m catalog", description=__doc__)
+    ap.add_argument("--data-root")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("sql", help="run one read-only SELECT (tables: clips, failures)")
+    q.add_argument("query")
+    q.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    q.add_argument("--out", help="output file (required for parquet)")
+    q.add_argument("--max-rows", type=int, default=40)
+    args = ap.parse_args(argv)
+
+    from catalog.sql import query
+
+    layout = DataLayout(resolve_data_root(args.data_root))
+    try:
+        rel = query(layout, args.query)
+    except RoboMirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # duckdb errors: show them plainly, not as a traceback
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if rel is None:
+        return 0
+    df = rel.df()
+    if args.format == "table":
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 160,
+                               "display.max_colwidth", 60):
+            print(df.to_string(max_rows=args.max_rows, index=False))
+        print(f"({len(df)} rows)")
+    elif args.format == "csv":
+        out = df.to_csv(index=False)
+        open(args.out, "w").write(out) if args.out else sys.stdout.write(out)
+    elif args.format == "json":
+        out = df.to_json(orient="records", lines=True)
+        open(args.out, "w").write(out) if args.out else sys.stdout.write(out)
+    else:
+        if not args.out:
+            print("error: --format parquet needs --out FILE", file=sys.stderr)
+            return 2
+        df.to_parquet(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Read-only SQL over the data root with DuckDB.
+
+Two locks keep it read-only: only SELECT statements are accepted (COPY, ATTACH, INSTALL, SET,
+CREATE, ... are refused before anything runs), and the connection is in-memory with external
+access limited to the data root and the configuration locked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from robomirror.errors import ReadOnlyError
+from robomirror.paths import DataLayout
+
+ALLOWED = {duckdb.StatementType.SELECT}
+
+
+def _views(layout: DataLayout) -> dict[str, str]:
+    """view name -> SQL of the files that exist now."""
+    views = {}
+    manifests = sorted(layout.root.glob("shards/ingest/*/manifest.parquet"))
+    if manifests:
+        files = ", ".join(f"'{p}'" for p in manifests)
+        views["clips"] = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+    ledgers = sorted((layout.root / "ledger").glob("*.parquet")) if (layout.root / "ledger").is_dir() else []
+    if ledgers:
+        files = ", ".join(f"'{p}'" for p in ledgers)
+        views["failures"] = f"SELECT * FROM read_parquet([{files}], union_by_name = true, filename = true)"
+    return views
+
+
+def connect(layout: DataLayout) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    con = duckdb.connect(":memory:")
+    views = _views(layout)
+    for name, sql in views.items():
+        con.execute(f"CREATE VIEW {name} AS {sql}")
+    root = str(Path(layout.root).resolve())
+    con.execute(f"SET allowed_directories = ['{root}']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con, sorted(views)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise ReadOnlyError(f"cannot parse SQL: {e}") from e
+    if not statements:
+        raise ReadOnlyError("no SQL statement given")
+    for st in statements:
+        if st.type not in ALLOWED:
+            raise ReadOnlyError(f"the catalog is read-only: {st.type.name} statements are refused; use SELECT")
+
+
+def query(layout: DataLayout, sql: str) -> duckdb.DuckDBPyRelation | None:
+    """Run one read-only query; returns the relation of the last statement."""
+    con, views = connect(layout)
+    check_read_only(con, sql)
+    try:
+        return con.sql(sql)
+    except duckdb.CatalogException as e:
+        raise ReadOnlyError(f"{e}\navailable tables: {', '.join(views) or 'none (run make shards first)'}") from e

@@ -1,0 +1,80 @@
+"""`python -m ingest`: build the sample corpus, or ingest Motion-X / Nymeria into shards."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    ap.add_argument("--data-root", help=f"data root (default ${ENV_DATA_ROOT} or ./data)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("sample", help="write the synthetic, format-true sample corpus")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--motionx", type=int, default=12, help="number of Motion-X sequences")
+    s.add_argument("--nymeria", type=int, default=3, help="number of Nymeria sequences")
+
+    r = sub.add_parser("run", help="ingest sources into WebDataset shards")
+    r.add_argument("--motionx", help="Motion-X root (default: the sample under the data root)")
+    r.add_argument("--nymeria", help="Nymeria root holding sequence folders (default: the sample)")
+    r.add_argument("--only", choices=["motionx", "nymeria"], action="append", help="restrict to a dataset")
+    r.add_argument("--executor", choices=["ray", "serial"], default="ray")
+    r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="join this Ray cluster")
+    r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    r.add_argument("--body-models", help="folder with real smplx/SMPLX_NEUTRAL.npz and smpl/SMPL_NEUTRAL.npz")
+    r.add_argument("--clip-frames", type=int, default=150)
+    r.add_argument("--stride-frames", type=int, default=150)
+    r.add_argument("--min-frames", type=int, default=60)
+    r.add_argument("--video-size", type=int, default=128)
+    r.add_argument("--shard-mb", type=float, default=32.0, help="target shard size [MB]")
+    r.add_argument("--nymeria-body", choices=["smpl", "xsens"], default="smpl")
+    r.add_argument("--nymeria-up-axis", choices=["auto", "y", "z"], default="auto")
+    r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
+    r.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    layout = DataLayout(resolve_data_root(args.data_root))
+    try:
+        if args.cmd == "sample":
+            from ingest.sample.corpus import SampleConfig, build_sample
+
+            out = build_sample(layout.sample_dir, SampleConfig(seed=args.seed, n_motionx=args.motionx,
+                                                               n_nymeria=args.nymeria))
+            print("sample corpus (synthetic, format-true):", ", ".join(f"{k}: {v}" for k, v in out.items()))
+            return 0
+        from ingest.config import IngestConfig
+        from ingest.pipeline import run_ingest
+        from ingest.report import print_summary
+
+        cfg = IngestConfig(clip_frames=args.clip_frames, stride_frames=args.stride_frames,
+                           min_frames=args.min_frames, video_size=args.video_size,
+                           shard_target_bytes=int(args.shard_mb * 1e6), nymeria_body_source=args.nymeria_body,
+                           nymeria_up_axis=args.nymeria_up_axis, body_models_dir=args.body_models,
+                           on_error=args.on_error)
+        sources = {"motionx": Path(args.motionx) if args.motionx else layout.sample_source("motionx"),
+                   "nymeria": Path(args.nymeria) if args.nymeria else layout.sample_source("nymeria")}
+        if args.only:
+            sources = {k: v for k, v in sources.items() if k in args.only}
+        missing = [f"{k}: {v}" for k, v in sources.items() if not v.is_dir()]
+        if missing:
+            print(f"error: source folders not found: {'; '.join(missing)} (run `make sample` or pass --motionx/--nymeria)",
+                  file=sys.stderr)
+            return 2
+        summary = run_ingest(layout, sources, cfg, args.executor, args.ray_address, args.num_cpus,
+                             progress=not args.no_progress)
+        print_summary(summary, layout)
+        return 0
+    except RoboMirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The ingest job: discover sources, stage every sequence (Ray tasks), pack shards, report."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.config import IngestConfig
+from ingest.executor import run_tasks
+from ingest.failures import Failure, Reason, write_ledger
+from ingest.motionx import discover_motionx
+from ingest.nymeria import discover_nymeria
+from ingest.sequence import SourceRef
+from ingest.shards import PackResult, load_staged, pack
+from ingest.stage import SequenceResult, process_sequence, staging_name
+from robomirror.atomic import sweep_temp_files
+from robomirror.paths import DataLayout
+
+DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria}
+STAGE = "ingest"
+
+
+@dataclass
+class IngestSummary:
+    sources: int = 0
+    built: int = 0
+    cached: int = 0
+    failed: int = 0
+    clips: int = 0
+    shards: int = 0
+    shards_rebuilt: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    failures_by_reason: Counter = field(default_factory=Counter)
+    per_dataset: dict[str, PackResult] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / self.seconds if self.seconds > 0 else 0.0
+
+
+def discover(sources: dict[str, Path]) -> list[SourceRef]:
+    refs = []
+    for dataset in sorted(sources):
+        if dataset not in DISCOVER:
+            raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DISCOVER)}")
+        refs.extend(DISCOVER[dataset](Path(sources[dataset])))
+    return refs
+
+
+def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, executor: str = "ray",
+               ray_address: str | None = None, num_cpus: int | None = None,
+               progress: bool = True) -> IngestSummary:
+    t0 = time.perf_counter()
+    summary = IngestSummary()
+    sweep_temp_files(layout.root / "work" / STAGE)
+    sweep_temp_files(layout.root / "shards" / STAGE)
+    refs = discover(sources)
+    summary.sources = len(refs)
+    by_dataset: dict[str, list[SourceRef]] = {}
+    for r in refs:
+        by_dataset.setdefault(r.dataset, []).append(r)
+    for ds in by_dataset:
+        layout.work_dir(STAGE, ds).mkdir(parents=True, exist_ok=True)
+
+    jobs = [(r, str(layout.work_dir(STAGE, r.dataset))) for r in refs]
+    bar = tqdm(total=len(jobs), desc="ingest sequences", unit="seq", disable=not progress)
+    for (ref, _), result in run_tasks(_process_job, jobs, (cfg,), executor, ray_address, num_cpus):
+        if isinstance(result, BaseException):
+            result = SequenceResult(ref.key, "failed", 0, Failure(
+                ref.dataset, ref.sequence, ref.files[0][1], STAGE, Reason.WORKER_CRASHED.value,
+                f"{type(result).__name__}: {result}"), 0.0, 0.0, 0)
+        _account(summary, result)
+        bar.update(1)
+        bar.set_postfix(clips=summary.clips, failed=summary.failed)
+    bar.close()
+
+    for ds, ds_refs in sorted(by_dataset.items()):
+        staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in ds_refs])
+        res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes)
+        summary.per_dataset[ds] = res
+        summary.shards += res.shards
+        summary.shards_rebuilt += res.rebuilt
+        summary.bytes += res.bytes
+    summary.clips = sum(r.clips for r in summary.per_dataset.values())
+    write_ledger(layout.ledger(STAGE), summary.failures)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _process_job(job: tuple[SourceRef, str], cfg: IngestConfig) -> SequenceResult:
+    ref, work_dir = job
+    return process_sequence(ref, cfg, work_dir)
+
+
+def _account(summary: IngestSummary, r: SequenceResult) -> None:
+    if r.status == "failed":
+        summary.failed += 1
+        assert r.failure is not None
+        summary.failures.append(r.failure)
+        summary.failures_by_reason[r.failure.reason] += 1
+    elif r.status == "cached":
+        summary.cached += 1
+    else:
+        summary.built += 1
+    summary.clips += r.n_clips
+    summary.peak_rss_mb = max(summary.peak_rss_mb, r.peak_rss_mb)

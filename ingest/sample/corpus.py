@@ -1,0 +1,70 @@
+"""The sample corpus: which sequences exist, chosen by a seeded generator (same bytes every run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ingest.sample.motions import KINDS, Segment
+from ingest.sample.write import MotionXItem, NymeriaItem, write_motionx, write_nymeria
+from robomirror.errors import ConfigError
+
+_SUBSETS = ("humanml", "idea400")
+_NAMES = ("james_johnson", "maria_garcia", "wei_chen", "amara_okafor", "lena_schmidt", "ravi_patel")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    seed: int = 0  # everything below follows from it
+    n_motionx: int = 12  # Motion-X sequences (one labelled kind each)
+    n_nymeria: int = 3  # Nymeria sequences (several kinds chained, with narrations)
+    video_size: int = 128  # rendered source videos are square [px]
+    min_seconds: float = 2.5  # Motion-X durations are drawn in [min_seconds, max_seconds]
+    max_seconds: float = 16.0
+
+    def __post_init__(self) -> None:
+        if self.n_motionx < 0 or self.n_nymeria < 0:
+            raise ConfigError(f"sequence counts must be >= 0, got {self.n_motionx}, {self.n_nymeria}")
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ConfigError(f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
+
+
+def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
+    rng = np.random.default_rng(cfg.seed)
+    speeds = (0.6, 1.0, 1.4)
+    mx = []
+    for i in range(cfg.n_motionx):
+        kind = KINDS[i % len(KINDS)]
+        # every third sequence is shorter than one clip, the rest span one to three clips
+        secs = cfg.min_seconds + (rng.uniform(0, 2) if i % 3 == 2 else rng.uniform(2.5, cfg.max_seconds - cfg.min_seconds))
+        secs = float(np.round(min(secs, cfg.max_seconds), 2))
+        mx.append(MotionXItem(_SUBSETS[i % 2], f"{kind}_{i:03d}", Segment(kind, secs, speeds[int(rng.integers(3))]),
+                              float(np.round(rng.uniform(-1.8, 1.8), 2))))
+    ny = []
+    for i in range(cfg.n_nymeria):
+        n_seg = int(rng.integers(3, 6))
+        segs = tuple(Segment(KINDS[int(rng.integers(len(KINDS)))], float(np.round(rng.uniform(2.5, 5.0), 2)),
+                             speeds[int(rng.integers(3))]) for _ in range(n_seg))
+        uid = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), 6))
+        folder = f"2023{6 + i % 3:02d}{10 + i:02d}_s{i % 2}_{_NAMES[i % len(_NAMES)]}_act{i % 4}_{uid}"
+        ny.append(NymeriaItem(folder, segs, float(np.round(rng.uniform(-1.5, 1.5), 2)),
+                              clock_start_s=float(1000 + 37 * i)))
+    return mx, ny
+
+
+def build_sample(root: Path, cfg: SampleConfig = SampleConfig(), progress: bool = True) -> dict[str, Path]:
+    """Write the corpus below root/{motionx,nymeria}; returns dataset -> root."""
+    mx, ny = plan(cfg)
+    out = {"motionx": Path(root) / "motionx", "nymeria": Path(root) / "nymeria"}
+    bar = tqdm(total=len(mx) + len(ny), desc="sample corpus", unit="seq", disable=not progress)
+    for item in mx:
+        write_motionx(out["motionx"], item, cfg.video_size)
+        bar.update(1)
+    for item in ny:
+        write_nymeria(out["nymeria"], item, cfg.video_size)
+        bar.update(1)
+    bar.close()
+    return out

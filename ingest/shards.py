@@ -1,0 +1,177 @@
+"""Pack staged clips into published WebDataset shards, atomically, deterministically, resumably.
+
+The plan (which clip goes to which shard) depends only on the staged content, in sorted
+sequence order, so every run over the same sources produces the same shards. A shard on disk is
+kept when its sidecar names the same plan and the file hashes to the sidecar's sha256; anything
+else is rebuilt. The sidecar is written after the shard, so a shard without a valid sidecar is
+never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.tario import read_tar, tar_member_bytes, write_tar
+from robomirror import FORMAT_VERSION
+from robomirror.atomic import digest_of, publish_json, publish_with, sha256_file
+from robomirror.errors import FormatVersionError, IntegrityError
+
+SHARD_PATTERN = "shard-%06d.tar"
+
+
+@dataclass
+class PlannedShard:
+    index: int
+    samples: list[dict]  # staged sample records: key, meta, members (name, size, sha256)
+    staged_tars: list[Path]  # where each sample's members are, parallel to `samples`
+
+    @property
+    def plan_digest(self) -> str:
+        return digest_of([(m["name"], m["sha256"]) for s in self.samples for m in s["members"]])
+
+    @property
+    def name(self) -> str:
+        return SHARD_PATTERN % self.index
+
+
+@dataclass
+class PackResult:
+    shards: int
+    rebuilt: int
+    kept: int
+    clips: int
+    bytes: int
+
+
+def load_staged(work_dir: Path, stems: list[str]) -> list[tuple[Path, dict]]:
+    """(staged tar, sidecar) for the given sequence stems that are staged, in the given order."""
+    out = []
+    for stem in stems:
+        side_path = work_dir / f"{stem}.json"
+        if side_path.is_file():
+            side = json.loads(side_path.read_text())
+            if side.get("format_version", 0) > FORMAT_VERSION:
+                raise FormatVersionError(str(side_path), side["format_version"], FORMAT_VERSION)
+            out.append((work_dir / f"{stem}.tar", side))
+    return out
+
+
+def plan_shards(staged: list[tuple[Path, dict]], target_bytes: int) -> list[PlannedShard]:
+    shards: list[PlannedShard] = []
+    cur = PlannedShard(0, [], [])
+    size = 0
+    for tar, side in staged:
+        for sample in side["samples"]:
+            cur.samples.append(sample)
+            cur.staged_tars.append(tar)
+            size += sum(tar_member_bytes(m["size"]) for m in sample["members"])
+            if size >= target_bytes:
+                shards.append(cur)
+                cur, size = PlannedShard(len(shards), [], []), 0
+    if cur.samples:
+        shards.append(cur)
+    return shards
+
+
+def verify_shard(path: Path, plan_digest: str | None = None) -> dict | None:
+    """The shard's sidecar if the shard is complete and matches it (and the plan), else None."""
+    side_path = path.with_suffix(".json")
+    try:
+        side = json.loads(side_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if side.get("format_version", 0) > FORMAT_VERSION:
+        raise FormatVersionError(str(side_path), side["format_version"], FORMAT_VERSION)
+    if plan_digest is not None and side.get("plan_digest") != plan_digest:
+        return None
+    if not path.is_file() or path.stat().st_size != side.get("bytes") or sha256_file(path) != side.get("sha256"):
+        return None
+    return side
+
+
+def _members(shard: PlannedShard):
+    """Stream the shard's members out of the staged tars, checking each against the plan."""
+    by_tar: dict[Path, set[str]] = {}
+    for s, tar in zip(shard.samples, shard.staged_tars):
+        by_tar.setdefault(tar, set()).update(m["name"] for m in s["members"])
+    cache: dict[str, bytes] = {}
+    for s, tar in zip(shard.samples, shard.staged_tars):
+        if s["members"][0]["name"] not in cache:
+            wanted = by_tar[tar]
+            cache = {n: d for n, d in read_tar(str(tar)) if n in wanted}
+        for m in s["members"]:
+            data = cache.get(m["name"])
+            if data is None or len(data) != m["size"]:
+                raise IntegrityError(f"{tar}: member {m['name']} missing or changed since staging")
+            yield m["name"], data
+
+
+def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
+    path = out_dir / shard.name
+    publish_with(path, lambda f: write_tar(f, _members(shard)))
+    side = {
+        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": path.stat().st_size,
+        "sha256": sha256_file(path), "n_samples": len(shard.samples),
+        "keys": [s["key"] for s in shard.samples], "plan_digest": shard.plan_digest,
+    }
+    publish_json(path.with_suffix(".json"), side)
+    return side
+
+
+MANIFEST_SCHEMA = pa.schema([
+    ("clip_id", pa.string()), ("shard", pa.string()), ("dataset", pa.string()), ("subset", pa.string()),
+    ("sequence", pa.string()), ("view", pa.string()), ("start_frame", pa.int32()), ("end_frame", pa.int32()),
+    ("n_frames", pa.int32()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("duration_s", pa.float64()),
+    ("fps", pa.float32()), ("video_fps", pa.float32()), ("video_frames", pa.int32()),
+    ("text", pa.string()),
+    ("texts", pa.list_(pa.struct([("kind", pa.string()), ("text", pa.string()), ("start_s", pa.float64()),
+                                  ("end_s", pa.float64()), ("overlap", pa.float64())]))),
+    ("body_model", pa.string()), ("body_source", pa.string()),
+    ("source_paths", pa.string()), ("source_sha256", pa.string()), ("bytes", pa.int64()),
+    ("format_version", pa.int32()),
+])
+
+
+def manifest_row(shard_name: str, sample: dict) -> dict:
+    m = sample["meta"]
+    return {
+        "clip_id": sample["key"], "shard": shard_name, "dataset": m["dataset"], "subset": m["subset"],
+        "sequence": m["sequence"], "view": m["view"], "start_frame": m["start_frame"],
+        "end_frame": m["end_frame"], "n_frames": m["n_frames"], "start_s": m["start_s"],
+        "end_s": m["end_s"], "duration_s": round(m["end_s"] - m["start_s"], 6), "fps": m["fps"],
+        "video_fps": m["video"]["fps"], "video_frames": m["video"]["n_frames"],
+        "text": " | ".join(t["text"] for t in m["texts"]), "texts": m["texts"],
+        "body_model": m["body_model"], "body_source": m["body_source"],
+        "source_paths": json.dumps({r: s["path"] for r, s in m["sources"].items()}, sort_keys=True),
+        "source_sha256": json.dumps({r: s["sha256"] for r, s in m["sources"].items()}, sort_keys=True),
+        "bytes": sum(x["size"] for x in sample["members"]), "format_version": m["format_version"],
+    }
+
+
+def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, target_bytes: int) -> PackResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_shards(staged, target_bytes)
+    rows, rebuilt, kept, nbytes = [], 0, 0, 0
+    for shard in plan:
+        side = verify_shard(out_dir / shard.name, shard.plan_digest)
+        if side is None:
+            side = publish_shard(out_dir, shard)
+            rebuilt += 1
+        else:
+            kept += 1
+        nbytes += side["bytes"]
+        rows.extend(manifest_row(shard.name, s) for s in shard.samples)
+    # Shards past the end of the plan belong to an older corpus: retract them (sidecar first).
+    for old in sorted(out_dir.glob("shard-*.tar")):
+        idx = int(old.stem.split("-")[1])
+        if idx >= len(plan):
+            old.with_suffix(".json").unlink(missing_ok=True)
+            old.unlink()
+    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    publish_with(manifest_path, lambda f: pq.write_table(table, f))
+    return PackResult(len(plan), rebuilt, kept, len(rows), nbytes)

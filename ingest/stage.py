@@ -1,0 +1,109 @@
+"""Per-sequence work: read one source sequence, cut its clips, stage them in one tar.
+
+This is the unit a Ray task (or the serial executor) runs. It is resumable: a sequence whose
+staged tar and sidecar match the current source hashes and config is not redone. It never
+raises for bad input: it returns a `Failure` with one typed reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.body_model import load_body_model
+from ingest.clips import build_samples
+from ingest.config import IngestConfig
+from ingest.failures import Failure, Reason
+from ingest.motionx import read_motionx
+from ingest.nymeria import read_nymeria
+from ingest.sequence import SourceRef
+from ingest.tario import write_tar
+from robomirror import FORMAT_VERSION
+from robomirror.atomic import digest_of, publish_json, publish_with, sha256_bytes, sha256_file
+from robomirror.errors import SourceError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class SequenceResult:
+    key: str
+    status: str  # "built" | "cached" | "failed"
+    n_clips: int
+    failure: Failure | None
+    seconds: float
+    peak_rss_mb: float
+    staged_bytes: int
+
+
+def staging_name(ref: SourceRef) -> str:
+    """A flat, safe file stem for a sequence; a hash suffix keeps sanitised names unique."""
+    readable = _UNSAFE.sub("_", f"{ref.subset}__{ref.sequence}").strip("._")[:80] or "seq"
+    return f"{readable}-{digest_of([ref.key])[:8]}"
+
+
+def hash_sources(ref: SourceRef) -> dict[str, dict]:
+    """role -> {path, sha256} for every source file that exists."""
+    out = {}
+    for role, path in ref.files:
+        if Path(path).is_file():
+            out[role] = {"path": path, "sha256": sha256_file(Path(path))}
+    return out
+
+
+def _cached(sidecar: Path, tar: Path, source_digest: str, cfg_fp: str) -> dict | None:
+    try:
+        side = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if (side.get("format_version") != FORMAT_VERSION or side.get("source_digest") != source_digest
+            or side.get("config") != cfg_fp or not tar.is_file()
+            or tar.stat().st_size != side.get("bytes") or sha256_file(tar) != side.get("sha256")):
+        return None
+    return side
+
+
+def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> SequenceResult:
+    t_start = time.perf_counter()
+    stem = Path(work_dir) / staging_name(ref)
+    tar_path, side_path = stem.with_suffix(".tar"), stem.with_suffix(".json")
+    try:
+        sources = hash_sources(ref)
+        source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
+        side = _cached(side_path, tar_path, source_digest, cfg.fingerprint())
+        if side is not None:
+            return _result(ref, "cached", len(side["samples"]), None, t_start, side["bytes"])
+        model_type = "smplx" if ref.dataset == "motionx" else "smpl"
+        body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
+        seq = read_motionx(ref, body) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
+        samples = build_samples(seq, cfg, sources)
+        members = [(f"{s.key}.{suffix}", s.members[suffix]) for s in samples for suffix in sorted(s.members)]
+        publish_with(tar_path, lambda f: write_tar(f, members))
+        side = {
+            "format_version": FORMAT_VERSION, "sequence": ref.key, "source_digest": source_digest,
+            "config": cfg.fingerprint(), "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
+            "samples": [{"key": s.key, "meta": s.meta,
+                         "members": [{"name": f"{s.key}.{k}", "size": len(v), "sha256": sha256_bytes(v)}
+                                     for k, v in sorted(s.members.items())]} for s in samples],
+        }
+        publish_json(side_path, side)  # written last: its presence marks a complete staging
+        return _result(ref, "built", len(samples), None, t_start, side["bytes"])
+    except SourceError as e:
+        if cfg.on_error == "raise":
+            raise
+        return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, e.path, "ingest", e.reason, e.detail), t_start, 0)
+    except Exception as e:  # noqa: BLE001 - a bug must not cost the rest of the run
+        if cfg.on_error == "raise":
+            raise
+        detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3).splitlines()[-3:]}"
+        return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, ref.files[0][1], "ingest", Reason.INTERNAL.value, detail), t_start, 0)
+
+
+def _result(ref, status, n, failure, t_start, nbytes) -> SequenceResult:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return SequenceResult(ref.key, status, n, failure, time.perf_counter() - t_start, rss_mb, nbytes)

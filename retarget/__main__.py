@@ -1,0 +1,17 @@
+"""`python -m retarget`: not implemented yet (see the package docstring and the open issues)."""
+
+import argparse
+import sys
+
+import retarget
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m retarget", description=retarget.__doc__)
+    ap.parse_args(argv)
+    print("retarget: not implemented yet; this stage arrives with a later issue", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

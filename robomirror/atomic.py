@@ -1,0 +1,116 @@
+"""Atomic publishing: temp file in the same directory, fsync, rename, fsync the directory.
+
+A reader either sees the previous complete file or the new complete file under a final name,
+never a partial one. Temp files carry a `.tmp-` infix so `sweep_temp_files` can remove leftovers
+of a killed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+TMP_INFIX = ".tmp-"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamp: same bytes on every run
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry so a rename survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_with(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write `path` atomically through the callback `write(file)`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def publish_bytes(path: Path, data: bytes) -> None:
+    """Atomically replace `path` with `data`."""
+    publish_with(path, lambda f: f.write(data))
+
+
+def publish_json(path: Path, obj: Any) -> None:
+    """Atomically write `obj` as sorted, indented JSON (deterministic bytes)."""
+    publish_bytes(path, (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode())
+
+
+def sweep_temp_files(root: Path) -> int:
+    """Delete temp files a killed run left below `root`; returns how many."""
+    n = 0
+    if root.exists():
+        for p in root.rglob(f"*{TMP_INFIX}*"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise arrays as an .npz with fixed timestamps and sorted members.
+
+    `np.savez` stamps the current time into the zip, which would make shards differ between
+    runs. Object arrays are refused: an .npz here never needs pickle to load.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            arr = np.asarray(arrays[name])
+            if arr.dtype.hasobject:
+                raise TypeError(f"npz member {name!r} has dtype object; only plain dtypes are stored")
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def load_npz_bytes(data: bytes) -> dict[str, np.ndarray]:
+    """Inverse of `npz_bytes`; never unpickles."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def canonical_json(obj: Any) -> bytes:
+    """JSON bytes that depend only on content (sorted keys, no whitespace variance)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def digest_of(parts: Iterable[Any]) -> str:
+    """sha256 over the canonical JSON of `parts`: a stable content fingerprint."""
+    return sha256_bytes(canonical_json(list(parts)))
