@@ -1,0 +1,55 @@
+"""Shared fixtures: a small sample corpus and one serial ingest of it, built once per session."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.config import IngestConfig
+from ingest.pipeline import run_ingest
+from ingest.sample.corpus import SampleConfig, build_sample
+from robomirror.paths import DataLayout
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = SampleConfig(seed=7, n_motionx=5, n_nymeria=2, max_seconds=11.0)
+# small shards so the corpus spans several of them (packing and resume get exercised)
+TEST_CFG = IngestConfig(shard_target_bytes=600_000)
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory) -> dict[str, Path]:
+    return build_sample(tmp_path_factory.mktemp("sample"), SMALL, progress=False)
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, small_sample):
+    layout = DataLayout(tmp_path_factory.mktemp("data"))
+    summary = run_ingest(layout, small_sample, TEST_CFG, executor="serial", progress=False)
+    return layout, summary
+
+
+def copy_sample(sample: dict[str, Path], dest: Path) -> dict[str, Path]:
+    out = {}
+    for ds, root in sample.items():
+        shutil.copytree(root, dest / ds)
+        out[ds] = dest / ds
+    return out
+
+
+def shard_digests(layout: DataLayout) -> dict[str, str]:
+    """relative path -> sha256 of every published shard, sidecar and manifest."""
+    base = layout.root / "shards"
+    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+def run_module(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=e, capture_output=True, text=True,
+                          timeout=timeout)
