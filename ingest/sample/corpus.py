@@ -39,7 +39,8 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
     for i in range(cfg.n_motionx):
         kind = KINDS[i % len(KINDS)]
         # every third sequence is shorter than one clip, the rest span one to three clips
-        secs = cfg.min_seconds + (rng.uniform(0, 2) if i % 3 == 2 else rng.uniform(2.5, cfg.max_seconds - cfg.min_seconds))
+        span = cfg.max_seconds - cfg.min_seconds
+        secs = cfg.min_seconds + (rng.uniform(0, min(2.0, span)) if i % 3 == 2 else rng.uniform(min(2.5, span), span))
         secs = float(np.round(min(secs, cfg.max_seconds), 2))
         mx.append(MotionXItem(_SUBSETS[i % 2], f"{kind}_{i:03d}", Segment(kind, secs, speeds[int(rng.integers(3))]),
                               float(np.round(rng.uniform(-1.8, 1.8), 2))))
