@@ -1,0 +1,85 @@
+"""`make bench` for ingest: throughput and memory, each next to a baseline measured in the same run.
+
+- ingest clips/s end to end (Ray, 2 local workers) on the sample corpus at 1x and 2x size;
+- shard write MB/s (packing staged clips into published shards: read, tar, fsync, rename, hash)
+  against a raw sequential write + fsync of the same bytes: the ratio is the figure;
+- peak RSS per worker at 1x and 2x sequences: it must not grow with the number of sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ingest.config import IngestConfig
+from ingest.pipeline import STAGE, discover, run_ingest
+from ingest.sample.corpus import SampleConfig, build_sample
+from ingest.shards import load_staged, pack
+from ingest.stage import staging_name
+from robomirror.paths import DataLayout
+
+
+def _raw_write(files: list[Path], dest: Path) -> float:
+    """Seconds to write the same bytes sequentially, one fsync per file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    payloads = [f.read_bytes() for f in files]
+    t0 = time.perf_counter()
+    for i, data in enumerate(payloads):
+        with open(dest / f"raw-{i}.bin", "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return time.perf_counter() - t0
+
+
+def bench(scale: int, tmp: Path, executor: str) -> dict:
+    root = tmp / f"x{scale}"
+    sources = build_sample(root / "sample", SampleConfig(seed=1, n_motionx=8 * scale, n_nymeria=2 * scale), progress=False)
+    layout = DataLayout(root)
+    cfg = IngestConfig(shard_target_bytes=2_000_000)
+    s = run_ingest(layout, sources, cfg, executor=executor, num_cpus=2, progress=False)
+    # shard write alone: staged clips are cached, so re-pack from scratch and time it
+    shutil.rmtree(layout.root / "shards")
+    refs = discover(sources)
+    t0 = time.perf_counter()
+    nbytes = 0
+    for ds in sources:
+        staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in refs if r.dataset == ds])
+        nbytes += pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes).bytes
+    pack_s = time.perf_counter() - t0
+    shards = sorted((layout.root / "shards").rglob("shard-*.tar"))
+    raw_s = _raw_write(shards, root / "raw")
+    return {"scale": scale, "sequences": s.sources, "clips": s.clips, "clips_per_s": s.clips_per_s,
+            "shard_mb_s": nbytes / 1e6 / pack_s, "raw_mb_s": nbytes / 1e6 / raw_s, "peak_rss_mb": s.peak_rss_mb,
+            "mb": nbytes / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ingest.bench", description=__doc__)
+    ap.add_argument("--executor", choices=["ray", "serial"], default="ray")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="robomirror-bench-") as d:
+        rows = [bench(scale, Path(d), args.executor) for scale in (1, 2)]
+    t = Table(title=f"ingest benchmark (synthetic sample corpus, executor={args.executor}, 2 CPUs)")
+    for col in ("sequences", "clips", "clips/s", "shard write MB/s", "raw write MB/s", "shard/raw", "peak worker RSS MB"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(str(r["sequences"]), str(r["clips"]), f"{r['clips_per_s']:.1f}", f"{r['shard_mb_s']:.1f}",
+                  f"{r['raw_mb_s']:.1f}", f"{r['shard_mb_s'] / r['raw_mb_s']:.2f}", f"{r['peak_rss_mb']:.0f}")
+    console = Console()
+    console.print(t)
+    growth = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    verdict = "flat" if growth < 1.2 else "GROWS"
+    console.print(f"peak worker RSS at 2x sequences / 1x: {growth:.2f} ({verdict}; must not grow with sequence count)")
+    return 0 if growth < 1.2 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
