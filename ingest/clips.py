@@ -120,7 +120,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
     source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
     videos = clip_videos(seq, spans, cfg)
     samples = []
-    for span, (mp4, vtimes) in zip(spans, videos):
+    for span, (mp4, vtimes) in zip(spans, videos, strict=True):
         key = clip_id(seq, source_digest, span)
         t0, t1 = seq.t0_s + span.start / seq.fps, seq.t0_s + span.end / seq.fps
         sl = slice(span.start, span.end)

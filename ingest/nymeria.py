@@ -27,13 +27,13 @@ from ingest.body_model import BodyModel
 from ingest.checks import check_array, check_increasing, check_same_length, load_npy
 from ingest.config import IngestConfig
 from ingest.failures import Reason
+from ingest.motionx import yup_params_to_zup
 from ingest.resample import interp_axis_angle, interp_linear, interp_nearest, interp_quat_wxyz, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
 from ingest.skeletons import XSENS_SEGMENTS
 from ingest.video import VideoSource
 from robomirror.errors import SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
-from ingest.motionx import yup_params_to_zup
 
 SEQUENCE_RE = re.compile(r"^(?P<date>\d{8})_(?P<session>s\d+)_(?P<name>.+)_(?P<act>act\d+)_(?P<uid>[0-9a-z]+)$")
 NARRATION_FILES = ("motion_narration", "atomic_action", "activity_summarization")

@@ -97,10 +97,10 @@ def verify_shard(path: Path, plan_digest: str | None = None) -> dict | None:
 def _members(shard: PlannedShard):
     """Stream the shard's members out of the staged tars, checking each against the plan."""
     by_tar: dict[Path, set[str]] = {}
-    for s, tar in zip(shard.samples, shard.staged_tars):
+    for s, tar in zip(shard.samples, shard.staged_tars, strict=True):
         by_tar.setdefault(tar, set()).update(m["name"] for m in s["members"])
     cache: dict[str, bytes] = {}
-    for s, tar in zip(shard.samples, shard.staged_tars):
+    for s, tar in zip(shard.samples, shard.staged_tars, strict=True):
         if s["members"][0]["name"] not in cache:
             wanted = by_tar[tar]
             cache = {n: d for n, d in read_tar(str(tar)) if n in wanted}

@@ -1,17 +1,9 @@
 """`python -m retarget`: not implemented yet (see the package docstring and the open issues)."""
 
-import argparse
 import sys
 
 import retarget
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m retarget", description=retarget.__doc__)
-    ap.parse_args(argv)
-    print("retarget: not implemented yet; this stage arrives with a later issue", file=sys.stderr)
-    return 2
-
+from robomirror.cli import not_yet
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(not_yet("retarget", retarget.__doc__))

@@ -1,17 +1,9 @@
 """`python -m train`: not implemented yet (see the package docstring and the open issues)."""
 
-import argparse
 import sys
 
 import train
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train", description=train.__doc__)
-    ap.parse_args(argv)
-    print("train: not implemented yet; this stage arrives with a later issue", file=sys.stderr)
-    return 2
-
+from robomirror.cli import not_yet
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(not_yet("train", train.__doc__))

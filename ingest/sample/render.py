@@ -105,7 +105,7 @@ def render_egocentric(head_pos_w: np.ndarray, head_rot_w: np.ndarray, size: int 
     of the head in the z-up world. The camera looks along the head's forward axis, tilted down."""
     frames = []
     c, s = np.cos(pitch_down_rad), np.sin(pitch_down_rad)
-    for p, r in zip(head_pos_w, head_rot_w):
+    for p, r in zip(head_pos_w, head_rot_w, strict=True):
         left, up, fwd = r[:, 0], r[:, 1], r[:, 2]
         f = c * fwd - s * up
         d = -(s * fwd + c * up)

@@ -47,4 +47,4 @@ def test_real_vrs_frames_decode():
         if len(frames) == 10:
             break
     assert len(frames) == 10 and frames[0][1].shape == (64, 64, 3)
-    assert all(b[0] > a[0] for a, b in zip(frames, frames[1:]))
+    assert all(b[0] > a[0] for a, b in zip(frames, frames[1:], strict=False))

@@ -61,7 +61,7 @@ def test_tar_is_deterministic_and_reader_refuses_traversal(tmp_path):
 def test_motionx_column_slices_cover_322_in_order():
     spans = sorted(MOTIONX_COLUMNS.values())
     assert spans[0][0] == 0 and spans[-1][1] == 322
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
     row = np.arange(322, dtype=np.float32)[None]
     cols = split_columns(row)
     assert cols["trans"].tolist() == [[309, 310, 311]] and cols["betas"].shape == (1, 10)

@@ -2,8 +2,15 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from robomirror.rotations import (
-    R_ZUP_FROM_YUP, axis_angle_to_matrix, axis_angle_to_quat_wxyz, matrix_to_axis_angle, matrix_to_quat_wxyz,
-    quat_slerp, quat_wxyz_to_matrix, quat_wxyz_to_xyzw, quat_xyzw_to_wxyz,
+    R_ZUP_FROM_YUP,
+    axis_angle_to_matrix,
+    axis_angle_to_quat_wxyz,
+    matrix_to_axis_angle,
+    matrix_to_quat_wxyz,
+    quat_slerp,
+    quat_wxyz_to_matrix,
+    quat_wxyz_to_xyzw,
+    quat_xyzw_to_wxyz,
 )
 
 
