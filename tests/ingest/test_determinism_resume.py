@@ -69,3 +69,20 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(ingested, small_sample, t
     assert result.returncode == 0, result.stderr
     assert shard_digests(DataLayout(root)) == shard_digests(layout)
     assert not list(root.rglob("*.tmp-*"))
+
+
+def test_newer_format_version_is_refused_clearly(ingested, small_sample, tmp_path):
+    import json
+
+    import pytest
+
+    from robomirror.errors import FormatVersionError
+
+    work = DataLayout(tmp_path / "future")
+    run_ingest(work, small_sample, TEST_CFG, executor="serial", progress=False)
+    side = sorted(work.shard_dir("ingest", "nymeria").glob("shard-*.json"))[0]
+    meta = json.loads(side.read_text())
+    meta["format_version"] = 99
+    side.write_text(json.dumps(meta))
+    with pytest.raises(FormatVersionError, match="format_version 99 is newer"):
+        run_ingest(work, small_sample, TEST_CFG, executor="serial", progress=False)
