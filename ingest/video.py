@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import av
@@ -127,7 +126,3 @@ def _as_rate(fps: float):
 
     return Fraction(fps).limit_denominator(1001)
 
-
-def probe_fps(path: str | Path) -> float:
-    with av.open(str(path)) as c:
-        return float(c.streams.video[0].average_rate)
