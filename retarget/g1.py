@@ -1,0 +1,125 @@
+"""Every Unitree G1 fact the project uses, in one place.
+
+The model is the MuJoCo Menagerie G1 (29 DoF, rev 1.0) shipped in the `mjlab` wheel (Apache-2.0,
+installed without its dependencies; only its asset files are read, mjlab is never imported).
+Joint position limits come from the MJCF itself; velocity and effort limits from Unitree's motor
+classes (7520-14, 7520-22, 5020, 4010; waist roll/pitch and ankles are driven by two 5020s).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from robomirror.errors import ConfigError
+
+ENV_ROBOT_XML = "ROBOMIRROR_G1_XML"
+MJLAB_G1_XML = "mjlab/asset_zoo/robots/unitree_g1/xmls/g1.xml"
+
+# MuJoCo / pinocchio joint order of the 29-DoF model (depth-first, as in the MJCF).
+G1_29DOF_JOINTS = (
+    "left_hip_pitch_joint", "left_hip_roll_joint", "left_hip_yaw_joint", "left_knee_joint",
+    "left_ankle_pitch_joint", "left_ankle_roll_joint",
+    "right_hip_pitch_joint", "right_hip_roll_joint", "right_hip_yaw_joint", "right_knee_joint",
+    "right_ankle_pitch_joint", "right_ankle_roll_joint",
+    "waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint",
+    "left_shoulder_pitch_joint", "left_shoulder_roll_joint", "left_shoulder_yaw_joint", "left_elbow_joint",
+    "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
+    "right_shoulder_pitch_joint", "right_shoulder_roll_joint", "right_shoulder_yaw_joint", "right_elbow_joint",
+    "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
+)
+WRIST_JOINTS = tuple(j for j in G1_29DOF_JOINTS if "wrist" in j)
+# PHC/PBHC "g1_29dof_anneal_23dof": legs 12, waist 3, per arm shoulder p/r/y + elbow; wrists locked at 0.
+G1_23DOF_JOINTS = tuple(j for j in G1_29DOF_JOINTS if j not in WRIST_JOINTS)
+
+# Motor class -> (velocity limit [rad/s], effort limit [N m]).
+MOTORS = {"7520_14": (32.0, 88.0), "7520_22": (20.0, 139.0), "5020": (37.0, 25.0), "4010": (22.0, 5.0),
+          "2x5020": (37.0, 50.0)}
+
+
+def motor_of(joint: str) -> str:
+    if any(k in joint for k in ("hip_pitch", "hip_yaw", "waist_yaw")):
+        return "7520_14"
+    if any(k in joint for k in ("hip_roll", "knee")):
+        return "7520_22"
+    if any(k in joint for k in ("waist_roll", "waist_pitch", "ankle")):
+        return "2x5020"
+    if any(k in joint for k in ("wrist_pitch", "wrist_yaw")):
+        return "4010"
+    return "5020"  # shoulders, elbows, wrist roll
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """Which joints a motion drives; the others are held at 0."""
+
+    name: str
+    joints: tuple[str, ...]
+
+    @property
+    def n_dof(self) -> int:
+        return len(self.joints)
+
+    @property
+    def locked(self) -> tuple[str, ...]:
+        return tuple(j for j in G1_29DOF_JOINTS if j not in self.joints)
+
+
+CONFIGS = {"g1_29dof": RobotConfig("g1_29dof", G1_29DOF_JOINTS), "g1_23dof": RobotConfig("g1_23dof", G1_23DOF_JOINTS)}
+DEFAULT_CONFIG = "g1_23dof"
+
+
+def robot_config(name: str) -> RobotConfig:
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown robot configuration {name!r}; expected one of {sorted(CONFIGS)}")
+    return CONFIGS[name]
+
+
+# Keypoint frames on the robot [parent body, offset in that body's frame (m)]. Bodies whose origin
+# sits at the matching human joint use a zero offset.
+KEYPOINT_FRAMES: dict[str, tuple[str, tuple[float, float, float]]] = {
+    "pelvis": ("pelvis", (0.0, 0.0, 0.0)),
+    "left_hip": ("left_hip_roll_link", (0.0, 0.0, 0.0)),
+    "right_hip": ("right_hip_roll_link", (0.0, 0.0, 0.0)),
+    "left_knee": ("left_knee_link", (0.0, 0.0, 0.0)),
+    "right_knee": ("right_knee_link", (0.0, 0.0, 0.0)),
+    "left_ankle": ("left_ankle_roll_link", (0.0, 0.0, 0.0)),
+    "right_ankle": ("right_ankle_roll_link", (0.0, 0.0, 0.0)),
+    "left_toe": ("left_ankle_roll_link", (0.13, 0.0, -0.03)),
+    "right_toe": ("right_ankle_roll_link", (0.13, 0.0, -0.03)),
+    "left_shoulder": ("left_shoulder_roll_link", (0.0, 0.0, 0.0)),
+    "right_shoulder": ("right_shoulder_roll_link", (0.0, 0.0, 0.0)),
+    "left_elbow": ("left_elbow_link", (0.0, 0.0, 0.0)),
+    "right_elbow": ("right_elbow_link", (0.0, 0.0, 0.0)),
+    "left_wrist": ("left_wrist_roll_link", (0.0, 0.0, 0.0)),
+    "right_wrist": ("right_wrist_roll_link", (0.0, 0.0, 0.0)),
+    "left_hand": ("left_wrist_yaw_link", (0.08, 0.0, 0.0)),
+    "right_hand": ("right_wrist_yaw_link", (0.08, 0.0, 0.0)),
+    "head": ("torso_link", (0.0, 0.0, 0.43)),
+}
+# Keypoints of the MPKPE metric (issue definition).
+METRIC_KEYPOINTS = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+                    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "head")
+FEET = {"left": "left_ankle_roll_link", "right": "right_ankle_roll_link"}
+FOOT_GEOM_PREFIX = {"left": "left_foot", "right": "right_foot"}  # left_foot1_collision ... 7
+PELVIS_BODY = "pelvis"
+STAND_HEIGHT_M = 0.793  # pelvis height in the MJCF's zero configuration
+
+
+def find_g1_xml(robot_xml: str | os.PathLike | None = None) -> Path:
+    """The G1 MJCF: the argument, $ROBOMIRROR_G1_XML, or the copy inside the mjlab wheel."""
+    if robot_xml or os.environ.get(ENV_ROBOT_XML):
+        p = Path(robot_xml or os.environ[ENV_ROBOT_XML])
+        if not p.is_file():
+            raise ConfigError(f"--robot-xml {p}: no such file (expected the G1 MJCF, e.g. a Menagerie unitree_g1/g1.xml)")
+        return p
+    try:
+        p = Path(importlib.metadata.distribution("mjlab").locate_file(MJLAB_G1_XML))
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ConfigError("the G1 model comes from the mjlab wheel: run `make setup` (installs mjlab --no-deps) "
+                          "or pass --robot-xml PATH") from e
+    if not p.is_file():
+        raise ConfigError(f"mjlab is installed but {p} is missing; reinstall it or pass --robot-xml PATH")
+    return p
