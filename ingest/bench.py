@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.config import IngestConfig
+from ingest.manifest import MANIFEST_SCHEMA, manifest_row
 from ingest.pipeline import STAGE, discover, run_ingest
 from ingest.sample.corpus import SampleConfig, build_sample
-from ingest.shards import load_staged, pack
 from ingest.stage import staging_name
 from robomirror.paths import DataLayout
+from robomirror.shards import load_staged, pack
 
 
 def _raw_write(files: list[Path], dest: Path) -> float:
@@ -52,7 +53,8 @@ def bench(scale: int, tmp: Path, executor: str) -> dict:
     nbytes = 0
     for ds in sources:
         staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in refs if r.dataset == ds])
-        nbytes += pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes).bytes
+        nbytes += pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes,
+                       manifest_row, MANIFEST_SCHEMA).bytes
     pack_s = time.perf_counter() - t0
     shards = sorted((layout.root / "shards").rglob("shard-*.tar"))
     raw_s = _raw_write(shards, root / "raw")

@@ -10,15 +10,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ingest.config import IngestConfig
-from ingest.executor import run_tasks
 from ingest.failures import Failure, Reason, write_ledger
+from ingest.manifest import MANIFEST_SCHEMA, manifest_row
 from ingest.motionx import discover_motionx
 from ingest.nymeria import discover_nymeria
 from ingest.sequence import SourceRef
-from ingest.shards import PackResult, load_staged, pack
 from ingest.stage import SequenceResult, process_sequence, staging_name
 from robomirror.atomic import sweep_temp_files
+from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
+from robomirror.shards import PackResult, load_staged, pack
 
 DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria}
 STAGE = "ingest"
@@ -83,7 +84,8 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
 
     for ds, ds_refs in sorted(by_dataset.items()):
         staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in ds_refs])
-        res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes)
+        res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes,
+                   manifest_row, MANIFEST_SCHEMA)
         summary.per_dataset[ds] = res
         summary.shards += res.shards
         summary.shards_rebuilt += res.rebuilt

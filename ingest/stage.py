@@ -7,7 +7,6 @@ raises for bad input: it returns a `Failure` with one typed reason.
 
 from __future__ import annotations
 
-import json
 import re
 import resource
 import time
@@ -22,10 +21,9 @@ from ingest.failures import Failure, Reason
 from ingest.motionx import read_motionx
 from ingest.nymeria import read_nymeria
 from ingest.sequence import SourceRef
-from ingest.tario import write_tar
-from robomirror import FORMAT_VERSION
-from robomirror.atomic import digest_of, publish_json, publish_with, sha256_bytes, sha256_file
+from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
+from robomirror.shards import cached_staging, stage_samples
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -56,18 +54,6 @@ def hash_sources(ref: SourceRef) -> dict[str, dict]:
     return out
 
 
-def _cached(sidecar: Path, tar: Path, source_digest: str, cfg_fp: str) -> dict | None:
-    try:
-        side = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return None
-    if (side.get("format_version") != FORMAT_VERSION or side.get("source_digest") != source_digest
-            or side.get("config") != cfg_fp or not tar.is_file()
-            or tar.stat().st_size != side.get("bytes") or sha256_file(tar) != side.get("sha256")):
-        return None
-    return side
-
-
 def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> SequenceResult:
     t_start = time.perf_counter()
     stem = Path(work_dir) / staging_name(ref)
@@ -75,23 +61,15 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
     try:
         sources = hash_sources(ref)
         source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
-        side = _cached(side_path, tar_path, source_digest, cfg.fingerprint())
+        header = {"sequence": ref.key, "source_digest": source_digest, "config": cfg.fingerprint()}
+        side = cached_staging(side_path, tar_path, header)
         if side is not None:
             return _result(ref, "cached", len(side["samples"]), None, t_start, side["bytes"])
         model_type = "smplx" if ref.dataset == "motionx" else "smpl"
         body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
         seq = read_motionx(ref, body) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
         samples = build_samples(seq, cfg, sources)
-        members = [(f"{s.key}.{suffix}", s.members[suffix]) for s in samples for suffix in sorted(s.members)]
-        publish_with(tar_path, lambda f: write_tar(f, members))
-        side = {
-            "format_version": FORMAT_VERSION, "sequence": ref.key, "source_digest": source_digest,
-            "config": cfg.fingerprint(), "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
-            "samples": [{"key": s.key, "meta": s.meta,
-                         "members": [{"name": f"{s.key}.{k}", "size": len(v), "sha256": sha256_bytes(v)}
-                                     for k, v in sorted(s.members.items())]} for s in samples],
-        }
-        publish_json(side_path, side)  # written last: its presence marks a complete staging
+        side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
         return _result(ref, "built", len(samples), None, t_start, side["bytes"])
     except SourceError as e:
         if cfg.on_error == "raise":

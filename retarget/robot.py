@@ -16,8 +16,14 @@ import numpy as np
 import pinocchio as pin
 
 from retarget.g1 import (
-    DEFAULT_CONFIG, FOOT_GEOM_PREFIX, KEYPOINT_FRAMES, MOTORS, RobotConfig, find_g1_xml,
-    motor_of, robot_config,
+    DEFAULT_CONFIG,
+    FOOT_GEOM_PREFIX,
+    KEYPOINT_FRAMES,
+    MOTORS,
+    RobotConfig,
+    find_g1_xml,
+    motor_of,
+    robot_config,
 )
 from robomirror.rotations import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz
 

@@ -93,7 +93,7 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
             if arr.dtype.hasobject:
                 raise TypeError(f"npz member {name!r} has dtype object; only plain dtypes are stored")
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
+            np.lib.format.write_array(member, np.require(arr, requirements="C"), allow_pickle=False)  # keeps 0-d
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue())

@@ -59,19 +59,23 @@ def _pose(kind: str, t: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarra
             amp *= 0.35
         sgn = -1.0 if kind == "walk_backward" else 1.0
         hip_l, hip_r = -amp * np.sin(ph) * sgn, amp * np.sin(ph) * sgn
-        knee_l = (1.1 if jog else 0.7) * np.clip(np.sin(ph + sgn * np.pi / 2), 0, None) * min(speed, 1.3)
-        knee_r = (1.1 if jog else 0.7) * np.clip(np.sin(ph + np.pi + sgn * np.pi / 2), 0, None) * min(speed, 1.3)
+        # a leg bends its knee while it swings (cos > 0 for the left), forwards or backwards alike
+        lift = (1.1 if jog else 0.7) * min(speed, 1.3)
+        knee_l, knee_r = lift * np.clip(np.cos(ph), 0, None), lift * np.clip(-np.cos(ph), 0, None)
         if kind == "side_step":
-            abd = 0.18 * np.clip(np.sin(ph), 0, None)
-            setj("left_hip", _rot("z", abd) @ _rot("x", hip_l))
-            setj("right_hip", _rot("z", -0.18 * np.clip(-np.sin(ph), 0, None)) @ _rot("x", hip_r))
+            hip_l = hip_r = z
+            knee_l, knee_r = 0.6 * knee_l, 0.6 * knee_r
+            # the left leg swings out while lifted and is pulled back under the body in stance
+            setj("left_hip", _rot("z", 0.3 * (0.5 + 0.5 * np.sin(ph))))
+            setj("right_hip", _rot("z", z))
         else:
             setj("left_hip", _rot("x", hip_l))
             setj("right_hip", _rot("x", hip_r))
         setj("left_knee", _rot("x", knee_l))
         setj("right_knee", _rot("x", knee_r))
-        setj("left_ankle", _rot("x", -0.5 * hip_l))
-        setj("right_ankle", _rot("x", -0.5 * hip_r))
+        # keep the sole roughly level: the ankle undoes most of the hip + knee pitch
+        setj("left_ankle", _rot("x", -0.9 * (hip_l + knee_l)))
+        setj("right_ankle", _rot("x", -0.9 * (hip_r + knee_r)))
         swing = 0.8 * amp
         setj("left_shoulder", _rot("x", -hip_r * 0.8 + 0 * swing) @ arm_l)
         setj("right_shoulder", _rot("x", -hip_l * 0.8) @ arm_r)
@@ -152,9 +156,6 @@ def generate(segments: list[Segment], fps: float, beta0: float, fade_s: float = 
     aa /= np.maximum(weight, 1e-9)[:, None, None]
     vel /= np.maximum(weight, 1e-9)[:, None]
     yaw = yaw0 + np.cumsum(vel[:, 2]) / fps
-    fwd = np.stack([np.sin(yaw), np.zeros(n), np.cos(yaw)], -1)
-    left = np.stack([np.cos(yaw), np.zeros(n), -np.sin(yaw)], -1)
-    xz = np.cumsum(vel[:, :1] * fwd + vel[:, 1:2] * left, axis=0) / fps
     root = _rot("y", yaw) @ axis_angle_to_matrix(aa[:, 0])
     aa[:, 0] = matrix_to_axis_angle(root)
     betas = np.zeros((n, 10))
@@ -164,5 +165,17 @@ def generate(segments: list[Segment], fps: float, beta0: float, fade_s: float = 
     joints = body.joints(aa[:, 0], pose_body, np.zeros((n, 3)), betas)
     feet = [J["left_ankle"], J["right_ankle"], J["left_foot"], J["right_foot"]]
     height = FOOT_CLEARANCE_M - joints[:, feet, 1].min(axis=1)
-    trans = xz + np.stack([np.zeros(n), height, np.zeros(n)], -1)
+    # The body travels by pushing off its stance foot: the root moves so that the lower foot stays
+    # planted, which makes gait speed follow the legs and keeps feet from sliding.
+    foot_y = np.minimum(joints[:, [J["left_ankle"], J["right_ankle"]], 1], joints[:, [J["left_foot"], J["right_foot"]], 1])
+    side = np.empty(n, dtype=np.int64)
+    side[0] = int(foot_y[0, 1] < foot_y[0, 0])
+    for t in range(1, n):  # hysteresis: hand over to the other foot once it is clearly lower
+        other = 1 - side[t - 1]
+        side[t] = other if foot_y[t, other] < foot_y[t, side[t - 1]] - 0.01 else side[t - 1]
+    stance = np.where(side == 0, J["left_ankle"], J["right_ankle"])
+    step = joints[1:, :, [0, 2]] - joints[:-1, :, [0, 2]]
+    d = step[np.arange(n - 1), stance[1:]]
+    xz = np.concatenate([np.zeros((1, 2)), -np.cumsum(d, axis=0)])
+    trans = np.stack([xz[:, 0], height, xz[:, 1]], -1)
     return {"root_orient": aa[:, 0], "pose_body": pose_body, "trans": trans, "betas": betas, "labels": label}

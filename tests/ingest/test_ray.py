@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.executor import run_tasks
 from ingest.pipeline import run_ingest
+from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
 from tests.conftest import TEST_CFG, shard_digests
 

@@ -14,8 +14,8 @@ from ingest.motionx import MOTIONX_COLUMNS, split_columns
 from ingest.nymeria import detect_up_axis
 from ingest.resample import interp_linear, uniform_index
 from ingest.skeletons import SMPL_JOINTS
-from ingest.tario import check_member_name, read_tar, write_tar
 from robomirror.errors import ConfigError
+from robomirror.tario import check_member_name, read_tar, write_tar
 from tests.conftest import run_module
 
 

@@ -5,11 +5,12 @@ from robomirror.atomic import load_npz_bytes, npz_bytes, publish_bytes, sweep_te
 
 
 def test_npz_bytes_deterministic_and_round_trip():
-    arrays = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array(["x", "yz"])}
+    arrays = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array(["x", "yz"]), "s": np.float32(30)}
     assert npz_bytes(arrays) == npz_bytes(dict(reversed(list(arrays.items()))))
     back = load_npz_bytes(npz_bytes(arrays))
     np.testing.assert_array_equal(back["b"], arrays["b"])
     np.testing.assert_array_equal(back["a"], arrays["a"])
+    assert back["s"].shape == () and float(back["s"]) == 30.0  # scalars stay 0-d
 
 
 def test_npz_refuses_object_arrays():

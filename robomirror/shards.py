@@ -1,4 +1,4 @@
-"""Pack staged clips into published WebDataset shards, atomically, deterministically, resumably.
+"""Pack staged samples into published WebDataset shards, atomically, deterministically, resumably.
 
 The plan (which clip goes to which shard) depends only on the staged content, in sorted
 sequence order, so every run over the same sources produces the same shards. A shard on disk is
@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.tario import read_tar, tar_member_bytes, write_tar
 from robomirror import FORMAT_VERSION
-from robomirror.atomic import digest_of, publish_json, publish_with, sha256_file
+from robomirror.atomic import digest_of, publish_json, publish_with, sha256_bytes, sha256_file
 from robomirror.errors import FormatVersionError, IntegrityError
+from robomirror.tario import read_tar, tar_member_bytes, write_tar
 
 SHARD_PATTERN = "shard-%06d.tar"
 
@@ -123,37 +124,12 @@ def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
     return side
 
 
-MANIFEST_SCHEMA = pa.schema([
-    ("clip_id", pa.string()), ("shard", pa.string()), ("dataset", pa.string()), ("subset", pa.string()),
-    ("sequence", pa.string()), ("view", pa.string()), ("start_frame", pa.int32()), ("end_frame", pa.int32()),
-    ("n_frames", pa.int32()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("duration_s", pa.float64()),
-    ("fps", pa.float32()), ("video_fps", pa.float32()), ("video_frames", pa.int32()),
-    ("text", pa.string()),
-    ("texts", pa.list_(pa.struct([("kind", pa.string()), ("text", pa.string()), ("start_s", pa.float64()),
-                                  ("end_s", pa.float64()), ("overlap", pa.float64())]))),
-    ("body_model", pa.string()), ("body_source", pa.string()),
-    ("source_paths", pa.string()), ("source_sha256", pa.string()), ("bytes", pa.int64()),
-    ("format_version", pa.int32()),
-])
+def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, target_bytes: int,
+         manifest_row: Callable[[str, dict], dict], manifest_schema: pa.Schema) -> PackResult:
+    """Publish the planned shards (keeping verified ones), retract stale ones, write the manifest.
 
-
-def manifest_row(shard_name: str, sample: dict) -> dict:
-    m = sample["meta"]
-    return {
-        "clip_id": sample["key"], "shard": shard_name, "dataset": m["dataset"], "subset": m["subset"],
-        "sequence": m["sequence"], "view": m["view"], "start_frame": m["start_frame"],
-        "end_frame": m["end_frame"], "n_frames": m["n_frames"], "start_s": m["start_s"],
-        "end_s": m["end_s"], "duration_s": round(m["end_s"] - m["start_s"], 6), "fps": m["fps"],
-        "video_fps": m["video"]["fps"], "video_frames": m["video"]["n_frames"],
-        "text": " | ".join(t["text"] for t in m["texts"]), "texts": m["texts"],
-        "body_model": m["body_model"], "body_source": m["body_source"],
-        "source_paths": json.dumps({r: s["path"] for r, s in m["sources"].items()}, sort_keys=True),
-        "source_sha256": json.dumps({r: s["sha256"] for r, s in m["sources"].items()}, sort_keys=True),
-        "bytes": sum(x["size"] for x in sample["members"]), "format_version": m["format_version"],
-    }
-
-
-def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, target_bytes: int) -> PackResult:
+    manifest_row(shard_name, staged_sample) -> one manifest row; rows follow the plan order.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_shards(staged, target_bytes)
     rows, rebuilt, kept, nbytes = [], 0, 0, 0
@@ -172,6 +148,38 @@ def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, ta
         if idx >= len(plan):
             old.with_suffix(".json").unlink(missing_ok=True)
             old.unlink()
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=manifest_schema)
     publish_with(manifest_path, lambda f: pq.write_table(table, f))
     return PackResult(len(plan), rebuilt, kept, len(rows), nbytes)
+
+
+def stage_samples(tar_path: Path, side_path: Path, samples: list[tuple[str, dict[str, bytes], dict]],
+                  header: dict) -> dict:
+    """Write one staging tar of samples (key, suffix -> bytes, meta) and then its sidecar.
+
+    The sidecar (written last) lists every member's size and sha256 and carries `header`
+    (source digest, config fingerprint, ...); its presence marks a complete staging.
+    """
+    members = [(f"{key}.{suffix}", m[suffix]) for key, m, _ in samples for suffix in sorted(m)]
+    publish_with(tar_path, lambda f: write_tar(f, members))
+    side = {
+        "format_version": FORMAT_VERSION, **header, "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
+        "samples": [{"key": key, "meta": meta,
+                     "members": [{"name": f"{key}.{k}", "size": len(v), "sha256": sha256_bytes(v)}
+                                 for k, v in sorted(m.items())]} for key, m, meta in samples],
+    }
+    publish_json(side_path, side)
+    return side
+
+
+def cached_staging(side_path: Path, tar_path: Path, expect: dict) -> dict | None:
+    """The sidecar if the staging is complete, intact and made from the same inputs (`expect`)."""
+    try:
+        side = json.loads(side_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if side.get("format_version") != FORMAT_VERSION or any(side.get(k) != v for k, v in expect.items()):
+        return None
+    if not tar_path.is_file() or tar_path.stat().st_size != side.get("bytes") or sha256_file(tar_path) != side.get("sha256"):
+        return None
+    return side

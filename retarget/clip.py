@@ -1,0 +1,110 @@
+"""Retarget one clip: human keypoints -> shape fit -> contacts -> pink IK -> smoothing -> grounding
+-> metrics and stability verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from retarget.config import RetargetConfig
+from retarget.contacts import contact_labels, ground_offsets
+from retarget.correspondence import table_for
+from retarget.g1 import METRIC_KEYPOINTS
+from retarget.ik import IKConfig, solve_clip
+from retarget.metrics import (
+    foot_skate_cm_s,
+    limit_violations,
+    mpkpe_aligned,
+    penetration_cm,
+    self_collision_frames,
+    velocity_violations,
+)
+from retarget.motion import RobotMotion
+from retarget.robot import G1
+from retarget.shape_fit import ShapeFit, apply_shape, fit_shape
+from retarget.stability import StabilityConfig, assess
+
+
+@dataclass
+class ClipResult:
+    motion: RobotMotion
+    report: dict  # metrics, verdicts, shape fit (retarget.json)
+
+
+def human_keypoints(joint_names: tuple[str, ...], joint_pos_w: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
+    table_name, table = table_for(joint_names)
+    idx = {n: i for i, n in enumerate(joint_names)}
+    return table_name, {kp: joint_pos_w[:, idx[h]].astype(np.float64) for kp, h in table.items()}
+
+
+def robot_rest_keypoints(robot: G1, names) -> dict[str, np.ndarray]:
+    kp = robot.keypoints(robot.zero_qpos[None], tuple(names))[0]
+    return {n: kp[i][None] for i, n in enumerate(names)}
+
+
+def _continuous_quats(q: np.ndarray) -> np.ndarray:
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    for t in range(1, len(q)):
+        if np.dot(q[t], q[t - 1]) < 0:
+            q[t] = -q[t]
+    return q
+
+
+def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarray, fps: float,
+                  cfg: RetargetConfig, shape: ShapeFit | None = None) -> ClipResult:
+    """joint_pos_w: (T, J, 3) human joints [m], z-up. `shape`: a cached fit for this subject."""
+    t0 = time.perf_counter()
+    table_name, human = human_keypoints(joint_names, joint_pos_w)
+    if shape is None:
+        shape = fit_shape(human, robot_rest_keypoints(robot, human.keys()))
+    targets = apply_shape(human, shape)
+    foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
+    foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
+    contact = contact_labels(foot_z, foot_xy, fps)
+
+    ik_cfg = IKConfig(iterations_per_frame=cfg.iterations_per_frame, posture_cost=cfg.posture_cost,
+                      contact_lock=cfg.contact_lock)
+    t_ik = time.perf_counter()
+    q = solve_clip(robot, targets, contact, fps, ik_cfg)
+    ik_s = time.perf_counter() - t_ik
+    root_pos, root_quat, joints = robot.from_pin_q(q)
+    root_quat = _continuous_quats(root_quat.copy())
+    if cfg.smooth_sigma_frames > 0 and len(q) > 3:
+        joints = gaussian_filter1d(joints, cfg.smooth_sigma_frames, axis=0, mode="nearest")
+        root_pos = gaussian_filter1d(root_pos, cfg.smooth_sigma_frames, axis=0, mode="nearest")
+        root_quat = _continuous_quats(gaussian_filter1d(root_quat, cfg.smooth_sigma_frames, axis=0, mode="nearest"))
+    lo, hi = robot.joint_limits
+    joints = np.clip(joints, lo, hi)  # smoothing never leaves the joint limits
+    qpos = robot.qpos(root_pos, root_quat, joints)
+    root_pos = root_pos.copy()
+    root_pos[:, 2] += ground_offsets(robot.foot_bottom_z(qpos), contact)
+    qpos = robot.qpos(root_pos, root_quat, joints)
+
+    foot_low = robot.foot_bottom_z(qpos)
+    robot_kp = robot.keypoints(qpos, METRIC_KEYPOINTS)
+    mean_m, max_m = mpkpe_aligned(robot_kp, np.stack([human[k] for k in METRIC_KEYPOINTS], 1))
+    track_err = np.linalg.norm(robot_kp - np.stack([targets[k] for k in METRIC_KEYPOINTS], 1), axis=-1)
+    ankles = robot.keypoints(qpos, ("left_ankle", "right_ankle"))[..., :2]
+    stab = assess(robot, qpos, StabilityConfig(eps_m=cfg.stab_eps_m, max_unstable_run=cfg.stab_max_unstable_run))
+    robot_contact = foot_low < 0.02
+    elapsed = time.perf_counter() - t0
+    report = {
+        "robot": robot.config.name, "n_frames": int(len(q)), "fps": float(fps), "human_skeleton": table_name,
+        "shape_fit": asdict(shape),
+        "metrics": {
+            "mpkpe_aligned_mean_m": mean_m, "mpkpe_aligned_max_m": max_m,
+            "target_error_mean_m": float(track_err.mean()), "target_error_max_m": float(track_err.max()),
+            "foot_skate_cm_s": foot_skate_cm_s(ankles, foot_low, fps), "penetration_cm": penetration_cm(foot_low),
+            "joint_limit_violations": limit_violations(joints, lo, hi),
+            "velocity_limit_violations": velocity_violations(joints, robot.velocity_limits, fps),
+            "self_collision_frames": self_collision_frames(robot, qpos),
+            "human_contact_fraction": float(contact.mean()),
+        },
+        "stability": stab.as_dict(),
+        "timing": {"ik_frames_per_s": len(q) / max(ik_s, 1e-9), "total_frames_per_s": len(q) / max(elapsed, 1e-9)},
+    }
+    motion = RobotMotion(fps, robot.config.joints, root_pos, root_quat, joints, robot_contact)
+    return ClipResult(motion, report)

@@ -1,0 +1,53 @@
+"""Typed, validated configuration of the retarget stage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from retarget.g1 import CONFIGS, DEFAULT_CONFIG
+from robomirror import FORMAT_VERSION
+from robomirror.atomic import digest_of
+from robomirror.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    robot: str = DEFAULT_CONFIG  # robot configuration: "g1_23dof" (wrists locked) or "g1_29dof"
+    robot_xml: str | None = None  # a user's own G1 MJCF instead of the mjlab copy
+    iterations_per_frame: int = 4  # pink steps per frame
+    posture_cost: float = 0.02  # posture regulariser towards the previous frame [1/rad]
+    contact_lock: bool = True  # pin feet in contact to their previous position
+    smooth_sigma_frames: float = 1.0  # Gaussian smoothing of joints/root before clipping to limits
+    stab_eps_m: float = 0.1  # CoM-CoP distance under which a frame is stable [m]
+    stab_max_unstable_run: int = 100  # a clip fails at this many consecutive unstable frames
+    on_error: str = "ledger"  # "ledger" or "raise"
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            want = {"float": (int, float), "int": int, "bool": bool, "str": str}.get(str(f.type))
+            if want and (not isinstance(v, want) or (isinstance(v, bool) and f.type != "bool")):
+                problems.append(f"{f.name}: expected {f.type}, got {type(v).__name__} {v!r}")
+        if self.robot not in CONFIGS:
+            problems.append(f"robot must be one of {sorted(CONFIGS)}, got {self.robot!r}")
+        if isinstance(self.iterations_per_frame, int) and self.iterations_per_frame < 1:
+            problems.append("iterations_per_frame must be >= 1")
+        if self.on_error not in ("ledger", "raise"):
+            problems.append(f"on_error must be 'ledger' or 'raise', got {self.on_error!r}")
+        if problems:
+            raise ConfigError("invalid retarget config: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RetargetConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown retarget config keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        d = asdict(self)
+        d.pop("on_error")
+        return digest_of([FORMAT_VERSION, sorted(d.items())])[:16]

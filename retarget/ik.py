@@ -1,0 +1,104 @@
+"""Per-frame pose fit with pink: frame tasks (pelvis, feet), position tasks (knees, toes, elbows,
+wrists, head), a posture regulariser, configuration and velocity limits; warm-started from the
+previous frame, deterministic (fixed iteration counts, no randomness).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pink
+import pinocchio as pin
+from pink.limits import ConfigurationLimit, VelocityLimit
+from pink.tasks import FrameTask, PostureTask
+
+from retarget.correspondence import TASKS, TaskSpec
+from retarget.robot import G1
+
+SOLVER = "daqp"
+
+
+@dataclass(frozen=True)
+class IKConfig:
+    iterations_per_frame: int = 4  # solver steps per frame; velocity limits spread over them
+    first_frame_iterations: int = 150  # the first frame starts from the standing pose
+    posture_cost: float = 0.02  # regulariser towards the previous frame's joints [1/rad]
+    contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
+    tasks: tuple[TaskSpec, ...] = TASKS
+
+
+def _frame(x_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
+    """Rotation (3, 3) whose x axis is x_axis and whose y axis is closest to y_hint."""
+    x = x_axis / np.linalg.norm(x_axis)
+    z = np.cross(x, y_hint)
+    z /= np.linalg.norm(z)
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+def pelvis_rotation(kp: dict[str, np.ndarray], t: int) -> np.ndarray:
+    """Pelvis frame of the human: y from right to left hip, z up the spine, x forward."""
+    y = kp["left_hip"][t] - kp["right_hip"][t]
+    up = 0.5 * (kp["left_shoulder"][t] + kp["right_shoulder"][t]) - kp["pelvis"][t]
+    x = np.cross(y, up)
+    return _frame(x, y)
+
+
+def foot_rotation(kp: dict[str, np.ndarray], side: str, t: int) -> np.ndarray:
+    """A flat foot pointing from the ankle to the toe (heading only)."""
+    d = kp[f"{side}_toe"][t] - kp[f"{side}_ankle"][t]
+    d[2] = 0.0
+    if np.linalg.norm(d) < 1e-6:
+        d = np.array([1.0, 0.0, 0.0])
+    return _frame(d, np.cross([0.0, 0.0, 1.0], d))
+
+
+def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: float,
+               cfg: IKConfig = IKConfig()) -> np.ndarray:
+    """Joint trajectories for scaled human keypoints.
+
+    kp: robot keypoint name -> (T, 3) target position [m] (scaled human, z-up).
+    contact: (T, 2) bool foot contact (left, right).
+    Returns pinocchio configurations (T, nq).
+    """
+    model = robot.pin_model
+    data = model.createData()
+    n = len(kp["pelvis"])
+    r0 = pelvis_rotation(kp, 0)
+    quat0 = pin.Quaternion(r0).coeffs()  # xyzw
+    q = np.concatenate([kp["pelvis"][0], quat0, np.zeros(model.nq - 7)])
+    conf = pink.Configuration(model, data, q)
+    tasks = {s.keypoint: FrameTask(f"kp_{s.keypoint}", s.position_cost, s.orientation_cost) for s in cfg.tasks}
+    posture = PostureTask(cost=cfg.posture_cost)
+    limits = [ConfigurationLimit(model), VelocityLimit(model)]
+    out = np.empty((n, model.nq))
+    dt = 1.0 / fps
+    prev_foot: dict[str, np.ndarray] = {}
+    for t in range(n):
+        for name, task in tasks.items():
+            if name == "pelvis":
+                rot = pelvis_rotation(kp, t)
+            elif name in ("left_ankle", "right_ankle"):
+                rot = foot_rotation(kp, name.split("_")[0], t)
+            else:
+                rot = np.eye(3)
+            pos = kp[name][t].copy()
+            side = name.split("_")[0]
+            if cfg.contact_lock and name.endswith("_ankle") and t > 0:
+                k = 0 if side == "left" else 1
+                if contact[t, k] and contact[t - 1, k]:
+                    pos[:2] = prev_foot[side][:2]
+            task.set_target(pin.SE3(rot, pos))
+        posture.set_target(conf.q)
+        first = t == 0
+        iters = cfg.first_frame_iterations if first else cfg.iterations_per_frame
+        step = dt / iters
+        for _ in range(iters):
+            v = pink.solve_ik(conf, [*tasks.values(), posture], 0.05 if first else step, solver=SOLVER,
+                              limits=[limits[0]] if first else limits, safety_break=False)
+            conf.integrate_inplace(v, 0.05 if first else step)
+        out[t] = conf.q
+        for side in ("left", "right"):
+            prev_foot[side] = conf.get_transform_frame_to_world(f"kp_{side}_ankle").translation.copy()
+    return out
+
