@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m catalog", description=__doc__)
     ap.add_argument("--data-root")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    q = sub.add_parser("sql", help="run one read-only SELECT (tables: clips, failures)")
+    q = sub.add_parser("sql", help="run one read-only SELECT (tables: clips, retarget, failures)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     q.add_argument("--out", help="output file (required for parquet)")

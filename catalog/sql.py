@@ -20,10 +20,11 @@ ALLOWED = {duckdb.StatementType.SELECT}
 def _views(layout: DataLayout) -> dict[str, str]:
     """view name -> SQL of the files that exist now."""
     views = {}
-    manifests = sorted(layout.root.glob("shards/ingest/*/manifest.parquet"))
-    if manifests:
-        files = ", ".join(f"'{p}'" for p in manifests)
-        views["clips"] = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+    for view, stage in (("clips", "ingest"), ("retarget", "retarget")):
+        manifests = sorted(layout.root.glob(f"shards/{stage}/*/manifest.parquet"))
+        if manifests:
+            files = ", ".join(f"'{p}'" for p in manifests)
+            views[view] = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
     ledgers = sorted((layout.root / "ledger").glob("*.parquet")) if (layout.root / "ledger").is_dir() else []
     if ledgers:
         files = ", ".join(f"'{p}'" for p in ledgers)

@@ -1,9 +1,97 @@
-"""`python -m retarget`: not implemented yet (see the package docstring and the open issues)."""
+"""`python -m retarget`: human motion from the ingest shards -> Unitree G1 motions, plus interop and rendering."""
 
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+from pathlib import Path
 
-import retarget
-from robomirror.cli import not_yet
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m retarget", description=__doc__)
+    ap.add_argument("--data-root", help=f"data root (default ${ENV_DATA_ROOT} or ./data)")
+    ap.add_argument("--robot", default="g1_23dof", choices=["g1_23dof", "g1_29dof"])
+    ap.add_argument("--robot-xml", help="a G1 MJCF to use instead of the copy in the mjlab wheel")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="retarget every ingest shard into retarget shards")
+    r.add_argument("--executor", choices=["ray", "serial"], default="ray")
+    r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"))
+    r.add_argument("--num-cpus", type=int, default=None)
+    r.add_argument("--iterations", type=int, default=4, help="pink IK steps per frame")
+    r.add_argument("--no-contact-lock", action="store_true")
+    r.add_argument("--stab-eps", type=float, default=0.1, help="CoM-CoP distance of a stable frame [m]")
+    r.add_argument("--stab-max-run", type=int, default=100, help="unstable frames in a row that fail a clip")
+    r.add_argument("--shard-mb", type=float, default=32.0)
+    r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
+    r.add_argument("--no-progress", action="store_true")
+
+    v = sub.add_parser("render", help="mp4 of a clip: G1 | human skeleton | source video")
+    v.add_argument("--clip", help="clip id (default: the first retargeted clip)")
+    v.add_argument("--out", help="output mp4 (default data/renders/<clip>.mp4)")
+
+    i = sub.add_parser("import", help="convert a PBHC/PHC or GMR pickle, or a BeyondMimic npz, to BeyondMimic npz")
+    i.add_argument("file")
+    i.add_argument("--format", choices=["pbhc", "gmr", "beyondmimic"], required=True)
+    i.add_argument("--out", required=True)
+    i.add_argument("--fps", type=float, default=None, help="resample to this rate")
+
+    e = sub.add_parser("export", help="export a retargeted clip as BeyondMimic npz or GMR pickle")
+    e.add_argument("--clip", required=True)
+    e.add_argument("--format", choices=["beyondmimic", "gmr"], default="beyondmimic")
+    e.add_argument("--fps", type=float, default=50.0, help="output rate (50 Hz for trackers)")
+    e.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    layout = DataLayout(resolve_data_root(args.data_root))
+    try:
+        if args.cmd == "run":
+            from retarget.config import RetargetConfig
+            from retarget.pipeline import run_retarget
+            from retarget.report import print_summary
+
+            cfg = RetargetConfig(robot=args.robot, robot_xml=args.robot_xml, iterations_per_frame=args.iterations,
+                                 contact_lock=not args.no_contact_lock, stab_eps_m=args.stab_eps,
+                                 stab_max_unstable_run=args.stab_max_run, on_error=args.on_error)
+            if not (layout.root / "shards" / "ingest").is_dir():
+                print(f"error: no ingest shards under {layout.root}; run `make shards` first", file=sys.stderr)
+                return 2
+            s = run_retarget(layout, cfg, args.executor, args.ray_address, args.num_cpus, not args.no_progress,
+                             int(args.shard_mb * 1e6))
+            print_summary(s, layout)
+            return 0
+        if args.cmd == "render":
+            from retarget.render import render_clip
+
+            out = render_clip(layout, args.clip, Path(args.out) if args.out else None, args.robot, args.robot_xml)
+            print(f"rendered: {out}")
+            return 0
+        if args.cmd == "import":
+            from retarget.interop import import_file
+            from retarget.robot import G1
+
+            robot = G1(args.robot, args.robot_xml)
+            motion = import_file(Path(args.file), args.format)
+            from retarget.interop import write_beyondmimic
+
+            write_beyondmimic(Path(args.out), motion, robot, args.fps)
+            print(f"imported {motion.n_frames} frames at {motion.fps:g} Hz -> {args.out}")
+            return 0
+        if args.cmd == "export":
+            from retarget.interop import export_clip
+
+            export_clip(layout, args.clip, args.format, Path(args.out), args.fps, args.robot, args.robot_xml)
+            print(f"exported {args.clip} -> {args.out}")
+            return 0
+    except RoboMirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2
+
 
 if __name__ == "__main__":
-    sys.exit(not_yet("retarget", retarget.__doc__))
+    sys.exit(main())

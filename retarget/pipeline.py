@@ -1,0 +1,191 @@
+"""The retarget job: every ingest shard -> one task -> staged robot motions -> retarget shards.
+
+Same contracts as ingest: one Ray task per unit (here an ingest shard), staging cached by the
+input shard's sha256 and the config, deterministic packing, a manifest with every metric and
+verdict, and a failure ledger with one row per clip that could not be retargeted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ingest.failures import Failure, write_ledger
+from retarget.clip import retarget_clip
+from retarget.config import RetargetConfig
+from retarget.manifest import MANIFEST_SCHEMA, manifest_row
+from retarget.robot import G1
+from robomirror.atomic import npz_bytes, sha256_file, sweep_temp_files
+from robomirror.executor import run_tasks
+from robomirror.paths import DataLayout
+from robomirror.shards import PackResult, cached_staging, load_staged, pack, stage_samples, verify_shard
+from robomirror.tario import read_tar
+
+STAGE = "retarget"
+SOURCE_STAGE = "ingest"
+_ROBOTS: dict[tuple, G1] = {}
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    dataset: str
+    shard: str  # path of the ingest shard
+    work_dir: str
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard: str
+    status: str  # "built" | "cached" | "failed"
+    clips: int
+    frames: int
+    ik_seconds: float
+    failures: tuple[Failure, ...]
+    reports: tuple[dict, ...] = ()
+
+
+@dataclass
+class RetargetSummary:
+    shards_in: int = 0
+    built: int = 0
+    cached: int = 0
+    clips: int = 0
+    failed_clips: int = 0
+    frames: int = 0
+    ik_seconds: float = 0.0
+    seconds: float = 0.0
+    passed: int = 0
+    mpkpe_median_m: float = float("nan")
+    skate_median_cm_s: float = float("nan")
+    penetration_median_cm: float = float("nan")
+    per_dataset: dict[str, PackResult] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    failures_by_reason: Counter = field(default_factory=Counter)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.ik_seconds if self.ik_seconds > 0 else 0.0
+
+
+def robot_for(cfg: RetargetConfig) -> G1:
+    key = (cfg.robot, cfg.robot_xml)
+    if key not in _ROBOTS:
+        _ROBOTS[key] = G1(cfg.robot, cfg.robot_xml)
+    return _ROBOTS[key]
+
+
+def _samples(tar_path: str) -> dict[str, dict[str, bytes]]:
+    out: dict[str, dict[str, bytes]] = {}
+    for name, data in read_tar(tar_path):
+        key, suffix = name.split(".", 1)
+        out.setdefault(key, {})[suffix] = data
+    return out
+
+
+def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
+    stem = Path(job.work_dir) / Path(job.shard).stem
+    tar_path, side_path = stem.with_suffix(".tar"), stem.with_suffix(".json")
+    header = {"ingest_shard": Path(job.shard).name, "ingest_sha256": sha256_file(Path(job.shard)),
+              "config": cfg.fingerprint()}
+    side = cached_staging(side_path, tar_path, header)  # failures of a cached shard come back from its sidecar
+    if side is not None:
+        return ShardResult(job.shard, "cached", len(side["samples"]), 0, 0.0,
+                           tuple(Failure(**f) for f in side.get("failures", ())), tuple(s["meta"] for s in side["samples"]))
+    robot = robot_for(cfg)
+    staged, failures, reports = [], [], []
+    frames, ik_s = 0, 0.0
+    shapes: dict[tuple[str, str], object] = {}  # shape fit cached per subject (dataset, sequence)
+    for key, members in sorted(_samples(job.shard).items()):
+        meta = json.loads(members["meta.json"])
+        try:
+            human = np.load(io.BytesIO(members["human.npz"]), allow_pickle=False)
+            subject = (meta["dataset"], meta["sequence"])
+            t0 = time.perf_counter()
+            res = retarget_clip(robot, tuple(str(n) for n in human["joint_names"]), human["joint_pos_w"],
+                                float(human["fps"]), cfg, shapes.get(subject))
+            ik_s += time.perf_counter() - t0
+            shapes.setdefault(subject, _shape_from(res.report))
+        except Exception as e:  # noqa: BLE001 - one bad clip must not cost the shard
+            if cfg.on_error == "raise":
+                raise
+            failures.append(Failure(meta.get("dataset", job.dataset), meta.get("sequence", key), f"{job.shard}#{key}",
+                                    STAGE, "retarget_error", f"{type(e).__name__}: {e} | "
+                                    f"{traceback.format_exc(limit=2).splitlines()[-1]}"))
+            continue
+        frames += res.motion.n_frames
+        report = {"clip_id": key, "format_version": 1, "dataset": meta["dataset"], "subset": meta["subset"],
+                  "sequence": meta["sequence"], "view": meta["view"], "ingest_shard": Path(job.shard).name,
+                  "body_model": meta["body_model"], "config": cfg.fingerprint(), **res.report}
+        report.pop("timing")  # wall-clock numbers would make the bytes differ between runs
+        out = {"robot.npz": npz_bytes(res.motion.to_beyondmimic(robot)),
+               "retarget.json": json.dumps(report, sort_keys=True, indent=1).encode()}
+        staged.append((key, out, report))
+        reports.append(report)
+    stage_samples(tar_path, side_path, staged, {**header, "failures": [asdict(f) for f in failures]})
+    return ShardResult(job.shard, "built", len(staged), frames, ik_s, tuple(failures), tuple(reports))
+
+
+def _shape_from(report: dict):
+    from retarget.shape_fit import ShapeFit
+
+    return ShapeFit(**report["shape_fit"])
+
+
+def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray", ray_address: str | None = None,
+                 num_cpus: int | None = None, progress: bool = True,
+                 target_bytes: int = 32 << 20) -> RetargetSummary:
+    t0 = time.perf_counter()
+    s = RetargetSummary()
+    sweep_temp_files(layout.root / "work" / STAGE)
+    sweep_temp_files(layout.root / "shards" / STAGE)
+    jobs = []
+    datasets = sorted(p.name for p in (layout.root / "shards" / SOURCE_STAGE).glob("*") if p.is_dir())
+    for ds in datasets:
+        layout.work_dir(STAGE, ds).mkdir(parents=True, exist_ok=True)
+        for shard in sorted(layout.shard_dir(SOURCE_STAGE, ds).glob("shard-*.tar")):
+            if verify_shard(shard) is None:
+                s.failures.append(Failure(ds, shard.name, str(shard), STAGE, "bad_input_shard",
+                                          "ingest shard does not match its sidecar; rerun `make shards`"))
+                continue
+            jobs.append(ShardJob(ds, str(shard), str(layout.work_dir(STAGE, ds))))
+    s.shards_in = len(jobs)
+    reports: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="retarget shards", unit="shard", disable=not progress)
+    for job, r in run_tasks(process_shard, jobs, (cfg,), executor, ray_address, num_cpus):
+        if isinstance(r, BaseException):
+            s.failures.append(Failure(job.dataset, Path(job.shard).name, job.shard, STAGE, "worker_crashed",
+                                      f"{type(r).__name__}: {r}"))
+        else:
+            s.built += r.status == "built"
+            s.cached += r.status == "cached"
+            s.frames += r.frames
+            s.ik_seconds += r.ik_seconds
+            s.failures.extend(r.failures)
+            reports.extend(r.reports)
+        bar.update(1)
+    bar.close()
+    for ds in datasets:
+        stems = [Path(j.shard).stem for j in jobs if j.dataset == ds]
+        staged = load_staged(layout.work_dir(STAGE, ds), stems)
+        res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), target_bytes,
+                   manifest_row, MANIFEST_SCHEMA)
+        s.per_dataset[ds] = res
+        s.clips += res.clips
+    s.failed_clips = len(s.failures)
+    s.failures_by_reason = Counter(f.reason for f in s.failures)
+    if reports:
+        s.passed = sum(r["stability"]["passed"] for r in reports)
+        s.mpkpe_median_m = float(np.median([r["metrics"]["mpkpe_aligned_mean_m"] for r in reports]))
+        s.skate_median_cm_s = float(np.median([r["metrics"]["foot_skate_cm_s"] for r in reports]))
+        s.penetration_median_cm = float(np.median([r["metrics"]["penetration_cm"] for r in reports]))
+    write_ledger(layout.ledger(STAGE), s.failures)
+    s.seconds = time.perf_counter() - t0
+    return s
