@@ -21,7 +21,9 @@ XSENS = {
     "left_elbow": "L_Forearm", "right_elbow": "R_Forearm", "left_wrist": "L_Hand", "right_wrist": "R_Hand",
     "head": "Head",
 }
-TABLES = {"smpl_family": SMPL_FAMILY, "xsens": XSENS}
+# The G1's own keypoints (robot -> robot round trips, and robot-motion datasets used as "human").
+G1_KEYPOINTS = {k: f"g1:{k}" for k in SMPL_FAMILY}
+TABLES = {"smpl_family": SMPL_FAMILY, "xsens": XSENS, "g1": G1_KEYPOINTS}
 
 # The keypoint tree used by the shape fit: child -> parent. Each segment's pose-invariant length is
 # matched to the robot's, so targets have the robot's proportions and the human's pose.

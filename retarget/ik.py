@@ -44,13 +44,22 @@ def pelvis_rotation(kp: dict[str, np.ndarray], t: int) -> np.ndarray:
     return _frame(x, y)
 
 
-def foot_rotation(kp: dict[str, np.ndarray], side: str, t: int) -> np.ndarray:
-    """A flat foot pointing from the ankle to the toe (heading only)."""
+def foot_pitch(kp: dict[str, np.ndarray], side: str) -> np.ndarray:
+    """(T,) pitch [rad] of the ankle -> toe vector, positive toe-down."""
+    d = kp[f"{side}_toe"] - kp[f"{side}_ankle"]
+    return np.arctan2(-d[:, 2], np.linalg.norm(d[:, :2], axis=-1))
+
+
+def foot_rotation(kp: dict[str, np.ndarray], side: str, t: int, flat_pitch: float) -> np.ndarray:
+    """Foot heading from ankle to toe; pitch relative to the skeleton's own flat-foot pitch
+    (skeletons disagree on where the toe joint sits, so only the change from flat is used)."""
     d = kp[f"{side}_toe"][t] - kp[f"{side}_ankle"][t]
-    d[2] = 0.0
-    if np.linalg.norm(d) < 1e-6:
-        d = np.array([1.0, 0.0, 0.0])
-    return _frame(d, np.cross([0.0, 0.0, 1.0], d))
+    yaw = np.arctan2(d[1], d[0]) if np.linalg.norm(d[:2]) > 1e-6 else 0.0
+    pitch = float(np.arctan2(-d[2], np.linalg.norm(d[:2]))) - flat_pitch
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
+    return rz @ ry
 
 
 def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: float,
@@ -74,12 +83,16 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     out = np.empty((n, model.nq))
     dt = 1.0 / fps
     prev_foot: dict[str, np.ndarray] = {}
+    flat = {}
+    for k, side in enumerate(("left", "right")):
+        pitch = foot_pitch(kp, side)
+        flat[side] = float(np.median(pitch[contact[:, k]] if contact[:, k].any() else pitch))
     for t in range(n):
         for name, task in tasks.items():
             if name == "pelvis":
                 rot = pelvis_rotation(kp, t)
             elif name in ("left_ankle", "right_ankle"):
-                rot = foot_rotation(kp, name.split("_")[0], t)
+                rot = foot_rotation(kp, name.split("_")[0], t, flat[name.split("_")[0]])
             else:
                 rot = np.eye(3)
             pos = kp[name][t].copy()
