@@ -53,3 +53,23 @@ def run_module(*args: str, env: dict | None = None, timeout: float = 300) -> sub
     e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=e, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def retargeted(tmp_path_factory, ingested):
+    """A copy of the ingested data root, retargeted serially (ingest fixtures stay untouched)."""
+    from retarget.config import RetargetConfig
+    from retarget.pipeline import run_retarget
+
+    src, _ = ingested
+    root = tmp_path_factory.mktemp("retarget") / "data"
+    shutil.copytree(src.root, root)
+    layout = DataLayout(root)
+    summary = run_retarget(layout, RetargetConfig(), executor="serial", progress=False)
+    return layout, summary
+
+
+def stage_digests(layout: DataLayout, stage: str) -> dict[str, str]:
+    base = layout.root / "shards" / stage
+    return {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(base.rglob("*")) if p.is_file()}
