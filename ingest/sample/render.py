@@ -11,20 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ingest.skeletons import SMPL_BODY_22, SMPL_BODY_22_PARENTS
+from robomirror.draw import draw_capsule, look_at
 
 _LEFT = (60, 110, 230)
 _RIGHT = (230, 80, 60)
 _MID = (200, 200, 200)
-
-
-def _look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation world->camera rows (right, down, forward) for a camera at eye looking at target."""
-    f = target - eye
-    f = f / np.linalg.norm(f)
-    r = np.cross(f, [0.0, 0.0, 1.0])
-    r = r / np.linalg.norm(r)
-    d = np.cross(f, r)
-    return np.stack([r, d, f])
 
 
 def _floor_colour(x: np.ndarray, y: np.ndarray, tile_m: float = 0.5) -> np.ndarray:
@@ -55,21 +46,6 @@ def _background(eye: np.ndarray, r_wc: np.ndarray, size: int, fov_deg: float) ->
     return np.where(down[..., None], floor, sky).astype(np.uint8)
 
 
-def _draw_capsule(img: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float, colour) -> None:
-    h, w = img.shape[:2]
-    lo = np.floor(np.minimum(a, b) - radius).astype(int)
-    hi = np.ceil(np.maximum(a, b) + radius).astype(int)
-    x0, y0 = max(lo[0], 0), max(lo[1], 0)
-    x1, y1 = min(hi[0] + 1, w), min(hi[1] + 1, h)
-    if x0 >= x1 or y0 >= y1:
-        return
-    yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
-    ab = b - a
-    t = np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(ab @ ab, 1e-9), 0, 1)
-    d2 = (xx - a[0] - t * ab[0]) ** 2 + (yy - a[1] - t * ab[1]) ** 2
-    img[y0:y1, x0:x1][d2 <= radius * radius] = colour
-
-
 def render_third_person(joints_w: np.ndarray, size: int = 128, fov_deg: float = 50.0) -> list[np.ndarray]:
     """joints_w: (T, >=22, 3) SMPL-order joints, z-up [m].
 
@@ -83,7 +59,7 @@ def render_third_person(joints_w: np.ndarray, size: int = 128, fov_deg: float = 
     f = 0.5 * size / np.tan(np.radians(fov_deg) / 2)
     frames = []
     for jt in body:
-        r_wc = _look_at(eye, np.array([jt[0, 0], jt[0, 1], 0.9]))
+        r_wc = look_at(eye, np.array([jt[0, 0], jt[0, 1], 0.9]))
         cam = (jt - eye) @ r_wc.T
         uv = cam[:, :2] / np.maximum(cam[:, 2:3], 1e-3) * f + size / 2
         img = _background(eye, r_wc, size, fov_deg)
@@ -92,9 +68,9 @@ def render_third_person(joints_w: np.ndarray, size: int = 128, fov_deg: float = 
             name = SMPL_BODY_22[j]
             col = _LEFT if name.startswith("left") else _RIGHT if name.startswith("right") else _MID
             rad = max(1.0, 0.05 * f / max(cam[j, 2], 0.1))
-            _draw_capsule(img, uv[SMPL_BODY_22_PARENTS[j]], uv[j], rad, col)
+            draw_capsule(img, uv[SMPL_BODY_22_PARENTS[j]], uv[j], rad, col)
         head = SMPL_BODY_22.index("head")
-        _draw_capsule(img, uv[head], uv[head], max(2.0, 0.11 * f / max(cam[head, 2], 0.1)), (240, 210, 170))
+        draw_capsule(img, uv[head], uv[head], max(2.0, 0.11 * f / max(cam[head, 2], 0.1)), (240, 210, 170))
         frames.append(img)
     return frames
 

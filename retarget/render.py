@@ -1,0 +1,135 @@
+"""Debug video of one clip: the G1 (MuJoCo offscreen), the human skeleton, and the source video,
+side by side on one time axis.
+
+MuJoCo renders through EGL (software Mesa works without a GPU) or OSMesa; shadows and reflections
+are off for speed. `MUJOCO_GL` picks the backend when set.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from ingest.skeletons import SMPL_BODY_22, SMPL_BODY_22_PARENTS, XSENS_PARENTS, XSENS_SEGMENTS
+from ingest.video import decode_mp4_bytes, encode_mp4
+from retarget.interop import load_clip_motion, robot_for_motion
+from robomirror.draw import draw_capsule, look_at
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import DataLayout
+from robomirror.tario import read_tar
+
+PANEL = 240
+CAM_DISTANCE_M = 3.2
+CAM_AZIMUTH_DEG = 150.0
+CAM_ELEVATION_DEG = -12.0
+
+
+class RenderError(RoboMirrorError):
+    """No OpenGL backend for MuJoCo, or the clip is missing."""
+
+
+def _renderer(model, size: int):
+    import mujoco
+
+    backend = os.environ.get("MUJOCO_GL", "(unset)")
+    try:
+        return mujoco.Renderer(model, size, size)
+    except Exception as e:  # noqa: BLE001 - turn any GL failure into one clear message
+        raise RenderError(f"MuJoCo offscreen rendering failed with MUJOCO_GL={backend}: {type(e).__name__}: {e}. "
+                          "It needs EGL (Debian: libegl1 libgl1-mesa-dri) or OSMesa (libosmesa6, MUJOCO_GL=osmesa)") from e
+
+
+def _camera_eye(lookat: np.ndarray) -> np.ndarray:
+    az, el = np.radians(CAM_AZIMUTH_DEG), np.radians(CAM_ELEVATION_DEG)
+    forward = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    return lookat - CAM_DISTANCE_M * forward
+
+
+def _skeleton(names: tuple[str, ...]) -> list[tuple[int, int]]:
+    if names[:22] == SMPL_BODY_22:
+        return [(SMPL_BODY_22_PARENTS[j], j) for j in range(1, 22)]
+    if names == XSENS_SEGMENTS:
+        return [(XSENS_PARENTS[j], j) for j in range(1, len(names))]
+    return []
+
+
+def _draw_human(joints: np.ndarray, names: tuple[str, ...], bones, lookat: np.ndarray, fovy_deg: float) -> np.ndarray:
+    img = np.full((PANEL, PANEL, 3), 235, np.uint8)
+    img[int(PANEL * 0.62):] = 205  # a floor band, for orientation only
+    eye = _camera_eye(lookat)
+    r_wc = look_at(eye, lookat)
+    f = 0.5 * PANEL / np.tan(np.radians(fovy_deg) / 2)
+    cam = (joints - eye) @ r_wc.T
+    uv = cam[:, :2] / np.maximum(cam[:, 2:3], 1e-3) * f + PANEL / 2
+    for p, c in sorted(bones, key=lambda pc: -(cam[pc[0], 2] + cam[pc[1], 2])):
+        side = names[c].lower()
+        colour = (60, 110, 230) if side.startswith(("left", "l_")) else (230, 80, 60) if side.startswith(("right", "r_")) else (90, 90, 90)
+        draw_capsule(img, uv[p], uv[c], 3.0, colour)
+    return img
+
+
+def _ingest_sample(layout: DataLayout, clip_id: str) -> dict[str, bytes]:
+    for manifest in sorted(layout.root.glob("shards/ingest/*/manifest.parquet")):
+        rows = [r for r in pq.read_table(manifest, columns=["clip_id", "shard"]).to_pylist() if r["clip_id"] == clip_id]
+        if rows:
+            return {n.split(".", 1)[1]: d for n, d in read_tar(str(manifest.parent / rows[0]["shard"]))
+                    if n.startswith(clip_id + ".")}
+    raise RenderError(f"clip {clip_id} is not in the ingest manifests under {layout.root}")
+
+
+def first_clip(layout: DataLayout) -> str:
+    for manifest in sorted(layout.root.glob("shards/retarget/*/manifest.parquet")):
+        ids = pq.read_table(manifest, columns=["clip_id"]).column("clip_id").to_pylist()
+        if ids:
+            return ids[0]
+    raise RenderError(f"no retargeted clip under {layout.root}; run `make shards` first")
+
+
+def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None = None,
+                robot_name: str | None = None, robot_xml: str | None = None, max_frames: int | None = None) -> Path:
+    import mujoco
+
+    clip_id = clip_id or first_clip(layout)
+    motion, report = load_clip_motion(layout, clip_id)
+    sample = _ingest_sample(layout, clip_id)
+    human = np.load(io.BytesIO(sample["human.npz"]), allow_pickle=False)
+    names = tuple(str(n) for n in human["joint_names"])
+    video, vtimes, _ = decode_mp4_bytes(sample["video.mp4"])
+    robot = robot_for_motion(motion, robot_xml)
+    renderer = _renderer(robot.mj, PANEL)
+    opt = mujoco.MjvOption()
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+    cam = mujoco.MjvCamera()
+    cam.distance, cam.azimuth, cam.elevation = CAM_DISTANCE_M, CAM_AZIMUTH_DEG, CAM_ELEVATION_DEG
+    qpos = robot.qpos(motion.root_pos_w, motion.root_quat_wxyz, motion.joint_pos)
+    bones = _skeleton(names)
+    fovy = float(robot.mj.vis.global_.fovy)
+    frames = []
+    for t in range(min(motion.n_frames, max_frames or motion.n_frames)):
+        robot.mj_data.qpos[:] = qpos[t]
+        mujoco.mj_forward(robot.mj, robot.mj_data)
+        cam.lookat[:] = (qpos[t, 0], qpos[t, 1], 0.6)
+        renderer.update_scene(robot.mj_data, camera=cam, scene_option=opt)
+        g1 = renderer.render()
+        jt = human["joint_pos_w"][t].astype(np.float64)
+        person = _draw_human(jt, names, bones, np.array([jt[0, 0], jt[0, 1], 0.8]), fovy)
+        vi = int(np.argmin(np.abs(vtimes - t / motion.fps)))
+        src = np.asarray(Image.fromarray(video[vi]).resize((PANEL, PANEL), Image.NEAREST))
+        frames.append(np.concatenate([g1, person, src], axis=1))
+    renderer.close()
+    out = out or layout.root / "renders" / f"{clip_id}.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from robomirror.atomic import publish_bytes
+
+    publish_bytes(out, encode_mp4(frames, motion.fps))
+    publish_bytes(out.with_suffix(".json"), json.dumps({"clip_id": clip_id, "panels": ["G1 (MuJoCo)", "human joints",
+                                                        "source video"], "metrics": report["metrics"],
+                                                        "stability": report["stability"]}, indent=1).encode())
+    return out
