@@ -9,7 +9,7 @@ EXEC    ?= ray
 export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup demo sample shards test test-all bench lint sql clean clean-data
+.PHONY: setup demo sample shards render test bench lint clean clean-data
 
 setup: $(STAMP)
 
@@ -27,9 +27,13 @@ sample: setup
 shards: setup
 	@test -d $(DATA)/sample/motionx || $(BIN)/python -m ingest sample
 	$(BIN)/python -m ingest run --executor $(EXEC)
+	$(BIN)/python -m retarget run --executor $(EXEC)
 
-demo: sample shards
-	$(BIN)/python -m catalog sql "SELECT dataset, view, count(*) AS clips, round(sum(duration_s),1) AS seconds FROM clips GROUP BY ALL ORDER BY ALL"
+render: setup
+	$(BIN)/python -m retarget render
+
+demo: sample shards render
+	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
 
 test: setup
 	$(BIN)/python -m pytest -q

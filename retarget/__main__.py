@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "render":
             from retarget.render import render_clip
 
-            out = render_clip(layout, args.clip, Path(args.out) if args.out else None, args.robot, args.robot_xml)
+            out = render_clip(layout, args.clip, Path(args.out) if args.out else None, args.robot_xml)
             print(f"rendered: {out}")
             return 0
         if args.cmd == "import":

@@ -92,7 +92,7 @@ def first_clip(layout: DataLayout) -> str:
 
 
 def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None = None,
-                robot_name: str | None = None, robot_xml: str | None = None, max_frames: int | None = None) -> Path:
+                robot_xml: str | None = None, max_frames: int | None = None) -> Path:
     import mujoco
 
     clip_id = clip_id or first_clip(layout)
