@@ -40,6 +40,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m ingest.bench
+	$(BIN)/python -m retarget.bench
 
 lint: setup
 	$(BIN)/ruff check robomirror ingest catalog retarget latents train deploy tests

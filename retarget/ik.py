@@ -25,6 +25,7 @@ class IKConfig:
     first_frame_iterations: int = 150  # the first frame starts from the standing pose
     posture_cost: float = 0.02  # regulariser towards the previous frame's joints [1/rad]
     contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
+    lock_cost: float = 10.0  # position cost of a locked foot [1/m]: it must win over the other tasks
     tasks: tuple[TaskSpec, ...] = TASKS
 
 
@@ -77,6 +78,7 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     quat0 = pin.Quaternion(r0).coeffs()  # xyzw
     q = np.concatenate([kp["pelvis"][0], quat0, np.zeros(model.nq - 7)])
     conf = pink.Configuration(model, data, q)
+    specs = {s.keypoint: s for s in cfg.tasks}
     tasks = {s.keypoint: FrameTask(f"kp_{s.keypoint}", s.position_cost, s.orientation_cost) for s in cfg.tasks}
     posture = PostureTask(cost=cfg.posture_cost)
     limits = [ConfigurationLimit(model), VelocityLimit(model)]
@@ -97,10 +99,12 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
                 rot = np.eye(3)
             pos = kp[name][t].copy()
             side = name.split("_")[0]
-            if cfg.contact_lock and name.endswith("_ankle") and t > 0:
+            if cfg.contact_lock and name.endswith("_ankle"):
                 k = 0 if side == "left" else 1
-                if contact[t, k] and contact[t - 1, k]:
+                locked = t > 0 and contact[t, k] and contact[t - 1, k]
+                if locked:
                     pos[:2] = prev_foot[side][:2]
+                task.set_position_cost(cfg.lock_cost if locked else specs[name].position_cost)
             task.set_target(pin.SE3(rot, pos))
         posture.set_target(conf.q)
         first = t == 0

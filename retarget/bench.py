@@ -1,0 +1,121 @@
+"""`make bench` for retarget: speed and quality trade-offs measured in the same run.
+
+On the synthetic sample (ingest shards under the data root, or a fresh small corpus) it times the
+pink IK at several iteration counts and with/without the contact lock, and prints each variant's
+frames/s and quality next to the 1-iteration baseline. With ../shared/realdata present it also
+retargets real G1 motions' own keypoints (robot -> keypoints -> IK) and reports the recovery
+error: a ground-truth accuracy figure on real motion.
+Peers' published figures are printed for reference only; they were not measured here.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import webdataset as wds
+from rich.console import Console
+from rich.table import Table
+
+from retarget.clip import retarget_clip
+from retarget.config import RetargetConfig
+from retarget.correspondence import G1_KEYPOINTS
+from retarget.robot import G1
+from robomirror.paths import DataLayout, resolve_data_root
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+PEERS = "reference (not measured here): GMR ~50 frames/s, MPKPE-aligned 5.5 cm, skate 29 cm/s, penetration 2.7 cm; " \
+        "holosoma 1.4-3.3 frames/s, MPKPE-aligned 3.4-3.9 cm, penetration 0.2-0.3 cm (their real mocap)"
+
+
+def _human_clips(layout: DataLayout, limit: int = 8):
+    urls = sorted(str(p) for p in layout.root.glob("shards/ingest/*/shard-*.tar"))
+    if not urls:
+        from ingest.config import IngestConfig
+        from ingest.pipeline import run_ingest
+        from ingest.sample.corpus import SampleConfig, build_sample
+
+        tmp = Path(tempfile.mkdtemp(prefix="robomirror-bench-"))
+        layout = DataLayout(tmp)
+        run_ingest(layout, build_sample(tmp / "sample", SampleConfig(n_motionx=6, n_nymeria=1), progress=False),
+                   IngestConfig(), executor="serial", progress=False)
+        urls = sorted(str(p) for p in layout.root.glob("shards/ingest/*/shard-*.tar"))
+    out = []
+    for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        h = np.load(io.BytesIO(s["human.npz"]))
+        out.append((tuple(str(n) for n in h["joint_names"]), h["joint_pos_w"], float(h["fps"])))
+        if len(out) == limit:
+            break
+    return out
+
+
+def _run(robot: G1, clips, cfg: RetargetConfig) -> dict:
+    frames, t0, rows = 0, time.perf_counter(), []
+    for names, joints, fps in clips:
+        r = retarget_clip(robot, names, joints, fps, cfg)
+        frames += r.motion.n_frames
+        rows.append(r.report["metrics"])
+    dt = time.perf_counter() - t0
+    med = lambda k: float(np.median([m[k] for m in rows]))  # noqa: E731
+    return {"fps": frames / dt, "mpkpe": med("mpkpe_aligned_mean_m"), "target": med("target_error_mean_m"),
+            "skate": med("foot_skate_cm_s"), "pen": med("penetration_cm")}
+
+
+def _real_recovery(robot: G1) -> list[tuple[str, float, float, float]]:
+    from retarget.interop import import_gmr, import_pbhc
+
+    out = []
+    for path in sorted(REALDATA.glob("*.pkl")):
+        m = import_pbhc(path)[0] if path.name.startswith("pbhc") else import_gmr(path)
+        if m.fps != 30.0:
+            m = m.resampled(30.0)
+        qpos = robot.qpos(m.root_pos_w, m.root_quat_wxyz, m.joint_pos)
+        names = tuple(G1_KEYPOINTS)
+        kp = robot.keypoints(qpos, names)
+        r = retarget_clip(robot, tuple(G1_KEYPOINTS[n] for n in names), kp, 30.0, RetargetConfig())
+        got = robot.keypoints(robot.qpos(r.motion.root_pos_w, r.motion.root_quat_wxyz, r.motion.joint_pos), names)
+        err = np.linalg.norm(got - kp, axis=-1)
+        pose = np.linalg.norm((got - got.mean(1, keepdims=True)) - (kp - kp.mean(1, keepdims=True)), axis=-1)
+        out.append((path.stem, float(err.mean()), float(pose.mean()),
+                    float(np.abs(r.motion.joint_pos - m.joint_pos).mean())))
+    return out
+
+
+def main() -> int:
+    console = Console(width=150)
+    robot = G1()
+    clips = _human_clips(DataLayout(resolve_data_root(None)))
+    variants = [("1 iter, no lock (baseline)", RetargetConfig(iterations_per_frame=1, contact_lock=False)),
+                ("4 iter, no lock", RetargetConfig(contact_lock=False)),
+                ("2 iter + lock", RetargetConfig(iterations_per_frame=2)),
+                ("4 iter + lock (default)", RetargetConfig()),
+                ("8 iter + lock", RetargetConfig(iterations_per_frame=8)),
+                ("4 iter + lock + smoothing", RetargetConfig(smooth_sigma_frames=1.0))]
+    _run(robot, clips[:1], RetargetConfig())  # warm-up: model building and imports
+    results = [(name, _run(robot, clips, cfg)) for name, cfg in variants]
+    base = results[0][1]
+    t = Table(title=f"retarget benchmark: {len(clips)} synthetic sample clips, 1 core, pink IK")
+    for c in ("variant", "frames/s", "x baseline", "MPKPE-al. cm", "target err cm", "skate cm/s", "penetr. cm"):
+        t.add_column(c, justify="right")
+    for name, r in results:
+        t.add_row(name, f"{r['fps']:.0f}", f"{r['fps'] / base['fps']:.2f}", f"{100 * r['mpkpe']:.1f}",
+                  f"{100 * r['target']:.1f}", f"{r['skate']:.1f}", f"{r['pen']:.2f}")
+    console.print(t)
+    console.print(PEERS)
+    if REALDATA.is_dir():
+        rt = Table(title="recovery of real G1 motions (../shared/realdata): robot keypoints -> IK -> robot")
+        for c in ("motion", "keypoint error cm", "pose error cm (grounding shift removed)", "joint error rad"):
+            rt.add_column(c, justify="right")
+        for name, kp_err, pose_err, j_err in _real_recovery(robot):
+            rt.add_row(name, f"{100 * kp_err:.2f}", f"{100 * pose_err:.2f}", f"{j_err:.3f}")
+        console.print(rt)
+    else:
+        console.print("(../shared/realdata absent: real-motion recovery skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
