@@ -10,7 +10,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from retarget.config import RetargetConfig
-from retarget.contacts import contact_labels, ground_offsets
+from retarget.contacts import contact_labels, ground_offsets, support_heights
 from retarget.correspondence import table_for
 from retarget.g1 import METRIC_KEYPOINTS
 from retarget.ik import IKConfig, solve_clip
@@ -80,7 +80,9 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     joints = np.clip(joints, lo, hi)  # smoothing never leaves the joint limits
     qpos = robot.qpos(root_pos, root_quat, joints)
     root_pos = root_pos.copy()
-    root_pos[:, 2] += ground_offsets(robot.foot_bottom_z(qpos), contact)
+    floor = None if cfg.floor_z_m is None else cfg.floor_z_m * shape.root_scale
+    support = np.where(contact, support_heights(foot_z, floor), 0.0)
+    root_pos[:, 2] += ground_offsets(robot.foot_bottom_z(qpos), contact, support)
     qpos = robot.qpos(root_pos, root_quat, joints)
 
     foot_low = robot.foot_bottom_z(qpos)

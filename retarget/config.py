@@ -19,6 +19,7 @@ class RetargetConfig:
     posture_cost: float = 0.02  # posture regulariser towards the previous frame [1/rad]
     contact_lock: bool = True  # pin feet in contact to their previous position
     smooth_sigma_frames: float = 0.0  # optional Gaussian smoothing [frames]; off: it costs foot skate (bench)
+    floor_z_m: float | None = None  # floor height in the source frame if known; None: estimated per clip
     stab_eps_m: float = 0.1  # CoM-CoP distance under which a frame is stable [m]
     stab_max_unstable_run: int = 100  # a clip fails at this many consecutive unstable frames
     on_error: str = "ledger"  # "ledger" or "raise"

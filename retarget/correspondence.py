@@ -21,9 +21,17 @@ XSENS = {
     "left_elbow": "L_Forearm", "right_elbow": "R_Forearm", "left_wrist": "L_Hand", "right_wrist": "R_Hand",
     "head": "Head",
 }
+# BVH-style mocap naming (LAFAN1, holosoma's climbing mocap): Hips, LeftUpLeg, LeftLeg, ...
+MOCAP_BVH = {
+    "pelvis": "Hips", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg", "left_knee": "LeftLeg",
+    "right_knee": "RightLeg", "left_ankle": "LeftFoot", "right_ankle": "RightFoot", "left_toe": "LeftToeBase",
+    "right_toe": "RightToeBase", "left_shoulder": "LeftArm", "right_shoulder": "RightArm",
+    "left_elbow": "LeftForeArm", "right_elbow": "RightForeArm", "left_wrist": "LeftHand", "right_wrist": "RightHand",
+    "head": "Head",
+}
 # The G1's own keypoints (robot -> robot round trips, and robot-motion datasets used as "human").
 G1_KEYPOINTS = {k: f"g1:{k}" for k in SMPL_FAMILY}
-TABLES = {"smpl_family": SMPL_FAMILY, "xsens": XSENS, "g1": G1_KEYPOINTS}
+TABLES = {"smpl_family": SMPL_FAMILY, "xsens": XSENS, "mocap_bvh": MOCAP_BVH, "g1": G1_KEYPOINTS}
 
 # The keypoint tree used by the shape fit: child -> parent. Each segment's pose-invariant length is
 # matched to the robot's, so targets have the robot's proportions and the human's pose.

@@ -12,7 +12,13 @@ import pytest
 
 from retarget.g1 import G1_23DOF_JOINTS
 from retarget.interop import (
-    InteropError, import_beyondmimic, import_gmr, import_pbhc, robot_for_motion, write_beyondmimic, write_gmr,
+    InteropError,
+    import_beyondmimic,
+    import_gmr,
+    import_pbhc,
+    robot_for_motion,
+    write_beyondmimic,
+    write_gmr,
 )
 from retarget.motion import RobotMotion
 from retarget.safe_pickle import UnsafePickleError, safe_load
