@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import digest_of
+from robomirror.config import from_dict, type_problems
 from robomirror.errors import ConfigError
 
 
@@ -27,12 +28,7 @@ class IngestConfig:
     on_error: str = "ledger"  # "ledger": record a failing source and go on; "raise": stop
 
     def __post_init__(self) -> None:
-        problems = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            want = {"float": (int, float), "int": int, "str": str}.get(str(f.type))
-            if want and (not isinstance(v, want) or isinstance(v, bool)):
-                problems.append(f"{f.name}: expected {f.type}, got {type(v).__name__} {v!r}")
+        problems = type_problems(self)
         if problems:
             raise ConfigError("invalid ingest config: " + "; ".join(problems))
         if self.fps <= 0:
@@ -60,11 +56,7 @@ class IngestConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "IngestConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown ingest config keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d, "ingest")
 
     def fingerprint(self) -> str:
         """Digest of every field that changes clip bytes (not shard size or error policy)."""

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from ingest.pipeline import IngestSummary
 from robomirror.paths import DataLayout
+from robomirror.report import add_failure_rows, print_outputs
 
 
 def print_summary(s: IngestSummary, layout: DataLayout, console: Console | None = None) -> None:
@@ -24,9 +25,7 @@ def print_summary(s: IngestSummary, layout: DataLayout, console: Console | None 
     t.add_row("wall time", f"{s.seconds:.1f} s")
     t.add_row("clips/s", f"{s.clips_per_s:.2f}")
     t.add_row("peak worker RSS", f"{s.peak_rss_mb:.0f} MB")
-    for reason, n in sorted(s.failures_by_reason.items()):
-        t.add_row(f"failed: {reason}", str(n), style="red")
+    add_failure_rows(t, s.failures_by_reason)
     console.print(t)
-    console.print(f"shards:  {layout.root / 'shards' / 'ingest'}")
-    console.print(f"ledger:  {layout.ledger('ingest')}  ({s.failed} failures)")
+    print_outputs(console, layout, "ingest", s.failed)
     console.print("query:   python -m catalog sql \"SELECT dataset, view, count(*) FROM clips GROUP BY ALL\"")

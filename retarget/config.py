@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from retarget.g1 import CONFIGS, DEFAULT_CONFIG
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import digest_of
+from robomirror.config import from_dict, type_problems
 from robomirror.errors import ConfigError
 
 
@@ -25,12 +26,7 @@ class RetargetConfig:
     on_error: str = "ledger"  # "ledger" or "raise"
 
     def __post_init__(self) -> None:
-        problems = []
-        for f in fields(self):
-            v = getattr(self, f.name)
-            want = {"float": (int, float), "int": int, "bool": bool, "str": str}.get(str(f.type))
-            if want and (not isinstance(v, want) or (isinstance(v, bool) and f.type != "bool")):
-                problems.append(f"{f.name}: expected {f.type}, got {type(v).__name__} {v!r}")
+        problems = type_problems(self)
         if self.robot not in CONFIGS:
             problems.append(f"robot must be one of {sorted(CONFIGS)}, got {self.robot!r}")
         if isinstance(self.iterations_per_frame, int) and self.iterations_per_frame < 1:
@@ -42,11 +38,7 @@ class RetargetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RetargetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown retarget config keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d, "retarget")
 
     def fingerprint(self) -> str:
         d = asdict(self)

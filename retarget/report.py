@@ -7,6 +7,7 @@ from rich.table import Table
 
 from retarget.pipeline import RetargetSummary
 from robomirror.paths import DataLayout
+from robomirror.report import add_failure_rows, print_outputs
 
 
 def print_summary(s: RetargetSummary, layout: DataLayout, console: Console | None = None) -> None:
@@ -22,8 +23,6 @@ def print_summary(s: RetargetSummary, layout: DataLayout, console: Console | Non
     t.add_row("median penetration", f"{s.penetration_median_cm:.2f} cm")
     t.add_row("IK + post frames/s", f"{s.frames_per_s:.0f}" if s.frames else "(all cached)")
     t.add_row("wall time", f"{s.seconds:.1f} s")
-    for reason, n in sorted(s.failures_by_reason.items()):
-        t.add_row(f"failed: {reason}", str(n), style="red")
+    add_failure_rows(t, s.failures_by_reason)
     console.print(t)
-    console.print(f"shards:  {layout.root / 'shards' / 'retarget'}")
-    console.print(f"ledger:  {layout.ledger('retarget')}  ({s.failed_clips} failures)")
+    print_outputs(console, layout, "retarget", s.failed_clips)
