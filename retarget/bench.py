@@ -129,7 +129,9 @@ def main() -> int:
                 ("2 iter + lock", RetargetConfig(iterations_per_frame=2)),
                 ("4 iter + lock (default)", RetargetConfig()),
                 ("8 iter + lock", RetargetConfig(iterations_per_frame=8)),
-                ("4 iter + lock + smoothing", RetargetConfig(smooth_sigma_frames=1.0))]
+                ("4 iter + lock + smoothing", RetargetConfig(smooth_sigma_frames=1.0)),
+                ("robot proportions (blend 1)", RetargetConfig(proportion_blend=1.0)),
+                ("human proportions (blend 0)", RetargetConfig(proportion_blend=0.0))]
     _run(robot, clips[:1], RetargetConfig())  # warm-up: model building and imports
     results = [(name, _run(robot, clips, cfg)) for name, cfg in variants]
     base = results[0][1]

@@ -59,7 +59,7 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     t0 = time.perf_counter()
     table_name, human = human_keypoints(joint_names, joint_pos_w)
     if shape is None:
-        shape = fit_shape(human, robot_rest_keypoints(robot, human.keys()))
+        shape = fit_shape(human, robot_rest_keypoints(robot, human.keys()), cfg.proportion_blend)
     targets = apply_shape(human, shape)
     foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)

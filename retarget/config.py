@@ -16,6 +16,7 @@ from robomirror.errors import ConfigError
 class RetargetConfig:
     robot: str = DEFAULT_CONFIG  # robot configuration: "g1_23dof" (wrists locked) or "g1_29dof"
     robot_xml: str | None = None  # a user's own G1 MJCF instead of the mjlab copy
+    proportion_blend: float = 0.5  # shape fit: 1 = robot segment lengths, 0 = one uniform scale
     iterations_per_frame: int = 4  # pink steps per frame
     posture_cost: float = 0.02  # posture regulariser towards the previous frame [1/rad]
     contact_lock: bool = True  # pin feet in contact to their previous position
@@ -29,6 +30,8 @@ class RetargetConfig:
         problems = type_problems(self)
         if self.robot not in CONFIGS:
             problems.append(f"robot must be one of {sorted(CONFIGS)}, got {self.robot!r}")
+        if isinstance(self.proportion_blend, (int, float)) and not 0.0 <= self.proportion_blend <= 1.0:
+            problems.append(f"proportion_blend must be in [0, 1], got {self.proportion_blend}")
         if isinstance(self.iterations_per_frame, int) and self.iterations_per_frame < 1:
             problems.append("iterations_per_frame must be >= 1")
         if self.on_error not in ("ledger", "raise"):

@@ -80,7 +80,7 @@ def robot_config(name: str) -> RobotConfig:
 # Keypoint frames on the robot [parent body, offset in that body's frame (m)]. Bodies whose origin
 # sits at the matching human joint use a zero offset.
 KEYPOINT_FRAMES: dict[str, tuple[str, tuple[float, float, float]]] = {
-    "pelvis": ("pelvis", (0.0, 0.0, 0.0)),
+    "pelvis": ("pelvis", (0.0, 0.0, -0.08)),  # between the pelvis origin and the hip joints, where human roots sit
     "left_hip": ("left_hip_roll_link", (0.0, 0.0, 0.0)),
     "right_hip": ("right_hip_roll_link", (0.0, 0.0, 0.0)),
     "left_knee": ("left_knee_link", (0.0, 0.0, 0.0)),
