@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -53,14 +54,37 @@ def _continuous_quats(q: np.ndarray) -> np.ndarray:
     return q
 
 
+def _betas_refit(robot: G1, joint_names, params, cfg: RetargetConfig, shape: ShapeFit | None):
+    """Joints re-posed with betas fitted to the G1 (real model files only), or None."""
+    if not cfg.body_models_dir or params is None or not {"root_orient", "pose_body", "trans", "betas"} <= set(params):
+        return None, None
+    from ingest.body_model import load_body_model
+    from retarget.betas_fit import BetasFit, fit_betas, repose
+
+    model_type = "smplx" if len(joint_names) == 55 else "smpl"
+    body = load_body_model(model_type, Path(cfg.body_models_dir))
+    table_name, table = table_for(joint_names)
+    if shape is not None and shape.betas_fit is not None:
+        fit = BetasFit(**shape.betas_fit)
+    else:
+        fit = fit_betas(body, table, robot_rest_keypoints(robot, table.keys()))
+    return repose(body, params, fit), fit
+
+
 def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarray, fps: float,
-                  cfg: RetargetConfig, shape: ShapeFit | None = None) -> ClipResult:
-    """joint_pos_w: (T, J, 3) human joints [m], z-up. `shape`: a cached fit for this subject."""
+                  cfg: RetargetConfig, shape: ShapeFit | None = None,
+                  params: dict[str, np.ndarray] | None = None) -> ClipResult:
+    """joint_pos_w: (T, J, 3) human joints [m], z-up. `shape`: a cached fit for this subject.
+    params: the clip's body-model parameters (z-up); with `cfg.body_models_dir` they drive a betas fit."""
     t0 = time.perf_counter()
     table_name, human = human_keypoints(joint_names, joint_pos_w)
+    refit_joints, betas = _betas_refit(robot, joint_names, params, cfg, shape)
+    source = human if refit_joints is None else human_keypoints(joint_names, refit_joints)[1]
     if shape is None:
-        shape = fit_shape(human, robot_rest_keypoints(robot, human.keys()), cfg.proportion_blend)
-    targets = apply_shape(human, shape)
+        shape = fit_shape(source, robot_rest_keypoints(robot, source.keys()), cfg.proportion_blend)
+        if betas is not None:
+            shape = replace(shape, betas_fit=asdict(betas))
+    targets = apply_shape(source, shape)
     foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
     contact = contact_labels(foot_z, foot_xy, fps)

@@ -16,6 +16,7 @@ from robomirror.errors import ConfigError
 class RetargetConfig:
     robot: str = DEFAULT_CONFIG  # robot configuration: "g1_23dof" (wrists locked) or "g1_29dof"
     robot_xml: str | None = None  # a user's own G1 MJCF instead of the mjlab copy
+    body_models_dir: str | None = None  # real smplx/ and smpl/ model files: enables the betas fit
     proportion_blend: float = 0.5  # shape fit: 1 = robot segment lengths, 0 = one uniform scale
     iterations_per_frame: int = 4  # pink steps per frame
     posture_cost: float = 0.02  # posture regulariser towards the previous frame [1/rad]

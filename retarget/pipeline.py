@@ -109,8 +109,9 @@ def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
             human = np.load(io.BytesIO(members["human.npz"]), allow_pickle=False)
             subject = (meta["dataset"], meta["sequence"])
             t0 = time.perf_counter()
+            params = {k[len("param_"):]: human[k] for k in human.files if k.startswith("param_")}
             res = retarget_clip(robot, tuple(str(n) for n in human["joint_names"]), human["joint_pos_w"],
-                                float(human["fps"]), cfg, shapes.get(subject))
+                                float(human["fps"]), cfg, shapes.get(subject), params)
             ik_s += time.perf_counter() - t0
             shapes.setdefault(subject, _shape_from(res.report))
         except Exception as e:  # noqa: BLE001 - one bad clip must not cost the shard

@@ -22,6 +22,7 @@ class ShapeFit:
     segment_scale: dict[str, float]  # child keypoint -> robot / human length of its segment
     human_lengths_m: dict[str, float]
     robot_lengths_m: dict[str, float]
+    betas_fit: dict | None = None  # retarget.betas_fit.BetasFit as a dict, when real model files were used
 
 
 def _lengths(kp: dict[str, np.ndarray]) -> dict[str, float]:

@@ -26,7 +26,7 @@ def _rest_joints(skel: BuiltinSkeleton) -> np.ndarray:
     return pos
 
 
-def write_synthetic_smplx(path) -> None:
+def write_synthetic_smplx(path, shapedirs: np.ndarray | None = None) -> None:
     skel = BuiltinSkeleton("smplx")
     joints = _rest_joints(skel)
     nj = len(joints)
@@ -43,7 +43,7 @@ def write_synthetic_smplx(path) -> None:
     faces = np.arange(3 * 3000).reshape(-1, 3) % N_VERTS
     np.savez(
         path, v_template=v, f=faces.astype(np.int64), J_regressor=jreg, weights=weights,
-        kintree_table=kintree, shapedirs=np.zeros((N_VERTS, 3, 400)), posedirs=np.zeros((N_VERTS, 3, 486)),
+        kintree_table=kintree, shapedirs=np.zeros((N_VERTS, 3, 400)) if shapedirs is None else shapedirs, posedirs=np.zeros((N_VERTS, 3, 486)),
         hands_componentsl=np.eye(45), hands_componentsr=np.eye(45), hands_meanl=np.zeros(45),
         hands_meanr=np.zeros(45), lmk_faces_idx=np.zeros(51, dtype=np.int64), lmk_bary_coords=np.full((51, 3), 1 / 3),
         dynamic_lmk_faces_idx=np.zeros((79, 17), dtype=np.int64),
