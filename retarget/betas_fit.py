@@ -39,7 +39,8 @@ def fit_betas(body: SmplxBody, table: dict[str, str], robot_rest: dict[str, np.n
     """table: robot keypoint -> human joint name; robot_rest: keypoint -> (1, 3) in the G1's zero pose."""
     j0, jd = _rest_basis(body)
     names = list(body.joint_names)
-    segs = [(names.index(table[c]), names.index(table[p]), c, p) for c, p in KEYPOINT_PARENT.items()]
+    segs = [(names.index(table[c]), names.index(table[p]), c, p) for c, p in KEYPOINT_PARENT.items()
+            if c in table and p in table]
     robot_len = np.array([np.linalg.norm(robot_rest[c][0] - robot_rest[p][0]) for _, _, c, p in segs])
 
     def lengths(b: np.ndarray) -> np.ndarray:

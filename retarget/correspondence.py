@@ -40,7 +40,12 @@ KEYPOINT_PARENT = {
     "left_ankle": "left_knee", "right_ankle": "right_knee", "left_toe": "left_ankle", "right_toe": "right_ankle",
     "left_shoulder": "pelvis", "right_shoulder": "pelvis", "head": "pelvis",
     "left_elbow": "left_shoulder", "right_elbow": "right_shoulder", "left_wrist": "left_elbow",
-    "right_wrist": "right_elbow",
+    "right_wrist": "right_elbow", "left_hand": "left_wrist", "right_hand": "right_wrist",
+}
+# Hands are used when the skeleton has a joint past the wrist (first candidate found wins).
+HAND_CANDIDATES = {
+    "left_hand": ("left_middle1", "left_hand", "LeftHandMiddle1", "g1:left_hand"),
+    "right_hand": ("right_middle1", "right_hand", "RightHandMiddle1", "g1:right_hand"),
 }
 LEG_SEGMENTS = (("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
                 ("right_knee", "right_ankle"))
@@ -65,13 +70,16 @@ TASKS = (
     TaskSpec("left_hip", 0.3), TaskSpec("right_hip", 0.3),
     TaskSpec("left_shoulder", 0.4), TaskSpec("right_shoulder", 0.4),
     TaskSpec("head", 0.3),
+    TaskSpec("left_hand", 0.3), TaskSpec("right_hand", 0.3),  # only when the skeleton has hands
 )
 
 
 def table_for(joint_names: tuple[str, ...] | list[str]) -> tuple[str, dict[str, str]]:
-    """The correspondence table that fits a skeleton, by its joint names."""
+    """The correspondence table that fits a skeleton, by its joint names (plus its hands if any)."""
     names = set(joint_names)
     for name, table in TABLES.items():
         if set(table.values()) <= names:
-            return name, table
+            hands = {kp: next(c for c in cands if c in names) for kp, cands in HAND_CANDIDATES.items()
+                     if any(c in names for c in cands)}
+            return name, {**table, **hands}
     raise ConfigError(f"no keypoint table fits joints {sorted(names)[:8]}...; known skeletons: {sorted(TABLES)}")

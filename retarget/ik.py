@@ -78,8 +78,8 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     quat0 = pin.Quaternion(r0).coeffs()  # xyzw
     q = np.concatenate([kp["pelvis"][0], quat0, np.zeros(model.nq - 7)])
     conf = pink.Configuration(model, data, q)
-    specs = {s.keypoint: s for s in cfg.tasks}
-    tasks = {s.keypoint: FrameTask(f"kp_{s.keypoint}", s.position_cost, s.orientation_cost) for s in cfg.tasks}
+    specs = {s.keypoint: s for s in cfg.tasks if s.keypoint in kp}
+    tasks = {k: FrameTask(f"kp_{k}", s.position_cost, s.orientation_cost) for k, s in specs.items()}
     posture = PostureTask(cost=cfg.posture_cost)
     limits = [ConfigurationLimit(model), VelocityLimit(model)]
     out = np.empty((n, model.nq))

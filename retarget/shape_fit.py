@@ -26,7 +26,8 @@ class ShapeFit:
 
 
 def _lengths(kp: dict[str, np.ndarray]) -> dict[str, float]:
-    return {c: float(np.median(np.linalg.norm(kp[c] - kp[p], axis=-1))) for c, p in KEYPOINT_PARENT.items()}
+    return {c: float(np.median(np.linalg.norm(kp[c] - kp[p], axis=-1))) for c, p in KEYPOINT_PARENT.items()
+            if c in kp and p in kp}
 
 
 def fit_shape(human_kp: dict[str, np.ndarray], robot_kp: dict[str, np.ndarray], blend: float = 0.5) -> ShapeFit:
@@ -45,7 +46,7 @@ def apply_shape(human_kp: dict[str, np.ndarray], fit: ShapeFit) -> dict[str, np.
     """Targets: the pelvis scaled by the leg ratio, every other keypoint placed from its parent
     along the human's segment direction with the robot's segment length."""
     out = {"pelvis": human_kp["pelvis"] * fit.root_scale}
-    pending = [c for c in KEYPOINT_PARENT]
+    pending = [c for c in KEYPOINT_PARENT if c in human_kp]
     while pending:
         for c in list(pending):
             p = KEYPOINT_PARENT[c]
