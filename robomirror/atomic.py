@@ -47,6 +47,26 @@ def publish_with(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     fsync_dir(path.parent)
 
 
+class HashingWriter:
+    """A write-only file wrapper that hashes and counts what passes through it."""
+
+    def __init__(self, f) -> None:
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self._f.write(data)
+
+    def tell(self) -> int:  # tarfile asks for the position when it starts
+        return self._f.tell()
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
 def publish_bytes(path: Path, data: bytes) -> None:
     """Atomically replace `path` with `data`."""
     publish_with(path, lambda f: f.write(data))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robomirror import FORMAT_VERSION
-from robomirror.atomic import digest_of, publish_json, publish_with, sha256_bytes, sha256_file
+from robomirror.atomic import HashingWriter, digest_of, publish_json, publish_with, sha256_bytes, sha256_file
 from robomirror.errors import FormatVersionError, IntegrityError
 from robomirror.tario import read_tar, tar_member_bytes, write_tar
 
@@ -114,10 +114,17 @@ def _members(shard: PlannedShard):
 
 def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
     path = out_dir / shard.name
-    publish_with(path, lambda f: write_tar(f, _members(shard)))
+    hashed: list[HashingWriter] = []
+
+    def write(f) -> None:
+        w = HashingWriter(f)
+        hashed.append(w)
+        write_tar(w, _members(shard))
+
+    publish_with(path, write)  # hashed while written: no second read of the shard
     side = {
-        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": path.stat().st_size,
-        "sha256": sha256_file(path), "n_samples": len(shard.samples),
+        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": hashed[-1].bytes,
+        "sha256": hashed[-1].sha256.hexdigest(), "n_samples": len(shard.samples),
         "keys": [s["key"] for s in shard.samples], "plan_digest": shard.plan_digest,
     }
     publish_json(path.with_suffix(".json"), side)
@@ -161,9 +168,15 @@ def stage_samples(tar_path: Path, side_path: Path, samples: list[tuple[str, dict
     (source digest, config fingerprint, ...); its presence marks a complete staging.
     """
     members = [(f"{key}.{suffix}", m[suffix]) for key, m, _ in samples for suffix in sorted(m)]
-    publish_with(tar_path, lambda f: write_tar(f, members))
+    hashed: list[HashingWriter] = []
+
+    def write(f) -> None:
+        hashed.append(HashingWriter(f))
+        write_tar(hashed[-1], members)
+
+    publish_with(tar_path, write)
     side = {
-        "format_version": FORMAT_VERSION, **header, "bytes": tar_path.stat().st_size, "sha256": sha256_file(tar_path),
+        "format_version": FORMAT_VERSION, **header, "bytes": hashed[-1].bytes, "sha256": hashed[-1].sha256.hexdigest(),
         "samples": [{"key": key, "meta": meta,
                      "members": [{"name": f"{key}.{k}", "size": len(v), "sha256": sha256_bytes(v)}
                                  for k, v in sorted(m.items())]} for key, m, meta in samples],
