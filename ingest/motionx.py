@@ -33,7 +33,7 @@ MOTIONX_COLUMNS: dict[str, tuple[int, int]] = {
 
 
 def discover_motionx(root: Path) -> list[SourceRef]:
-    root = Path(root)
+    root = Path(root).resolve()  # recorded paths do not depend on the working directory
     motion_dir = root / "motion_data" / "smplx_322"
     refs = []
     for npy in sorted(motion_dir.rglob("*.npy")):

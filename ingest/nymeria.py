@@ -41,6 +41,7 @@ N_SEG = len(XSENS_SEGMENTS)
 
 
 def discover_nymeria(root: Path) -> list[SourceRef]:
+    root = Path(root).resolve()  # recorded paths do not depend on the working directory
     refs = []
     for d in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
         m = SEQUENCE_RE.match(d.name)

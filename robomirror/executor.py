@@ -27,7 +27,8 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], args: tuple = (), ex
         if ray_address:
             ray.init(address=ray_address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+            # address="local": always a fresh instance of our own, even if another Ray cluster runs here
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
     try:
         remote = ray.remote(num_cpus=1, max_retries=1)(fn)
