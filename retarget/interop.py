@@ -80,6 +80,41 @@ def import_gmr(path: Path) -> RobotMotion:
     return _integer_rate(m)
 
 
+def bfs_joint_order(robot: G1) -> tuple[str, ...]:
+    """Joints ordered breadth-first over the body tree, as Isaac Lab (PhysX) articulations list them."""
+    import mujoco
+
+    m = robot.mj
+    depth = np.zeros(m.nbody, dtype=int)
+    for b in range(1, m.nbody):
+        depth[b] = depth[m.body_parentid[b]] + 1
+    joints = [(int(depth[m.jnt_bodyid[j]]), j, mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j))
+              for j in range(m.njnt) if m.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE]
+    return tuple(name for _, _, name in sorted(joints) if name in robot.config.joints)
+
+
+def detect_joint_order(d: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
+    """A file without joint names: find the order whose forward kinematics reproduces the file's own
+    body positions (MuJoCo depth-first or Isaac Lab breadth-first); refuse if neither does."""
+    n = d["joint_pos"].shape[1]
+    robot = G1("g1_29dof" if n == 29 else "g1_23dof")
+    k = min(5, len(d["joint_pos"]))
+    errors = {}
+    for name, order in (("mujoco", robot.config.joints), ("isaaclab_bfs", bfs_joint_order(robot))):
+        perm = [order.index(j) for j in robot.config.joints]
+        qpos = robot.qpos(d["body_pos_w"][:k, 0].astype(np.float64), d["body_quat_w"][:k, 0].astype(np.float64),
+                          d["joint_pos"][:k][:, perm].astype(np.float64))
+        pos, _ = robot.bodies(qpos)
+        if pos.shape[1] == d["body_pos_w"].shape[1]:
+            errors[name] = (float(np.abs(pos - d["body_pos_w"][:k]).max()), order)
+    best = min(errors.items(), key=lambda kv: kv[1][0]) if errors else None
+    if best is None or best[1][0] > 0.01:
+        found = {k: round(v[0], 3) for k, v in errors.items()}
+        raise InteropError(f"{path}: no joint order reproduces the file's body positions (max error [m] per "
+                           f"order: {found}); pass joint_names explicitly")
+    return best[1][1]
+
+
 def import_beyondmimic(path: Path) -> RobotMotion:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -87,8 +122,14 @@ def import_beyondmimic(path: Path) -> RobotMotion:
     except (ValueError, OSError) as e:
         raise InteropError(f"{path}: not a readable npz without pickle: {e}") from e
     _need(d, ("fps", "joint_pos", "body_pos_w", "body_quat_w"), path, "BeyondMimic")
-    names = None if "joint_names" in d else _joints_for(d["joint_pos"].shape[1], path)
-    return RobotMotion.from_beyondmimic(d, names)
+    _joints_for(d["joint_pos"].shape[1], path)
+    names = None if "joint_names" in d else detect_joint_order(d, path)
+    m = RobotMotion.from_beyondmimic(d, names)
+    if names is not None and names != _joints_for(len(names), path):  # store in our (MuJoCo) order
+        perm = [names.index(j) for j in _joints_for(len(names), path)]
+        m = RobotMotion(m.fps, _joints_for(len(names), path), m.root_pos_w, m.root_quat_wxyz, m.joint_pos[:, perm],
+                        m.contact)
+    return m
 
 
 def import_file(path: Path, fmt: str) -> RobotMotion:

