@@ -8,8 +8,9 @@ DATA    ?= $(or $(ROBOMIRROR_DATA),data)
 EXEC    ?= ray
 export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo sample shards render test bench lint clean clean-data
+.PHONY: setup demo sample shards render latents test bench lint clean clean-data
 
 setup: $(STAMP)
 
@@ -34,8 +35,12 @@ shards: setup
 render: setup
 	$(BIN)/python -m retarget render
 
-demo: sample shards render
+latents: setup
+	$(BIN)/python -m latents build
+
+demo: sample shards render latents
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
+	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -18,7 +18,27 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     q.add_argument("--out", help="output file (required for parquet)")
     q.add_argument("--max-rows", type=int, default=40)
+    n = sub.add_parser("nearest", help="nearest clips in the store by --clip or --text")
+    n.add_argument("--clip")
+    n.add_argument("--text")
+    n.add_argument("--space", choices=["motion", "text"], default="motion")
+    n.add_argument("--k", type=int, default=5)
+    n.add_argument("--where", help="a filter on store columns, e.g. \"dataset = 'nymeria' AND stable\"")
     args = ap.parse_args(argv)
+
+    if args.cmd == "nearest":
+        from catalog.nearest import nearest
+
+        layout = DataLayout(resolve_data_root(args.data_root))
+        try:
+            hits = nearest(layout, args.clip, args.text, args.space, args.k, args.where)
+        except RoboMirrorError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for i, h in enumerate(hits, 1):
+            verdict = "stable" if h.stable else "unstable" if h.stable is not None else "?"
+            print(f"{i:2d}. {h.clip_id}  d={h.distance:.4f}  [{h.dataset}, {verdict}]  {h.text[:90]}")
+        return 0
 
     from catalog.sql import query
 

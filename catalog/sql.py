@@ -32,11 +32,28 @@ def _views(layout: DataLayout) -> dict[str, str]:
     return views
 
 
+def _lance_tables(layout: DataLayout) -> dict[str, object]:
+    """The store's Lance tables as Arrow datasets (DuckDB's Arrow path works with any DuckDB)."""
+    out = {}
+    store = layout.store_dir
+    if store.is_dir():
+        import lance
+
+        # token tables hold float16, which DuckDB cannot scan from Arrow; they are for training, not SQL
+        for path in sorted(store.glob("*.lance")):
+            if path.stem != "motion_tokens":
+                out[f"store_{path.stem}"] = lance.dataset(str(path))
+    return out
+
+
 def connect(layout: DataLayout) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     con = duckdb.connect(":memory:")
     views = _views(layout)
     for name, sql in views.items():
         con.execute(f"CREATE VIEW {name} AS {sql}")
+    for name, ds in _lance_tables(layout).items():
+        con.register(name, ds)
+        views[name] = "lance"
     root = str(Path(layout.root).resolve())
     con.execute(f"SET allowed_directories = ['{root}']")
     con.execute("SET enable_external_access = false")

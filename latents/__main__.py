@@ -1,9 +1,42 @@
-"""`python -m latents`: not implemented yet (see the package docstring and the open issues)."""
+"""`python -m latents`: embed retargeted clips (motion VAE, text) into the LanceDB store.
 
+The Qwen3-VL video latent is not implemented yet (see the open issue)."""
+
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
 
-import latents
-from robomirror.cli import not_yet
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m latents", description=__doc__)
+    ap.add_argument("--data-root", help=f"data root (default ${ENV_DATA_ROOT} or ./data)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train (or load) the motion VAE and upsert every clip into the store")
+    b.add_argument("--vae", help="a motion VAE checkpoint directory to use instead of training")
+    b.add_argument("--steps", type=int, default=400, help="VAE training steps")
+    args = ap.parse_args(argv)
+    layout = DataLayout(resolve_data_root(args.data_root))
+    from latents.motion_vae import VAEConfig
+    from latents.pipeline import run_latents
+
+    try:
+        s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps))
+    except (RoboMirrorError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"store: {s.store}  clips: {s.clips} ({s.inserted} new)  versions: {s.versions}")
+    if s.vae_trained:
+        print(f"motion VAE {s.vae_id}: final train loss {s.final_loss:.4f}; held-out joint error "
+              f"{s.heldout_joint_err_rad:.4f} rad (mean-pose baseline {s.heldout_baseline_err_rad:.4f} rad)")
+    else:
+        print(f"motion VAE {s.vae_id} (loaded)")
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(not_yet("latents", latents.__doc__))
+    sys.exit(main())
