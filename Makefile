@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo sample shards render latents test bench lint clean clean-data
+.PHONY: setup demo sample shards render latents compact test bench lint clean clean-data
 
 setup: $(STAMP)
 
@@ -38,6 +38,9 @@ render: setup
 latents: setup
 	$(BIN)/python -m latents build
 
+compact: setup
+	$(BIN)/python -m latents compact
+
 demo: sample shards render latents
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
 	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3
@@ -48,6 +51,7 @@ test: setup
 bench: setup
 	$(BIN)/python -m ingest.bench
 	$(BIN)/python -m retarget.bench
+	$(BIN)/python -m latents.bench
 
 lint: setup
 	$(BIN)/ruff check robomirror ingest catalog retarget latents train deploy tests

@@ -19,8 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="train (or load) the motion VAE and upsert every clip into the store")
     b.add_argument("--vae", help="a motion VAE checkpoint directory to use instead of training")
     b.add_argument("--steps", type=int, default=400, help="VAE training steps")
+    sub.add_parser("compact", help="optimise the store's tables and remove old versions")
     args = ap.parse_args(argv)
     layout = DataLayout(resolve_data_root(args.data_root))
+    if args.cmd == "compact":
+        from latents.store import Store
+
+        for name, (before, after) in Store(layout.store_dir).compact().items():
+            print(f"{name}: {before} versions -> {after}")
+        return 0
     from latents.motion_vae import VAEConfig
     from latents.pipeline import run_latents
 
@@ -29,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RoboMirrorError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"store: {s.store}  clips: {s.clips} ({s.inserted} new)  versions: {s.versions}")
+    print(f"store: {s.store}  clips: {s.clips} ({s.inserted} new)  versions: {s.versions}  indexes: {s.indexes}")
     if s.vae_trained:
         print(f"motion VAE {s.vae_id}: final train loss {s.final_loss:.4f}; held-out joint error "
               f"{s.heldout_joint_err_rad:.4f} rad (mean-pose baseline {s.heldout_baseline_err_rad:.4f} rad)")

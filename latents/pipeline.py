@@ -35,6 +35,7 @@ class LatentsSummary:
     final_loss: float = float("nan")
     store: str = ""
     versions: dict[str, int] = field(default_factory=dict)
+    indexes: list[str] = field(default_factory=list)
 
 
 def _manifest_rows(layout: DataLayout, stage: str) -> dict[str, dict]:
@@ -104,6 +105,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     s.inserted = store.upsert(CLIPS, rows)
     store.upsert(MOTION_TOKENS, token_rows)
     tag = "build-" + digest_of([s.vae_id, sorted(ids)])[:12]
+    s.indexes = store.ensure_indexes()
     for t in (CLIPS, MOTION_TOKENS):
         store.tag(t, tag)
         s.versions[t] = store.version(t)

@@ -20,6 +20,8 @@ from robomirror.errors import RoboMirrorError
 
 MOTION_DIM = 256
 CLIPS = "clips"
+ANN_MIN_ROWS = 65_536  # below this, exact search beats building and probing an index
+SCALAR_INDEXED = ("dataset", "view", "stable")
 MOTION_TOKENS = "motion_tokens"
 
 
@@ -112,3 +114,31 @@ class Store:
 
     def count(self, name: str) -> int:
         return self.table(name).count_rows()
+
+    def ensure_indexes(self, ann_min_rows: int = ANN_MIN_ROWS) -> list[str]:
+        """Scalar indexes on the filter columns always; ANN (IVF_PQ, cosine) on the vector columns once
+        the table is large enough (below that, exact search is fast and exact). Returns what was built."""
+        t = self.table(CLIPS)
+        built = []
+        for col in SCALAR_INDEXED:
+            t.create_scalar_index(col, index_type="BITMAP", replace=True)
+            built.append(f"bitmap:{col}")
+        n = t.count_rows()
+        if n >= ann_min_rows:
+            for col, dim in VECTOR_WIDTHS[CLIPS].items():
+                t.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name=col,
+                               num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=dim // 8, replace=True)
+                built.append(f"ivf_pq:{col}")
+        return built
+
+    def compact(self) -> dict[str, tuple[int, int]]:
+        """Optimise every table and drop versions older than now; (versions before, after) per table."""
+        from datetime import timedelta
+
+        out = {}
+        for name in SCHEMAS:
+            t = self.table(name)
+            before = len(t.list_versions())
+            t.optimize(cleanup_older_than=timedelta(seconds=0), delete_unverified=True)
+            out[name] = (before, len(t.list_versions()))
+        return out

@@ -66,3 +66,15 @@ def test_nearest_on_constructed_latents_returns_known_order(tmp_path):
     assert hits[0].distance < hits[1].distance < hits[2].distance
     only = nearest(layout, clip="c000", space="motion", k=3, where="dataset = 'motionx'")
     assert [h.clip_id for h in only] == ["c001", "c003", "c004"]
+
+
+def test_indexes_and_compaction(tmp_path):
+    store = Store(tmp_path / "store")
+    for i in range(4):  # four builds -> several versions
+        store.upsert(CLIPS, [_row(j, text=f"v{i}") for j in range(6)])
+    built = store.ensure_indexes(ann_min_rows=5)
+    assert {"bitmap:dataset", "ivf_pq:motion_latent", "ivf_pq:text_emb"} <= set(built)
+    names = {i.name if hasattr(i, "name") else str(i) for i in store.table(CLIPS).list_indices()}
+    assert len(names) >= 5
+    before, after = store.compact()[CLIPS]
+    assert after < before and store.count(CLIPS) == 6  # old versions gone, rows kept
