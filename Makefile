@@ -44,6 +44,7 @@ compact: setup
 demo: sample shards render latents
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
 	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3
+	$(BIN)/python -m catalog report
 
 test: setup
 	$(BIN)/python -m pytest -q

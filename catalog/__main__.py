@@ -24,8 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--space", choices=["motion", "text"], default="motion")
     n.add_argument("--k", type=int, default=5)
     n.add_argument("--where", help="a filter on store columns, e.g. \"dataset = 'nymeria' AND stable\"")
+    rp = sub.add_parser("report", help="an HTML report with plots of the corpus, retargeting and latents")
+    rp.add_argument("--out", help="output HTML (default data/report/index.html)")
     args = ap.parse_args(argv)
 
+    if args.cmd == "report":
+        from pathlib import Path
+
+        from catalog.report import build_report
+
+        out = build_report(DataLayout(resolve_data_root(args.data_root)), Path(args.out) if args.out else None)
+        print(f"report: {out}")
+        return 0
     if args.cmd == "nearest":
         from catalog.nearest import nearest
 

@@ -34,3 +34,7 @@ def test_build_twice_and_query(retargeted, tmp_path):
     assert len(hits) == 3 and rows[0][0] not in [h.clip_id for h in hits]
     text_hits = nearest(layout, text="a person jogs forward", space="text", k=2)
     assert len(text_hits) == 2
+    from catalog.report import build_report
+
+    page = build_report(layout).read_text()
+    assert page.count("data:image/png;base64,") == 4 and "Motion latents" in page
