@@ -36,7 +36,7 @@ render: setup
 	$(BIN)/python -m retarget render
 
 latents: setup
-	$(BIN)/python -m latents build
+	$(BIN)/python -m latents build --executor $(EXEC)
 
 compact: setup
 	$(BIN)/python -m latents compact

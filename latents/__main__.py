@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="train (or load) the motion VAE and upsert every clip into the store")
     b.add_argument("--vae", help="a motion VAE checkpoint directory to use instead of training")
     b.add_argument("--steps", type=int, default=400, help="VAE training steps")
+    b.add_argument("--executor", choices=["ray", "serial"], default="ray")
+    b.add_argument("--ray-address", default=None)
+    b.add_argument("--num-cpus", type=int, default=None)
     sub.add_parser("compact", help="optimise the store's tables and remove old versions")
     args = ap.parse_args(argv)
     layout = DataLayout(resolve_data_root(args.data_root))
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from latents.pipeline import run_latents
 
     try:
-        s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps))
+        s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps),
+                        args.executor, args.ray_address, args.num_cpus)
     except (RoboMirrorError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """`make latents` (first part): motion VAE + text embeddings of every retargeted clip into the
-LanceDB store, with provenance and quality verdicts from the manifests.
+LanceDB store, with provenance and quality verdicts from the manifests. The VAE trains on the
+driver; each retarget shard is embedded in a Ray task; one driver commits to Lance shard by shard
+(`ray.data.write_lance` is broken with pylance 14).
 
-Not yet here (issue 4 continues): the Qwen3-VL video latent, Ray tasks for the embedders, ANN and
-scalar indexes, `make compact`.
+Not yet here (issue 4 continues): the Qwen3-VL video latent.
 """
 
 from __future__ import annotations
@@ -59,15 +60,34 @@ def load_motions(layout: DataLayout) -> tuple[list[str], list[dict[str, np.ndarr
     return ids, motions
 
 
-def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None) -> LatentsSummary:
+def embed_shard(job: tuple[str, dict[str, str]], vae_dir: str) -> dict[str, dict]:
+    """One Ray task: every clip of a retarget shard -> pooled motion latent, tokens, text embedding."""
+    shard, texts = job
+    vae = load_checkpoint(Path(vae_dir))
+    ids, feats = [], []
+    for name, data in read_tar(shard):
+        if name.endswith(".robot.npz"):
+            ids.append(name.split(".")[0])
+            feats.append(motion_features(dict(np.load(io.BytesIO(data), allow_pickle=False))))
+    tokens, pooled, n_tok = encode(vae, feats)
+    emb = embed_texts([texts.get(c, "") for c in ids])
+    return {c: {"pooled": pooled[i], "tokens": tokens[i, : n_tok[i]].astype(np.float16), "n_tokens": int(n_tok[i]),
+                "text_emb": emb[i]} for i, c in enumerate(ids)}
+
+
+def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
+                executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None) -> LatentsSummary:
+    """Train (or load) the VAE on the driver, embed each retarget shard in a task, commit in batches."""
+    from robomirror.executor import run_tasks
+
     s = LatentsSummary(store=str(layout.store_dir))
-    ids, motions = load_motions(layout)
-    if not ids:
-        raise FileNotFoundError(f"no retargeted clips under {layout.root}; run `make shards` first")
-    feats = [motion_features(m) for m in motions]
     if vae_dir is not None:
         vae = load_checkpoint(vae_dir)
     else:
+        ids, motions = load_motions(layout)
+        if not ids:
+            raise FileNotFoundError(f"no retargeted clips under {layout.root}; run `make shards` first")
+        feats = [motion_features(m) for m in motions]
         cfg = vae_cfg or VAEConfig(feature_dim=feats[0].shape[1])
         held = set(range(0, len(feats), 5))  # every fifth clip is held out for the error report
         vae = train([f for i, f in enumerate(feats) if i not in held], cfg)
@@ -78,34 +98,41 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
         s.heldout_joint_err_rad = float(np.mean([np.abs(r[:, :n_dof] - f[:, :n_dof]).mean() for r, f in zip(rec, hf, strict=True)]))
         s.heldout_baseline_err_rad = float(np.mean([np.abs(vae.mean[:n_dof] - f[:, :n_dof]).mean() for f in hf]))
     s.vae_id = f"motion-vae-{vae.content_hash()}"
-    if s.vae_trained:
-        save_checkpoint(vae, layout.store_dir / "models" / s.vae_id)
-    tokens, pooled, n_tok = encode(vae, feats)
+    ckpt = layout.store_dir / "models" / s.vae_id
+    if not (ckpt / "model.safetensors").exists():
+        save_checkpoint(vae, ckpt)
     ingest = _manifest_rows(layout, "ingest")
     retarget = _manifest_rows(layout, "retarget")
-    texts = [ingest.get(c, {}).get("text") or "" for c in ids]
-    text_emb = embed_texts(texts)
-    rows, token_rows = [], []
-    for i, c in enumerate(ids):
-        ig, rt = ingest.get(c, {}), retarget.get(c, {})
-        rows.append({
-            "clip_id": c, "dataset": rt.get("dataset"), "subset": rt.get("subset"), "sequence": rt.get("sequence"),
-            "view": rt.get("view"), "start_s": ig.get("start_s"), "end_s": ig.get("end_s"), "fps": rt.get("fps"),
-            "n_frames": rt.get("n_frames"), "text": texts[i], "texts_json": json.dumps(ig.get("texts") or []),
-            "source_sha256": ig.get("source_sha256"), "ingest_shard": rt.get("ingest_shard"),
-            "retarget_shard": rt.get("shard"), "robot": rt.get("robot"), "body_model": rt.get("body_model"),
-            "mpkpe_aligned_mean_m": rt.get("mpkpe_aligned_mean_m"), "foot_skate_cm_s": rt.get("foot_skate_cm_s"),
-            "penetration_cm": rt.get("penetration_cm"), "stable": rt.get("stable"),
-            "stability_reason": rt.get("stability_reason"), "vae_id": s.vae_id, "text_model": TEXT_MODEL_ID,
-            "motion_latent": pooled[i].tolist(), "text_emb": text_emb[i].tolist(),
-        })
-        token_rows.append({"clip_id": c, "vae_id": s.vae_id, "n_tokens": int(n_tok[i]),
-                           "tokens": tokens[i, : n_tok[i]].astype(np.float16).tolist()})
+    shards = sorted({r["_shard_path"] for r in retarget.values()})
+    if not shards:
+        raise FileNotFoundError(f"no retargeted clips under {layout.root}; run `make shards` first")
+    jobs = [(sh, {c: (ingest.get(c, {}).get("text") or "") for c, r in retarget.items() if r["_shard_path"] == sh})
+            for sh in shards]
     store = Store(layout.store_dir)
-    s.inserted = store.upsert(CLIPS, rows)
-    store.upsert(MOTION_TOKENS, token_rows)
-    tag = "build-" + digest_of([s.vae_id, sorted(ids)])[:12]
+    all_ids = []
+    for (_shard, texts), res in run_tasks(embed_shard, jobs, (str(ckpt),), executor, ray_address, num_cpus):
+        if isinstance(res, BaseException):
+            raise res
+        rows, token_rows = [], []
+        for c in sorted(res):
+            e, ig, rt = res[c], ingest.get(c, {}), retarget.get(c, {})
+            rows.append({
+                "clip_id": c, "dataset": rt.get("dataset"), "subset": rt.get("subset"), "sequence": rt.get("sequence"),
+                "view": rt.get("view"), "start_s": ig.get("start_s"), "end_s": ig.get("end_s"), "fps": rt.get("fps"),
+                "n_frames": rt.get("n_frames"), "text": texts.get(c, ""), "texts_json": json.dumps(ig.get("texts") or []),
+                "source_sha256": ig.get("source_sha256"), "ingest_shard": rt.get("ingest_shard"),
+                "retarget_shard": rt.get("shard"), "robot": rt.get("robot"), "body_model": rt.get("body_model"),
+                "mpkpe_aligned_mean_m": rt.get("mpkpe_aligned_mean_m"), "foot_skate_cm_s": rt.get("foot_skate_cm_s"),
+                "penetration_cm": rt.get("penetration_cm"), "stable": rt.get("stable"),
+                "stability_reason": rt.get("stability_reason"), "vae_id": s.vae_id, "text_model": TEXT_MODEL_ID,
+                "motion_latent": e["pooled"].tolist(), "text_emb": e["text_emb"].tolist(),
+            })
+            token_rows.append({"clip_id": c, "vae_id": s.vae_id, "n_tokens": e["n_tokens"], "tokens": e["tokens"].tolist()})
+        s.inserted += store.upsert(CLIPS, rows)  # one driver commits, shard by shard
+        store.upsert(MOTION_TOKENS, token_rows)
+        all_ids.extend(res)
     s.indexes = store.ensure_indexes()
+    tag = "build-" + digest_of([s.vae_id, sorted(all_ids)])[:12]
     for t in (CLIPS, MOTION_TOKENS):
         store.tag(t, tag)
         s.versions[t] = store.version(t)

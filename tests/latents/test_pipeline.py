@@ -38,3 +38,17 @@ def test_build_twice_and_query(retargeted, tmp_path):
 
     page = build_report(layout).read_text()
     assert page.count("data:image/png;base64,") == 4 and "Motion latents" in page
+
+
+def test_ray_embedding_matches_serial(retargeted, tmp_path):
+    src, _ = retargeted
+    cfg = VAEConfig(feature_dim=148, layers=1, ff_dim=256, steps=10)
+    out = {}
+    for ex in ("serial", "ray"):
+        layout = DataLayout(tmp_path / ex)
+        shutil.copytree(src.root / "shards", layout.root / "shards")
+        run_latents(layout, vae_cfg=cfg, executor=ex, num_cpus=2)
+        out[ex] = {r[0]: r[1] for r in query(layout, "SELECT clip_id, motion_latent FROM store_clips").fetchall()}
+    assert out["serial"].keys() == out["ray"].keys()
+    for k in out["serial"]:
+        assert max(abs(a - b) for a, b in zip(out["serial"][k], out["ray"][k], strict=True)) < 1e-5
