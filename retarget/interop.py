@@ -16,7 +16,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from retarget.g1 import G1_23DOF_JOINTS, G1_29DOF_JOINTS
 from retarget.motion import RobotMotion
@@ -26,7 +25,7 @@ from robomirror.atomic import load_npz_bytes, npz_bytes, publish_bytes
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
 from robomirror.rotations import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz
-from robomirror.tario import read_tar
+from robomirror.shards import find_sample
 
 
 class InteropError(RoboMirrorError):
@@ -181,12 +180,9 @@ def write_gmr(path: Path, m: RobotMotion, robot: G1 | None = None, fps: float | 
 
 def load_clip_motion(layout: DataLayout, clip_id: str) -> tuple[RobotMotion, dict]:
     """A retargeted clip's motion and report, found through the retarget manifests."""
-    for manifest in sorted(layout.root.glob("shards/retarget/*/manifest.parquet")):
-        rows = [r for r in pq.read_table(manifest, columns=["clip_id", "shard"]).to_pylist() if r["clip_id"] == clip_id]
-        if rows:
-            members = {n: d for n, d in read_tar(str(manifest.parent / rows[0]["shard"])) if n.startswith(clip_id)}
-            motion = RobotMotion.from_beyondmimic(load_npz_bytes(members[f"{clip_id}.robot.npz"]))
-            return motion, json.loads(members[f"{clip_id}.retarget.json"])
+    members = find_sample(layout.root, "retarget", clip_id)
+    if members is not None:
+        return RobotMotion.from_beyondmimic(load_npz_bytes(members["robot.npz"])), json.loads(members["retarget.json"])
     raise InteropError(f"clip {clip_id!r} is not in any retarget manifest under {layout.root}; "
                        "try: python -m catalog sql \"SELECT clip_id FROM retarget LIMIT 5\"")
 

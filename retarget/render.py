@@ -22,7 +22,7 @@ from retarget.interop import load_clip_motion, robot_for_motion
 from robomirror.draw import draw_capsule, look_at
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
-from robomirror.tario import read_tar
+from robomirror.shards import find_sample
 
 PANEL = 240
 CAM_DISTANCE_M = 3.2
@@ -75,11 +75,9 @@ def _draw_human(joints: np.ndarray, names: tuple[str, ...], bones, lookat: np.nd
 
 
 def _ingest_sample(layout: DataLayout, clip_id: str) -> dict[str, bytes]:
-    for manifest in sorted(layout.root.glob("shards/ingest/*/manifest.parquet")):
-        rows = [r for r in pq.read_table(manifest, columns=["clip_id", "shard"]).to_pylist() if r["clip_id"] == clip_id]
-        if rows:
-            return {n.split(".", 1)[1]: d for n, d in read_tar(str(manifest.parent / rows[0]["shard"]))
-                    if n.startswith(clip_id + ".")}
+    members = find_sample(layout.root, "ingest", clip_id)
+    if members is not None:
+        return members
     raise RenderError(f"clip {clip_id} is not in the ingest manifests under {layout.root}")
 
 

@@ -196,3 +196,13 @@ def cached_staging(side_path: Path, tar_path: Path, expect: dict) -> dict | None
     if not tar_path.is_file() or tar_path.stat().st_size != side.get("bytes") or sha256_file(tar_path) != side.get("sha256"):
         return None
     return side
+
+
+def find_sample(root: Path, stage: str, clip_id: str) -> dict[str, bytes] | None:
+    """One published sample's members (suffix -> bytes), found through the stage's manifests."""
+    for manifest in sorted(Path(root).glob(f"shards/{stage}/*/manifest.parquet")):
+        rows = [r for r in pq.read_table(manifest, columns=["clip_id", "shard"]).to_pylist() if r["clip_id"] == clip_id]
+        if rows:
+            return {n.split(".", 1)[1]: d for n, d in read_tar(str(manifest.parent / rows[0]["shard"]))
+                    if n.startswith(clip_id + ".")}
+    return None
