@@ -20,39 +20,59 @@ from robomirror.errors import RoboMirrorError
 
 MOTION_DIM = 256
 CLIPS = "clips"
+MOTION_TOKENS = "motion_tokens"
+VIDEO_TOKENS = "video_tokens"
+TABLES = (CLIPS, MOTION_TOKENS, VIDEO_TOKENS)
 ANN_MIN_ROWS = 65_536  # below this, exact search beats building and probing an index
 SCALAR_INDEXED = ("dataset", "view", "stable")
-MOTION_TOKENS = "motion_tokens"
 
 
 class StoreError(RoboMirrorError):
-    """A batch was refused; nothing was written."""
+    """A batch was refused, or the store cannot be opened as asked; nothing was written."""
 
 
 def _vec(dim: int, t=pa.float32()) -> pa.DataType:
     return pa.list_(t, dim)
 
 
-CLIPS_SCHEMA = pa.schema([
-    pa.field("clip_id", pa.string(), nullable=False), ("dataset", pa.string()), ("subset", pa.string()),
-    ("sequence", pa.string()), ("view", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
-    ("fps", pa.float32()), ("n_frames", pa.int32()), ("text", pa.string()), ("texts_json", pa.string()),
-    ("source_sha256", pa.string()), ("ingest_shard", pa.string()), ("retarget_shard", pa.string()),
-    ("robot", pa.string()), ("body_model", pa.string()), ("mpkpe_aligned_mean_m", pa.float64()),
-    ("foot_skate_cm_s", pa.float64()), ("penetration_cm", pa.float64()), ("stable", pa.bool_()),
-    ("stability_reason", pa.string()), ("vae_id", pa.string()), ("text_model", pa.string()),
-    pa.field("motion_latent", _vec(MOTION_DIM), nullable=False),
-    pa.field("text_emb", _vec(TEXT_DIM), nullable=False), ("format_version", pa.int32()),
-])
-TOKENS_SCHEMA = pa.schema([
-    pa.field("clip_id", pa.string(), nullable=False), ("vae_id", pa.string()), ("n_tokens", pa.int32()),
-    pa.field("tokens", pa.list_(_vec(MOTION_DIM, pa.float16())), nullable=False),
-])
-SCHEMAS = {CLIPS: CLIPS_SCHEMA, MOTION_TOKENS: TOKENS_SCHEMA}
-VECTOR_WIDTHS = {CLIPS: {"motion_latent": MOTION_DIM, "text_emb": TEXT_DIM}, MOTION_TOKENS: {}}
+def schemas(video_dim: int) -> dict[str, pa.Schema]:
+    """Every table's schema; `video_dim` is the VLM's hidden size (2560 for Qwen3-VL-4B)."""
+    clips = pa.schema([
+        pa.field("clip_id", pa.string(), nullable=False), ("dataset", pa.string()), ("subset", pa.string()),
+        ("sequence", pa.string()), ("view", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+        ("fps", pa.float32()), ("n_frames", pa.int32()), ("text", pa.string()), ("texts_json", pa.string()),
+        ("source_sha256", pa.string()), ("ingest_shard", pa.string()), ("retarget_shard", pa.string()),
+        ("robot", pa.string()), ("body_model", pa.string()), ("mpkpe_aligned_mean_m", pa.float64()),
+        ("foot_skate_cm_s", pa.float64()), ("penetration_cm", pa.float64()), ("stable", pa.bool_()),
+        ("stability_reason", pa.string()), ("vae_id", pa.string()), ("vlm_id", pa.string()),
+        ("video_frames", pa.int32()), ("text_model", pa.string()),
+        pa.field("motion_latent", _vec(MOTION_DIM), nullable=False),
+        pa.field("video_latent", _vec(video_dim)),  # null when a clip has no video
+        pa.field("text_emb", _vec(TEXT_DIM), nullable=False), ("format_version", pa.int32()),
+    ])
+
+    def tokens(model_col: str, dim: int) -> pa.Schema:
+        return pa.schema([pa.field("clip_id", pa.string(), nullable=False), (model_col, pa.string()),
+                          ("n_tokens", pa.int32()), pa.field("tokens", pa.list_(_vec(dim, pa.float16())), nullable=False)])
+
+    return {CLIPS: clips, MOTION_TOKENS: tokens("vae_id", MOTION_DIM), VIDEO_TOKENS: tokens("vlm_id", video_dim)}
 
 
-def validate(table: str, rows: list[dict]) -> None:
+def vector_widths(video_dim: int) -> dict[str, dict[str, int]]:
+    """Per table, the fixed-width vector columns (`video_latent` may be null) and the token width."""
+    return {CLIPS: {"motion_latent": MOTION_DIM, "text_emb": TEXT_DIM, "video_latent": video_dim},
+            MOTION_TOKENS: {"tokens": MOTION_DIM}, VIDEO_TOKENS: {"tokens": video_dim}}
+
+
+NULLABLE_VECTORS = {"video_latent"}
+
+
+def _sub_vectors(dim: int) -> int:
+    """PQ sub-vectors: the largest divisor of `dim` that keeps >= 8 dimensions per sub-vector."""
+    return next(d for d in range(max(dim // 8, 1), 0, -1) if dim % d == 0)
+
+
+def validate(table: str, rows: list[dict], video_dim: int) -> None:
     """Every problem in the batch at once, or nothing."""
     problems = []
     keys = [r.get("clip_id") for r in rows]
@@ -62,47 +82,71 @@ def validate(table: str, rows: list[dict]) -> None:
     if dupes:
         problems.append(f"duplicate clip_id in the batch: {dupes[:5]}")
     for i, r in enumerate(rows):
-        for col, dim in VECTOR_WIDTHS[table].items():
+        for col, dim in vector_widths(video_dim)[table].items():
+            if col in NULLABLE_VECTORS and r.get(col) is None:
+                continue
             v = np.asarray(r.get(col) if r.get(col) is not None else [], dtype=np.float64)
-            if v.shape != (dim,):
-                problems.append(f"row {i} ({r.get('clip_id')}): {col} has shape {v.shape}, expected ({dim},)")
+            want = (dim,) if col != "tokens" else ("n", dim)
+            if v.ndim != len(want) or v.shape[-1] != dim or (col == "tokens" and v.shape[0] == 0):
+                problems.append(f"row {i} ({r.get('clip_id')}): {col} has shape {v.shape}, expected {want}")
             elif not np.all(np.isfinite(v)):
                 problems.append(f"row {i} ({r.get('clip_id')}): {col} has NaN or inf")
-        if table == MOTION_TOKENS:
-            tok = np.asarray(r.get("tokens"), dtype=np.float64)
-            if tok.ndim != 2 or tok.shape[1] != MOTION_DIM:
-                problems.append(f"row {i} ({r.get('clip_id')}): tokens have shape {tok.shape}, expected (n, {MOTION_DIM})")
-            elif not np.all(np.isfinite(tok)):
-                problems.append(f"row {i} ({r.get('clip_id')}): tokens have NaN or inf")
     if problems:
         raise StoreError(f"refused {len(rows)} rows for table {table!r}; nothing written: " + "; ".join(problems))
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    """The tables under one directory. `video_dim` is needed to create them; an existing store's
+    width is read back, and a different one is refused (one store holds one VLM's latents)."""
+
+    def __init__(self, path: Path, video_dim: int | None = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.db = lancedb.connect(str(self.path))
+        existing = self._existing_video_dim()
+        if video_dim and existing and video_dim != existing:
+            raise StoreError(f"the store at {self.path} holds video latents of width {existing}, but this VLM makes "
+                             f"{video_dim}: one store holds one VLM's latents; build into another --data-root")
+        self.video_dim = video_dim or existing
 
-    def table(self, name: str):
+    def _open(self, name: str):
         try:
             return self.db.open_table(name)
         except (ValueError, FileNotFoundError, RuntimeError):
-            return self.db.create_table(name, schema=SCHEMAS[name])
+            return None
+
+    def _existing_video_dim(self) -> int | None:
+        t = self._open(CLIPS)
+        if t is None:
+            return None
+        if "video_latent" not in t.schema.names:
+            raise StoreError(f"the store at {self.path} was written by an older build (no video_latent column); "
+                             "delete it (`make clean-store`) or build into another --data-root")
+        return t.schema.field("video_latent").type.list_size
+
+    def table(self, name: str):
+        t = self._open(name)
+        if t is not None:
+            return t
+        if not self.video_dim:
+            raise StoreError(f"no table {name!r} in {self.path}; run `make latents` first")
+        return self.db.create_table(name, schema=schemas(self.video_dim)[name])
 
     def version(self, name: str) -> int:
         return self.table(name).version
 
     def upsert(self, name: str, rows: list[dict], batch: int = 512) -> int:
         """Validated upsert on clip_id, in batches; returns how many rows were inserted (not updated)."""
-        validate(name, rows)
+        if not self.video_dim:
+            raise StoreError("creating the store needs the VLM's hidden size: Store(path, video_dim=...)")
+        validate(name, rows, self.video_dim)
         if name == CLIPS:
             for r in rows:
                 r.setdefault("format_version", FORMAT_VERSION)
         t = self.table(name)
         inserted = 0
         for i in range(0, len(rows), batch):
-            data = pa.Table.from_pylist(rows[i:i + batch], schema=SCHEMAS[name])
+            data = pa.Table.from_pylist(rows[i:i + batch], schema=schemas(self.video_dim)[name])
             res = t.merge_insert("clip_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
             inserted += res.num_inserted_rows
         return inserted
@@ -125,9 +169,9 @@ class Store:
             built.append(f"bitmap:{col}")
         n = t.count_rows()
         if n >= ann_min_rows:
-            for col, dim in VECTOR_WIDTHS[CLIPS].items():
+            for col, dim in vector_widths(self.video_dim)[CLIPS].items():
                 t.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name=col,
-                               num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=dim // 8, replace=True)
+                               num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=_sub_vectors(dim), replace=True)
                 built.append(f"ivf_pq:{col}")
         return built
 
@@ -136,8 +180,10 @@ class Store:
         from datetime import timedelta
 
         out = {}
-        for name in SCHEMAS:
-            t = self.table(name)
+        for name in TABLES:
+            t = self._open(name)
+            if t is None:
+                continue
             before = len(t.list_versions())
             t.optimize(cleanup_older_than=timedelta(seconds=0), delete_unverified=True)
             out[name] = (before, len(t.list_versions()))
