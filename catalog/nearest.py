@@ -1,19 +1,32 @@
-"""Nearest-latent retrieval over the store, for debugging: which clips does the model think are alike?"""
+"""Nearest-latent retrieval over the store, for debugging: which clips does the model think are alike?
+
+A query is a clip already in the store (`--clip`), a sentence (`--text`, text space) or a video
+file (`--video`, embedded by the same VLM that built the store's video latents).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
 
-SPACES = {"motion": "motion_latent", "text": "text_emb"}
+SPACES = {"motion": "motion_latent", "video": "video_latent", "text": "text_emb"}
 
 
 class NearestError(RoboMirrorError):
     """The query cannot be answered (unknown clip, space without an encoder for this query, ...)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str  # "clip" | "text" | "video"
+    value: str  # the clip id, the sentence or the video path
+    space: str
+    view: str | None = None  # for a video query: which prompt embedded it
 
 
 @dataclass(frozen=True)
@@ -22,18 +35,45 @@ class Neighbour:
     distance: float  # cosine distance, 0 = same direction
     text: str
     dataset: str
+    view: str
     stable: bool | None
     mpkpe_aligned_mean_m: float | None
 
 
+def _store_vlm_id(table) -> str:
+    rows = table.search().where("vlm_id IS NOT NULL").select(["vlm_id"]).limit(1).to_list()
+    if not rows:
+        raise NearestError("the store has no video latents (no clip had a video)")
+    return rows[0]["vlm_id"]
+
+
+def _embed_video_file(layout: DataLayout, path: Path, view: str, vlm: str | None, table) -> np.ndarray:
+    from ingest.video import decode_mp4_bytes
+    from latents.video import VideoClip, embed_videos, load_vlm, resolve_vlm_dir
+
+    if not path.is_file():
+        raise NearestError(f"--video {path}: no such file")
+    try:
+        frames, _, fps = decode_mp4_bytes(path.read_bytes())
+    except Exception as e:  # noqa: BLE001 - any container/codec error is the file's
+        raise NearestError(f"--video {path}: cannot decode it as a video ({type(e).__name__}: {e})") from e
+    model = load_vlm(str(resolve_vlm_dir(vlm, layout.root / "cache" / "vlm")))
+    built_with = _store_vlm_id(table)
+    if model.vlm_id != built_with:
+        raise NearestError(f"the store's video latents come from {built_with}, but the VLM given is {model.vlm_id}; "
+                           "pass --vlm with the directory the store was built with")
+    return embed_videos(model, [VideoClip(frames, fps, view)])[0][1]
+
+
 def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None, space: str = "motion",
-            k: int = 5, where: str | None = None) -> list[Neighbour]:
+            k: int = 5, where: str | None = None, video: str | Path | None = None, view: str = "third_person",
+            vlm: str | None = None) -> list[Neighbour]:
     from latents.store import CLIPS, Store
 
     if space not in SPACES:
         raise NearestError(f"--space must be one of {sorted(SPACES)}, got {space!r}")
-    if (clip is None) == (text is None):
-        raise NearestError("give exactly one of --clip ID or --text \"...\"")
+    if sum(q is not None for q in (clip, text, video)) != 1:
+        raise NearestError("give exactly one of --clip ID, --text \"...\" or --video FILE")
     if not (layout.store_dir).exists():
         raise NearestError(f"no store under {layout.root}; run `make latents` first")
     table = Store(layout.store_dir).table(CLIPS)
@@ -44,20 +84,42 @@ def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None
         if not rows:
             raise NearestError(f"clip {clip!r} is not in the store; try: python -m catalog sql "
                                "\"SELECT clip_id, text FROM store_clips LIMIT 5\"")
+        if rows[0][col] is None:
+            raise NearestError(f"clip {clip!r} has no {col} (it has no video)")
         vec = np.asarray(rows[0][col], dtype=np.float32)
-    else:
+    elif text is not None:
         if space != "text":
             raise NearestError("a text query needs --space text (text -> motion needs the DiT of a later issue)")
         from latents.text import embed_texts
 
         vec = embed_texts([text])[0]
+    else:
+        if space != "video":
+            raise NearestError("a video query needs --space video (video -> motion needs the DiT of a later issue)")
+        vec = _embed_video_file(layout, Path(video), view, vlm, table)
     q = table.search(vec, vector_column_name=col).metric("cosine").limit(k + (clip is not None))
-    if where:
-        q = q.where(where, prefilter=True)
+    filters = [f"({where})"] if where else []
+    if space == "video":
+        filters.append("video_latent IS NOT NULL")
+    if filters:
+        q = q.where(" AND ".join(filters), prefilter=True)
     out = []
     for r in q.to_list():
         if r["clip_id"] == clip:
             continue
         out.append(Neighbour(r["clip_id"], float(r["_distance"]), r.get("text") or "", r.get("dataset") or "",
-                             r.get("stable"), r.get("mpkpe_aligned_mean_m")))
+                             r.get("view") or "", r.get("stable"), r.get("mpkpe_aligned_mean_m")))
     return out[:k]
+
+
+def describe(layout: DataLayout, clip: str) -> Neighbour | None:
+    """A store clip as a Neighbour at distance 0 (the query card of the HTML page)."""
+    from latents.store import CLIPS, Store
+
+    safe = clip.replace("'", "")
+    rows = Store(layout.store_dir).table(CLIPS).search().where(f"clip_id = '{safe}'").limit(1).to_list()
+    if not rows:
+        return None
+    r = rows[0]
+    return Neighbour(r["clip_id"], 0.0, r.get("text") or "", r.get("dataset") or "", r.get("view") or "",
+                     r.get("stable"), r.get("mpkpe_aligned_mean_m"))

@@ -39,9 +39,10 @@ def _lance_tables(layout: DataLayout) -> dict[str, object]:
     if store.is_dir():
         import lance
 
-        # token tables hold float16, which DuckDB cannot scan from Arrow; they are for training, not SQL
+        # token tables (motion_tokens, video_tokens) hold float16, which DuckDB cannot scan from
+        # Arrow; they are for training, not SQL
         for path in sorted(store.glob("*.lance")):
-            if path.stem != "motion_tokens":
+            if not path.stem.endswith("_tokens"):
                 out[f"store_{path.stem}"] = lance.dataset(str(path))
     return out
 

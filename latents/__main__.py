@@ -1,6 +1,4 @@
-"""`python -m latents`: embed retargeted clips (motion VAE, text) into the LanceDB store.
-
-The Qwen3-VL video latent is not implemented yet (see the open issue)."""
+"""`python -m latents`: embed retargeted clips (motion VAE, Qwen3-VL video, text) into the LanceDB store."""
 
 from __future__ import annotations
 
@@ -8,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from latents.video import VideoSampling
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
 
@@ -19,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="train (or load) the motion VAE and upsert every clip into the store")
     b.add_argument("--vae", help="a motion VAE checkpoint directory to use instead of training")
     b.add_argument("--steps", type=int, default=400, help="VAE training steps")
+    b.add_argument("--vlm", help="a local Qwen3-VL directory (default $ROBOMIRROR_VLM, else the tiny random "
+                                 "model built offline: plumbing, not a measurement)")
+    b.add_argument("--video-fps", type=float, default=VideoSampling.fps, help="frames sampled per second of video")
+    b.add_argument("--max-frames", type=int, default=VideoSampling.max_frames, help="at most this many frames per clip")
     b.add_argument("--executor", choices=["ray", "serial"], default="ray")
     b.add_argument("--ray-address", default=None)
     b.add_argument("--num-cpus", type=int, default=None)
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps),
-                        args.executor, args.ray_address, args.num_cpus)
+                        args.executor, args.ray_address, args.num_cpus, args.vlm,
+                        VideoSampling(fps=args.video_fps, max_frames=args.max_frames))
     except (RoboMirrorError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{s.heldout_joint_err_rad:.4f} rad (mean-pose baseline {s.heldout_baseline_err_rad:.4f} rad)")
     else:
         print(f"motion VAE {s.vae_id} (loaded)")
+    tiny = " (randomly initialised: plumbing, not a measurement)" if s.vlm_id.startswith("tiny-random") else ""
+    print(f"video: {s.vlm_id}{tiny}, latent width {s.video_dim}; clips without video: {s.clips_without_video}")
     return 0
 
 

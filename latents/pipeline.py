@@ -1,9 +1,10 @@
-"""`make latents` (first part): motion VAE + text embeddings of every retargeted clip into the
-LanceDB store, with provenance and quality verdicts from the manifests. The VAE trains on the
-driver; each retarget shard is embedded in a Ray task; one driver commits to Lance shard by shard
-(`ray.data.write_lance` is broken with pylance 14).
+"""`make latents`: motion VAE, Qwen3-VL video and text embeddings of every retargeted clip into
+the LanceDB store, with provenance and quality verdicts from the manifests.
 
-Not yet here (issue 4 continues): the Qwen3-VL video latent.
+The VAE trains on the driver (or loads); the VLM is resolved on the driver (a local directory, or
+the tiny offline model built once into the cache). Each retarget shard is embedded in a Ray task,
+which reads the clips' videos from their ingest shards. One driver commits to Lance shard by shard
+(`ray.data.write_lance` is broken with pylance 14), so a killed build leaves whole shards only.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ingest.video import decode_mp4_bytes
 from latents.features import motion_features
 from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
-from latents.store import CLIPS, MOTION_TOKENS, Store
+from latents.store import CLIPS, MOTION_TOKENS, VIDEO_TOKENS, Store
 from latents.text import TEXT_MODEL_ID, embed_texts
+from latents.video import VideoClip, VideoSampling, embed_videos, load_vlm, resolve_vlm_dir, sample_indices
 from robomirror.atomic import digest_of
 from robomirror.paths import DataLayout
 from robomirror.tario import read_tar
@@ -30,6 +33,9 @@ class LatentsSummary:
     clips: int = 0
     inserted: int = 0
     vae_id: str = ""
+    vlm_id: str = ""
+    video_dim: int = 0
+    clips_without_video: int = 0
     vae_trained: bool = False
     heldout_joint_err_rad: float = float("nan")
     heldout_baseline_err_rad: float = float("nan")
@@ -60,27 +66,64 @@ def load_motions(layout: DataLayout) -> tuple[list[str], list[dict[str, np.ndarr
     return ids, motions
 
 
-def embed_shard(job: tuple[str, dict[str, str]], vae_dir: str) -> dict[str, dict]:
-    """One Ray task: every clip of a retarget shard -> pooled motion latent, tokens, text embedding."""
-    shard, texts = job
+@dataclass(frozen=True)
+class ShardJob:
+    retarget_shard: str
+    texts: dict[str, str]  # clip_id -> text
+    ingest_shards: dict[str, str]  # clip_id -> the ingest shard holding its video
+
+
+def _videos(job: ShardJob) -> dict[str, VideoClip]:
+    """The clips' videos, read from their ingest shards (one pass per shard)."""
+    out = {}
+    for shard in sorted(set(job.ingest_shards.values())):
+        members: dict[str, dict[str, bytes]] = {}
+        for name, data in read_tar(shard):
+            clip, _, suffix = name.partition(".")
+            if job.ingest_shards.get(clip) == shard and suffix in ("video.mp4", "meta.json"):
+                members.setdefault(clip, {})[suffix] = data
+        for clip, m in members.items():
+            if "video.mp4" in m:
+                frames, _, fps = decode_mp4_bytes(m["video.mp4"])
+                meta = json.loads(m.get("meta.json", b"{}"))
+                out[clip] = VideoClip(frames, float((meta.get("video") or {}).get("fps") or fps), meta.get("view", "third_person"))
+    return out
+
+
+def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampling) -> dict[str, dict]:
+    """One Ray task: every clip of a retarget shard -> motion latent + tokens, video latent + tokens, text."""
     vae = load_checkpoint(Path(vae_dir))
     ids, feats = [], []
-    for name, data in read_tar(shard):
+    for name, data in read_tar(job.retarget_shard):
         if name.endswith(".robot.npz"):
             ids.append(name.split(".")[0])
             feats.append(motion_features(dict(np.load(io.BytesIO(data), allow_pickle=False))))
     tokens, pooled, n_tok = encode(vae, feats)
-    emb = embed_texts([texts.get(c, "") for c in ids])
-    return {c: {"pooled": pooled[i], "tokens": tokens[i, : n_tok[i]].astype(np.float16), "n_tokens": int(n_tok[i]),
-                "text_emb": emb[i]} for i, c in enumerate(ids)}
+    emb = embed_texts([job.texts.get(c, "") for c in ids])
+    videos = _videos(job)
+    with_video = [c for c in ids if c in videos]
+    video_out = dict(zip(with_video, embed_videos(load_vlm(vlm_dir), [videos[c] for c in with_video], sampling),
+                         strict=True))
+    out = {}
+    for i, c in enumerate(ids):
+        vt, vp = video_out.get(c, (None, None))
+        out[c] = {"pooled": pooled[i], "tokens": tokens[i, : n_tok[i]].astype(np.float16), "n_tokens": int(n_tok[i]),
+                  "text_emb": emb[i], "video_tokens": vt, "video_latent": vp,
+                  "video_frames": len(sample_indices(len(videos[c].frames), videos[c].fps, sampling)) if c in videos else None}
+    return out
 
 
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
-                executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None) -> LatentsSummary:
-    """Train (or load) the VAE on the driver, embed each retarget shard in a task, commit in batches."""
+                executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None,
+                vlm: str | None = None, sampling: VideoSampling = VideoSampling()) -> LatentsSummary:
+    """Train (or load) the VAE and resolve the VLM on the driver, embed each retarget shard in a task,
+    commit shard by shard."""
     from robomirror.executor import run_tasks
 
     s = LatentsSummary(store=str(layout.store_dir))
+    vlm_dir = resolve_vlm_dir(vlm, layout.root / "cache" / "vlm")
+    vlm_model = load_vlm(str(vlm_dir))
+    s.vlm_id, s.video_dim = vlm_model.vlm_id, vlm_model.hidden_size
     if vae_dir is not None:
         vae = load_checkpoint(vae_dir)
     else:
@@ -106,14 +149,16 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     shards = sorted({r["_shard_path"] for r in retarget.values()})
     if not shards:
         raise FileNotFoundError(f"no retargeted clips under {layout.root}; run `make shards` first")
-    jobs = [(sh, {c: (ingest.get(c, {}).get("text") or "") for c, r in retarget.items() if r["_shard_path"] == sh})
+    jobs = [ShardJob(sh, {c: (ingest.get(c, {}).get("text") or "") for c, r in retarget.items() if r["_shard_path"] == sh},
+                     {c: ingest[c]["_shard_path"] for c, r in retarget.items() if r["_shard_path"] == sh and c in ingest})
             for sh in shards]
-    store = Store(layout.store_dir)
+    store = Store(layout.store_dir, video_dim=s.video_dim)
     all_ids = []
-    for (_shard, texts), res in run_tasks(embed_shard, jobs, (str(ckpt),), executor, ray_address, num_cpus):
+    for job, res in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus):
         if isinstance(res, BaseException):
             raise res
-        rows, token_rows = [], []
+        texts = job.texts
+        rows, token_rows, video_rows = [], [], []
         for c in sorted(res):
             e, ig, rt = res[c], ingest.get(c, {}), retarget.get(c, {})
             rows.append({
@@ -125,15 +170,25 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
                 "mpkpe_aligned_mean_m": rt.get("mpkpe_aligned_mean_m"), "foot_skate_cm_s": rt.get("foot_skate_cm_s"),
                 "penetration_cm": rt.get("penetration_cm"), "stable": rt.get("stable"),
                 "stability_reason": rt.get("stability_reason"), "vae_id": s.vae_id, "text_model": TEXT_MODEL_ID,
+                "vlm_id": s.vlm_id if e["video_latent"] is not None else None, "video_frames": e["video_frames"],
                 "motion_latent": e["pooled"].tolist(), "text_emb": e["text_emb"].tolist(),
+                "video_latent": None if e["video_latent"] is None else e["video_latent"].tolist(),
             })
             token_rows.append({"clip_id": c, "vae_id": s.vae_id, "n_tokens": e["n_tokens"], "tokens": e["tokens"].tolist()})
-        s.inserted += store.upsert(CLIPS, rows)  # one driver commits, shard by shard
+            if e["video_tokens"] is not None:
+                video_rows.append({"clip_id": c, "vlm_id": s.vlm_id, "n_tokens": len(e["video_tokens"]),
+                                   "tokens": e["video_tokens"].tolist()})
+            else:
+                s.clips_without_video += 1
+        # one driver commits, shard by shard; token tables first, so a clip row implies its tokens
         store.upsert(MOTION_TOKENS, token_rows)
+        if video_rows:
+            store.upsert(VIDEO_TOKENS, video_rows)
+        s.inserted += store.upsert(CLIPS, rows)
         all_ids.extend(res)
     s.indexes = store.ensure_indexes()
-    tag = "build-" + digest_of([s.vae_id, sorted(all_ids)])[:12]
-    for t in (CLIPS, MOTION_TOKENS):
+    tag = "build-" + digest_of([s.vae_id, s.vlm_id, sorted(all_ids)])[:12]
+    for t in (CLIPS, MOTION_TOKENS, VIDEO_TOKENS):
         store.tag(t, tag)
         s.versions[t] = store.version(t)
     s.clips = store.count(CLIPS)

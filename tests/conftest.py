@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = SampleConfig(seed=7, n_motionx=5, n_nymeria=2, max_seconds=11.0)
 # small shards so the corpus spans several of them (packing and resume get exercised)
 TEST_CFG = IngestConfig(shard_target_bytes=600_000)
+LATENTS_VAE_KW = dict(feature_dim=148, layers=1, ff_dim=256, steps=30)  # a brief VAE: plumbing tests
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +68,18 @@ def retargeted(tmp_path_factory, ingested):
     layout = DataLayout(root)
     summary = run_retarget(layout, RetargetConfig(), executor="serial", progress=False)
     return layout, summary
+
+
+@pytest.fixture(scope="session")
+def latents_built(tmp_path_factory, retargeted):
+    """A store built once (serially, tiny VLM, a briefly trained VAE) over a copy of the retarget shards."""
+    from latents.motion_vae import VAEConfig
+    from latents.pipeline import run_latents
+
+    src, _ = retargeted
+    layout = DataLayout(tmp_path_factory.mktemp("latents") / "data")
+    shutil.copytree(src.root / "shards", layout.root / "shards")
+    return layout, run_latents(layout, vae_cfg=VAEConfig(**LATENTS_VAE_KW))
 
 
 def stage_digests(layout: DataLayout, stage: str) -> dict[str, str]:
