@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo sample shards render latents compact test bench lint clean clean-data
+.PHONY: setup browser demo sample shards render latents compact test bench lint clean clean-data clean-store
 
 setup: $(STAMP)
 
@@ -43,10 +43,14 @@ compact: setup
 
 demo: sample shards render latents
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
-	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3
+	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3 --html $(DATA)/report/nearest.html
 	$(BIN)/python -m catalog report
+	$(BIN)/python -m catalog summary $(DATA)/report/index.html $(DATA)/report/nearest.html
 
-test: setup
+browser:
+	@tools/ensure-chromium.sh
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -59,6 +63,9 @@ lint: setup
 
 clean-data:
 	rm -rf $(DATA)
+
+clean-store:
+	rm -rf $(DATA)/store
 
 clean: clean-data
 	rm -rf $(VENV)

@@ -18,15 +18,33 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     q.add_argument("--out", help="output file (required for parquet)")
     q.add_argument("--max-rows", type=int, default=40)
-    n = sub.add_parser("nearest", help="nearest clips in the store by --clip or --text")
-    n.add_argument("--clip")
-    n.add_argument("--text")
-    n.add_argument("--space", choices=["motion", "text"], default="motion")
+    n = sub.add_parser("nearest", help="nearest clips in the store by --clip, --text or --video")
+    n.add_argument("--clip", help="a clip_id in the store")
+    n.add_argument("--text", help="a sentence (with --space text)")
+    n.add_argument("--video", help="a video file (with --space video), embedded by the store's VLM")
+    n.add_argument("--view", choices=["third_person", "egocentric"], default="third_person",
+                   help="which prompt embeds --video")
+    n.add_argument("--vlm", help="the local Qwen3-VL directory the store was built with (default $ROBOMIRROR_VLM "
+                                 "or the tiny offline model)")
+    n.add_argument("--space", choices=["motion", "video", "text"], default="motion")
     n.add_argument("--k", type=int, default=5)
     n.add_argument("--where", help="a filter on store columns, e.g. \"dataset = 'nymeria' AND stable\"")
+    n.add_argument("--html", help="also write a page with the videos, G1 renders, texts and distances here")
     rp = sub.add_parser("report", help="an HTML report with plots of the corpus, retargeting and latents")
     rp.add_argument("--out", help="output HTML (default data/report/index.html)")
+    sm = sub.add_parser("summary", help="what a run produced: shards, store, models, report and pages")
+    sm.add_argument("pages", nargs="*", help="HTML pages to list (default: data/report/*.html)")
     args = ap.parse_args(argv)
+
+    if args.cmd == "summary":
+        from pathlib import Path
+
+        from catalog.summary import print_summary
+
+        layout = DataLayout(resolve_data_root(args.data_root))
+        pages = [Path(p) for p in args.pages] or sorted((layout.root / "report").glob("*.html"))
+        print_summary(layout, pages)
+        return 0
 
     if args.cmd == "report":
         from pathlib import Path
@@ -37,17 +55,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {out}")
         return 0
     if args.cmd == "nearest":
-        from catalog.nearest import nearest
+        from catalog.nearest import Query, describe, nearest
 
         layout = DataLayout(resolve_data_root(args.data_root))
         try:
-            hits = nearest(layout, args.clip, args.text, args.space, args.k, args.where)
+            hits = nearest(layout, args.clip, args.text, args.space, args.k, args.where, args.video, args.view,
+                           args.vlm)
         except RoboMirrorError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         for i, h in enumerate(hits, 1):
             verdict = "stable" if h.stable else "unstable" if h.stable is not None else "?"
-            print(f"{i:2d}. {h.clip_id}  d={h.distance:.4f}  [{h.dataset}, {verdict}]  {h.text[:90]}")
+            print(f"{i:2d}. {h.clip_id}  d={h.distance:.4f}  [{h.dataset}, {h.view}, {verdict}]  {h.text[:80]}")
+        if args.html:
+            from pathlib import Path
+
+            from catalog.nearest_page import write_nearest_page
+
+            kind, value = next((k, v) for k, v in (("clip", args.clip), ("text", args.text), ("video", args.video)) if v)
+            q = Query(kind, value, args.space, args.view if kind == "video" else None)
+            page = write_nearest_page(layout, q, hits, Path(args.html), describe(layout, value) if kind == "clip" else None)
+            print(f"page: {page}")
         return 0
 
     from catalog.sql import query

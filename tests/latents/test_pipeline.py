@@ -69,3 +69,19 @@ def test_ray_embedding_matches_serial(retargeted, tmp_path):
     for k in out["serial"]:
         for a, b in zip(out["serial"][k], out["ray"][k], strict=True):
             assert np.abs(np.asarray(a) - np.asarray(b)).max() < 1e-5
+
+
+def test_the_summary_names_the_store_the_models_and_the_pages(latents_built, tmp_path):
+    from rich.console import Console
+
+    from catalog.summary import print_summary
+
+    layout, built = latents_built
+    page = tmp_path / "nearest.html"
+    page.write_text("<html></html>")
+    console = Console(record=True, width=400)
+    print_summary(layout, [page, tmp_path / "missing.html"], console)
+    text = console.export_text()
+    assert str(layout.store_dir) in text and built.vlm_id in text and "plumbing, not a measurement" in text
+    assert f"nearest-neighbour page │ {page}" in text and "missing.html" not in text
+    assert f"clips {built.clips} rows" in text

@@ -1,0 +1,41 @@
+"""`python -m catalog summary`: what a run produced and where it is, in one table (the end of `make demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from robomirror.paths import DataLayout
+
+
+def print_summary(layout: DataLayout, pages: list[Path], console: Console | None = None) -> None:
+    from catalog.sql import query
+    from latents.store import TABLES, Store
+
+    console = console or Console()
+    t = Table(title="RoboMirror data engine: what this run produced", header_style="bold", show_lines=False)
+    t.add_column("what")
+    t.add_column("where / how many", overflow="fold")
+    for stage in ("ingest", "retarget"):
+        try:
+            n = query(layout, f"SELECT count(*) FROM {'clips' if stage == 'ingest' else 'retarget'}").fetchone()[0]
+        except Exception:  # noqa: BLE001 - the stage has not run
+            n = 0
+        t.add_row(f"{stage} shards", f"{layout.root / 'shards' / stage}  ({n} clips)")
+    if layout.store_dir.is_dir():
+        store = Store(layout.store_dir)
+        counts = ", ".join(f"{name} {store.count(name)} rows (v{store.version(name)})" for name in TABLES)
+        t.add_row("latent store (LanceDB)", f"{layout.store_dir}  ({counts})")
+        vae, vlm, text = query(layout, "SELECT any_value(vae_id), any_value(vlm_id), any_value(text_model) "
+                                       "FROM store_clips").fetchone()
+        tiny = "  [randomly initialised: plumbing, not a measurement]" if (vlm or "").startswith("tiny-random") else ""
+        t.add_row("models", escape(f"motion {vae}; video {vlm}{tiny}; text {text}"))
+    for p in pages:
+        if p.is_file():
+            t.add_row("report" if p.name == "index.html" else "nearest-neighbour page", str(p))
+    t.add_row("SQL", "python -m catalog sql \"SELECT * FROM store_clips LIMIT 5\"  (tables: clips, retarget, "
+                     "failures, store_clips)")
+    console.print(t)
