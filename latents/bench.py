@@ -1,5 +1,6 @@
 """`make bench` for the store: ANN at 1M x 256-d against exact numpy search in the same run, a DuckDB
-aggregate over 1M rows, and embedding throughput (motion VAE clips/s, text sentences/s).
+aggregate over 1M rows, and embedding throughput (motion VAE clips/s, text sentences/s, and the
+video path's plumbing with the tiny random Qwen3-VL).
 
 Targets (issue 4): ANN p50 <= 10 ms with recall@10 >= 0.95; aggregate <= 100 ms.
 Vectors are synthetic (clustered, unit norm): a latency/recall measurement, not a model result.
@@ -116,6 +117,29 @@ def bench_embedders(console: Console) -> None:
     embed_texts(sentences)
     text_rate = len(sentences) / (time.perf_counter() - t)
     console.print(f"motion VAE encode: {vae_rate:.0f} clips/s; text embedding: {text_rate:.0f} sentences/s (CPU)")
+    bench_video(console)
+
+
+def bench_video(console: Console, n_clips: int = 16) -> None:
+    """The video path's throughput with the tiny random Qwen3-VL: processor + forward per 5 s clip.
+    It times the plumbing (decode-free preprocessing, prompt expansion, batching); a real 4B model
+    costs orders of magnitude more per clip and wants a GPU."""
+    import tempfile
+    from pathlib import Path
+
+    from latents.video import VideoClip, embed_videos, load_vlm, resolve_vlm_dir
+
+    rng = np.random.default_rng(0)
+    clips = [VideoClip(rng.integers(0, 255, (150, 128, 128, 3), np.uint8), 30.0,
+                       "egocentric" if i % 2 else "third_person") for i in range(n_clips)]
+    with tempfile.TemporaryDirectory() as d:
+        vlm = load_vlm(str(resolve_vlm_dir(None, Path(d))))
+        embed_videos(vlm, clips[:2])
+        t = time.perf_counter()
+        embed_videos(vlm, clips)
+        rate = n_clips / (time.perf_counter() - t)
+    console.print(f"video (Qwen3-VL {vlm.vlm_id}, randomly initialised: plumbing, not a measurement of "
+                  f"Qwen3-VL): {rate:.1f} clips/s of 5 s at 2 fps sampling on {vlm.device}")
 
 
 def main(argv: list[str] | None = None) -> int:
