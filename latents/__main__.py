@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"motion VAE {s.vae_id} (loaded)")
     tiny = " (randomly initialised: plumbing, not a measurement)" if s.vlm_id.startswith("tiny-random") else ""
     print(f"video: {s.vlm_id}{tiny}, latent width {s.video_dim}; clips without video: {s.clips_without_video}")
+    print(f"ledger: {layout.ledger('latents')}  ({s.failures} failures)")
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ingest.failures import Failure, Reason, write_ledger
 from ingest.video import decode_mp4_bytes
 from latents.features import motion_features
 from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
@@ -27,6 +28,8 @@ from robomirror.atomic import digest_of
 from robomirror.paths import DataLayout
 from robomirror.tario import read_tar
 
+STAGE = "latents"
+
 
 @dataclass
 class LatentsSummary:
@@ -36,6 +39,7 @@ class LatentsSummary:
     vlm_id: str = ""
     video_dim: int = 0
     clips_without_video: int = 0
+    failures: int = 0  # rows in ledger/latents.parquet
     vae_trained: bool = False
     heldout_joint_err_rad: float = float("nan")
     heldout_baseline_err_rad: float = float("nan")
@@ -73,9 +77,10 @@ class ShardJob:
     ingest_shards: dict[str, str]  # clip_id -> the ingest shard holding its video
 
 
-def _videos(job: ShardJob) -> dict[str, VideoClip]:
-    """The clips' videos, read from their ingest shards (one pass per shard)."""
-    out = {}
+def _videos(job: ShardJob) -> tuple[dict[str, VideoClip], list[Failure]]:
+    """The clips' videos, read from their ingest shards (one pass per shard); a video that cannot
+    be decoded is a failure (the clip keeps its motion and text latents, its video latent is null)."""
+    out, failures = {}, []
     for shard in sorted(set(job.ingest_shards.values())):
         members: dict[str, dict[str, bytes]] = {}
         for name, data in read_tar(shard):
@@ -83,15 +88,30 @@ def _videos(job: ShardJob) -> dict[str, VideoClip]:
             if job.ingest_shards.get(clip) == shard and suffix in ("video.mp4", "meta.json"):
                 members.setdefault(clip, {})[suffix] = data
         for clip, m in members.items():
-            if "video.mp4" in m:
+            if "video.mp4" not in m:
+                continue
+            meta = json.loads(m.get("meta.json", b"{}"))
+            try:
                 frames, _, fps = decode_mp4_bytes(m["video.mp4"])
-                meta = json.loads(m.get("meta.json", b"{}"))
-                out[clip] = VideoClip(frames, float((meta.get("video") or {}).get("fps") or fps), meta.get("view", "third_person"))
-    return out
+            except Exception as e:  # noqa: BLE001 - any container/codec error is this clip's
+                failures.append(Failure(meta.get("dataset", ""), clip, f"{shard}:{clip}.video.mp4", STAGE,
+                                        Reason.VIDEO_UNREADABLE.value, f"{type(e).__name__}: {e}"[:300]))
+                continue
+            out[clip] = VideoClip(frames, float((meta.get("video") or {}).get("fps") or fps), meta.get("view", "third_person"))
+    return out, failures
 
 
-def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampling) -> dict[str, dict]:
-    """One Ray task: every clip of a retarget shard -> motion latent + tokens, video latent + tokens, text."""
+def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampling) -> tuple[dict[str, dict], list[Failure]]:
+    """One Ray task: every clip of a retarget shard -> motion latent + tokens, video latent + tokens,
+    text; plus the failures. Anything unexpected fails the shard as one ledger row, not the build."""
+    try:
+        return _embed_shard(job, vae_dir, vlm_dir, sampling)
+    except Exception as e:  # noqa: BLE001 - recorded with its reason; the other shards go on
+        return {}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE, Reason.INTERNAL.value,
+                            f"{type(e).__name__}: {e}"[:300])]
+
+
+def _embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampling) -> tuple[dict[str, dict], list[Failure]]:
     vae = load_checkpoint(Path(vae_dir))
     ids, feats = [], []
     for name, data in read_tar(job.retarget_shard):
@@ -100,7 +120,7 @@ def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampli
             feats.append(motion_features(dict(np.load(io.BytesIO(data), allow_pickle=False))))
     tokens, pooled, n_tok = encode(vae, feats)
     emb = embed_texts([job.texts.get(c, "") for c in ids])
-    videos = _videos(job)
+    videos, failures = _videos(job)
     with_video = [c for c in ids if c in videos]
     video_out = dict(zip(with_video, embed_videos(load_vlm(vlm_dir), [videos[c] for c in with_video], sampling),
                          strict=True))
@@ -110,7 +130,7 @@ def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampli
         out[c] = {"pooled": pooled[i], "tokens": tokens[i, : n_tok[i]].astype(np.float16), "n_tokens": int(n_tok[i]),
                   "text_emb": emb[i], "video_tokens": vt, "video_latent": vp,
                   "video_frames": len(sample_indices(len(videos[c].frames), videos[c].fps, sampling)) if c in videos else None}
-    return out
+    return out, failures
 
 
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
@@ -154,9 +174,13 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
             for sh in shards]
     store = Store(layout.store_dir, video_dim=s.video_dim)
     all_ids = []
-    for job, res in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus):
-        if isinstance(res, BaseException):
-            raise res
+    failures: list[Failure] = []
+    for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus):
+        if isinstance(out, BaseException):  # the worker died
+            out = ({}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE,
+                                Reason.WORKER_CRASHED.value, f"{type(out).__name__}: {out}"[:300])])
+        res, shard_failures = out
+        failures.extend(shard_failures)
         texts = job.texts
         rows, token_rows, video_rows = [], [], []
         for c in sorted(res):
@@ -186,6 +210,8 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
             store.upsert(VIDEO_TOKENS, video_rows)
         s.inserted += store.upsert(CLIPS, rows)
         all_ids.extend(res)
+    write_ledger(layout.ledger(STAGE), failures)
+    s.failures = len(failures)
     s.indexes = store.ensure_indexes()
     tag = "build-" + digest_of([s.vae_id, s.vlm_id, sorted(all_ids)])[:12]
     for t in (CLIPS, MOTION_TOKENS, VIDEO_TOKENS):

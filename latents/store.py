@@ -147,7 +147,10 @@ class Store:
         inserted = 0
         for i in range(0, len(rows), batch):
             data = pa.Table.from_pylist(rows[i:i + batch], schema=schemas(self.video_dim)[name])
-            res = t.merge_insert("clip_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+            # the batch is validated above; lancedb counts a null vector (a clip without video) as a
+            # wrong-width one, so nulls are passed through as nulls
+            res = (t.merge_insert("clip_id").when_matched_update_all().when_not_matched_insert_all()
+                   .execute(data, on_bad_vectors="null"))
             inserted += res.num_inserted_rows
         return inserted
 

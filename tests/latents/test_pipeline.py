@@ -85,3 +85,31 @@ def test_the_summary_names_the_store_the_models_and_the_pages(latents_built, tmp
     assert str(layout.store_dir) in text and built.vlm_id in text and "plumbing, not a measurement" in text
     assert f"nearest-neighbour page │ {page}" in text and "missing.html" not in text
     assert f"clips {built.clips} rows" in text
+
+
+def test_an_unreadable_video_is_a_ledger_row_not_a_lost_clip(retargeted, tmp_path):
+    """One clip's video is garbage: the build goes on, the clip keeps its motion and text latents with a
+    null video latent, and the ledger says which clip and why."""
+    import tarfile
+
+    from robomirror.tario import read_tar, write_tar
+
+    src, _ = retargeted
+    layout = DataLayout(tmp_path / "d")
+    shutil.copytree(src.root / "shards", layout.root / "shards")
+    shard = sorted(layout.root.glob("shards/ingest/*/shard-*.tar"))[0]
+    members = list(read_tar(str(shard)))
+    bad = next(n for n, _ in members if n.endswith(".video.mp4"))
+    with open(shard, "wb") as f:
+        write_tar(f, [(n, b"\x00not an mp4" if n == bad else d) for n, d in members])
+    assert tarfile.open(shard).extractfile(bad).read() == b"\x00not an mp4"
+    s = run_latents(layout, vae_cfg=VAEConfig(feature_dim=148, layers=1, ff_dim=256, steps=5))
+    clip = bad.split(".")[0]
+    assert s.failures == 1 and s.clips == sum(pq.read_metadata(p).num_rows
+                                              for p in layout.root.glob("shards/retarget/*/manifest.parquet"))
+    ledger = pq.read_table(layout.ledger("latents")).to_pylist()
+    assert [(r["sequence"], r["reason"]) for r in ledger] == [(clip, "video_unreadable")]
+    row = query(layout, f"SELECT video_latent IS NULL, vlm_id IS NULL, len(motion_latent) FROM store_clips "
+                        f"WHERE clip_id = '{clip}'").fetchone()
+    assert row == (True, True, 256)
+    assert query(layout, "SELECT count(*) FROM failures WHERE stage = 'latents'").fetchone()[0] == 1

@@ -8,7 +8,7 @@ import pytest
 from latents.store import CLIPS, MOTION_DIM, VIDEO_TOKENS, Store, StoreError
 from latents.text import TEXT_DIM
 
-VDIM = 8  # a VLM hidden size; the tiny model's is 64, Qwen3-VL-4B's 2560
+VDIM = 64  # the tiny VLM's hidden size (Qwen3-VL-4B: 2560); lancedb treats widths this large as vectors
 
 
 def _row(i: int, **kw) -> dict:
@@ -34,7 +34,7 @@ def test_upsert_is_idempotent(tmp_path):
     (lambda r: r.update(motion_latent=[float("nan")] * MOTION_DIM), "NaN or inf"),
     (lambda r: r.update(text_emb=[0.0] * 10), "expected \\(384,\\)"),
     (lambda r: r.update(clip_id=None), "no clip_id"),
-    (lambda r: r.update(video_latent=[0.0] * (VDIM + 1)), "video_latent has shape \\(9,\\)"),
+    (lambda r: r.update(video_latent=[0.0] * (VDIM + 1)), "video_latent has shape \\(65,\\)"),
     (lambda r: r.update(video_latent=[float("inf")] * VDIM), "video_latent has NaN or inf"),
 ])
 def test_bad_rows_are_refused_and_the_version_does_not_move(tmp_path, bad, message):
@@ -97,7 +97,7 @@ def test_video_tokens_are_checked_for_width_and_values(tmp_path):
     good = {"clip_id": "c000", "vlm_id": "v", "n_tokens": 3, "tokens": np.ones((3, VDIM), np.float16).tolist()}
     store.upsert(VIDEO_TOKENS, [good])
     before = store.version(VIDEO_TOKENS)
-    for tokens, message in [(np.ones((3, VDIM + 2)), "expected \\('n', 8\\)"), (np.zeros((0, VDIM)), "tokens has shape \\(0,\\)"),
+    for tokens, message in [(np.ones((3, VDIM + 2)), "expected \\('n', 64\\)"), (np.zeros((0, VDIM)), "tokens has shape \\(0,\\)"),
                             (np.full((2, VDIM), np.nan), "NaN or inf")]:
         with pytest.raises(StoreError, match=message):
             store.upsert(VIDEO_TOKENS, [{**good, "clip_id": "c001", "tokens": tokens.tolist()}])
@@ -107,7 +107,7 @@ def test_video_tokens_are_checked_for_width_and_values(tmp_path):
 def test_one_store_holds_one_vlm_width(tmp_path):
     Store(tmp_path / "store", video_dim=VDIM).upsert(CLIPS, [_row(0)])
     assert Store(tmp_path / "store").video_dim == VDIM  # read back from the table
-    with pytest.raises(StoreError, match="holds video latents of width 8, but this VLM makes 16"):
+    with pytest.raises(StoreError, match="holds video latents of width 64, but this VLM makes 16"):
         Store(tmp_path / "store", video_dim=16)
 
 

@@ -17,7 +17,7 @@ WRITER = textwrap.dedent(f"""
     import sys, numpy as np
     from latents.store import Store, CLIPS, MOTION_DIM
     from latents.text import TEXT_DIM
-    store = Store(sys.argv[1], video_dim=8)
+    store = Store(sys.argv[1], video_dim=64)
     for b in range({BATCHES}):
         rows = [{{"clip_id": f"c{{b:03d}}-{{i:03d}}", "text": str(b),
                  "motion_latent": np.full(MOTION_DIM, b, np.float32).tolist(),
