@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
             kind, value = next((k, v) for k, v in (("clip", args.clip), ("text", args.text), ("video", args.video)) if v)
             q = Query(kind, value, args.space, args.view if kind == "video" else None)
-            page = write_nearest_page(layout, q, hits, Path(args.html), describe(layout, value) if kind == "clip" else None)
+            page = write_nearest_page(layout, q, hits, Path(args.html), describe(layout, value) if kind == "clip" else None,
+                                      progress=True)
             print(f"page: {page}")
         return 0
 

@@ -107,8 +107,10 @@ def _card(layout: DataLayout, assets: Path, clip_id: str, heading: str, info: li
 
 
 def write_nearest_page(layout: DataLayout, query: Query, hits: list[Neighbour], out: Path,
-                       query_row: Neighbour | None = None) -> Path:
+                       query_row: Neighbour | None = None, progress: bool = False) -> Path:
     """Write the page (and its videos) atomically; returns its path."""
+    from tqdm import tqdm
+
     from ingest.video import decode_mp4_bytes, encode_mp4
 
     out = Path(out).resolve()
@@ -131,7 +133,7 @@ def write_nearest_page(layout: DataLayout, query: Query, hits: list[Neighbour], 
     else:
         cards.append(f"<div class='card query'><div class='meta'><h3>Query text</h3>"
                      f"<div>“{html.escape(query.value)}”</div></div></div>")
-    for i, h in enumerate(hits, 1):
+    for i, h in enumerate(tqdm(hits, desc="nearest page (G1 previews)", unit="clip", disable=not progress), 1):
         info = [f"<code>{html.escape(h.clip_id)}</code>", f"<span class='d'>d = {h.distance:.4f}</span> (cosine)",
                 f"{html.escape(h.dataset)} · {html.escape(h.view)} · {_verdict(h)}"]
         if h.mpkpe_aligned_mean_m is not None:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps),
                         args.executor, args.ray_address, args.num_cpus, args.vlm,
-                        VideoSampling(fps=args.video_fps, max_frames=args.max_frames))
+                        VideoSampling(fps=args.video_fps, max_frames=args.max_frames), progress=True)
     except (RoboMirrorError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

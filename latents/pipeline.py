@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from ingest.failures import Failure, Reason, write_ledger
 from ingest.video import decode_mp4_bytes
@@ -135,7 +136,7 @@ def _embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampl
 
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
                 executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None,
-                vlm: str | None = None, sampling: VideoSampling = VideoSampling()) -> LatentsSummary:
+                vlm: str | None = None, sampling: VideoSampling = VideoSampling(), progress: bool = False) -> LatentsSummary:
     """Train (or load) the VAE and resolve the VLM on the driver, embed each retarget shard in a task,
     commit shard by shard."""
     from robomirror.executor import run_tasks
@@ -175,6 +176,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     store = Store(layout.store_dir, video_dim=s.video_dim)
     all_ids = []
     failures: list[Failure] = []
+    bar = tqdm(total=len(jobs), desc="embed shards", unit="shard", disable=not progress)
     for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus):
         if isinstance(out, BaseException):  # the worker died
             out = ({}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE,
@@ -210,6 +212,8 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
             store.upsert(VIDEO_TOKENS, video_rows)
         s.inserted += store.upsert(CLIPS, rows)
         all_ids.extend(res)
+        bar.update(1)
+    bar.close()
     write_ledger(layout.ledger(STAGE), failures)
     s.failures = len(failures)
     s.indexes = store.ensure_indexes()
