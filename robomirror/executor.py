@@ -7,6 +7,7 @@ cluster, whose workers must see the same data root (shared filesystem).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 
@@ -23,6 +24,9 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], args: tuple = (), ex
     import ray
 
     started_here = not ray.is_initialized()
+    # Ray starts its processes with fork+exec, so lancedb's warning about state in forked children
+    # (printed once per process when a store is open in the driver) does not apply
+    warnings.filterwarnings("ignore", message="lancedb fork support is experimental", category=RuntimeWarning)
     if started_here:
         if ray_address:
             ray.init(address=ray_address, log_to_driver=False)
