@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store: {s.store}  clips: {s.clips} ({s.inserted} new)  versions: {s.versions}  indexes: {s.indexes}")
     if s.vae_trained:
         print(f"motion VAE {s.vae_id}: final train loss {s.final_loss:.4f}; held-out joint error "
-              f"{s.heldout_joint_err_rad:.4f} rad (mean-pose baseline {s.heldout_baseline_err_rad:.4f} rad)")
+              f"{s.heldout_joint_err_rad:.4f} rad (mean-pose baseline {s.heldout_baseline_err_rad:.4f} rad), keypoints "
+              f"{100 * s.heldout_keypoint_err_m:.1f} cm (baseline {100 * s.heldout_baseline_keypoint_err_m:.1f} cm)")
     else:
         print(f"motion VAE {s.vae_id} (loaded)")
     tiny = " (randomly initialised: plumbing, not a measurement)" if s.vlm_id.startswith("tiny-random") else ""

@@ -22,6 +22,7 @@ from ingest.failures import Failure, Reason, write_ledger
 from ingest.video import decode_mp4_bytes
 from latents.features import motion_features
 from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
+from latents.recon_error import joint_error_rad, keypoint_error_m
 from latents.store import CLIPS, MOTION_TOKENS, VIDEO_TOKENS, Store
 from latents.text import TEXT_MODEL_ID, embed_texts
 from latents.video import VideoClip, VideoSampling, embed_videos, load_vlm, resolve_vlm_dir, sample_indices
@@ -44,6 +45,8 @@ class LatentsSummary:
     vae_trained: bool = False
     heldout_joint_err_rad: float = float("nan")
     heldout_baseline_err_rad: float = float("nan")
+    heldout_keypoint_err_m: float = float("nan")  # FK of decoded vs original joints, root at the origin
+    heldout_baseline_keypoint_err_m: float = float("nan")
     final_loss: float = float("nan")
     store: str = ""
     versions: dict[str, int] = field(default_factory=dict)
@@ -158,9 +161,12 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
         s.vae_trained, s.final_loss = True, vae.losses[-1]
         hf = [feats[i] for i in sorted(held)]
         rec = reconstruct(vae, hf)
+        mean_pose = [np.broadcast_to(vae.mean, f.shape) for f in hf]
         n_dof = motions[0]["joint_pos"].shape[1]
-        s.heldout_joint_err_rad = float(np.mean([np.abs(r[:, :n_dof] - f[:, :n_dof]).mean() for r, f in zip(rec, hf, strict=True)]))
-        s.heldout_baseline_err_rad = float(np.mean([np.abs(vae.mean[:n_dof] - f[:, :n_dof]).mean() for f in hf]))
+        s.heldout_joint_err_rad = joint_error_rad(rec, hf, n_dof)
+        s.heldout_baseline_err_rad = joint_error_rad(mean_pose, hf, n_dof)
+        s.heldout_keypoint_err_m = keypoint_error_m(rec, hf, n_dof)
+        s.heldout_baseline_keypoint_err_m = keypoint_error_m(mean_pose, hf, n_dof)
     s.vae_id = f"motion-vae-{vae.content_hash()}"
     ckpt = layout.store_dir / "models" / s.vae_id
     if not (ckpt / "model.safetensors").exists():

@@ -10,6 +10,7 @@ import webdataset as wds
 
 from latents.features import feature_dim, motion_features
 from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
+from latents.recon_error import joint_error_rad, keypoint_error_m
 
 SMALL = dict(layers=1, ff_dim=256, steps=120, batch=6)
 
@@ -33,9 +34,12 @@ def test_shapes_loss_and_heldout_error(feats, tmp_path):
     assert tokens.shape == (len(held), 30, 256) and pooled.shape == (len(held), 256)
     assert all(k == int(np.ceil(len(f) / cfg.downsample)) for k, f in zip(n, held, strict=True))
     rec = reconstruct(vae, held)
-    err = np.mean([np.abs(r[:, :23] - f[:, :23]).mean() for r, f in zip(rec, held, strict=True)])
-    baseline = np.mean([np.abs(vae.mean[:23] - f[:, :23]).mean() for f in held])
+    mean_pose = [np.broadcast_to(vae.mean, f.shape) for f in held]
+    err, baseline = joint_error_rad(rec, held, 23), joint_error_rad(mean_pose, held, 23)
     assert err < 0.6 * baseline  # stated bound: held-out joint error under 60 % of the mean-pose error
+    kp, kp_base = keypoint_error_m(rec, held, 23), keypoint_error_m(mean_pose, held, 23)
+    assert kp < 0.75 * kp_base and kp < 0.05  # and keypoints (FK): under 75 % of the baseline and under 5 cm
+    assert keypoint_error_m(held, held, 23) == 0.0
     h = save_checkpoint(vae, tmp_path / "ckpt")
     again = load_checkpoint(tmp_path / "ckpt")
     assert again.content_hash() == h
