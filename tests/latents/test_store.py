@@ -53,24 +53,26 @@ def test_duplicate_keys_in_a_batch_are_refused(tmp_path):
         Store(tmp_path / "s", video_dim=VDIM).upsert(CLIPS, [_row(1), _row(1)])
 
 
-def test_nearest_on_constructed_latents_returns_known_order(tmp_path):
+@pytest.mark.parametrize("space, col, dim", [("motion", "motion_latent", MOTION_DIM), ("video", "video_latent", VDIM)])
+def test_nearest_on_constructed_latents_returns_known_order(tmp_path, space, col, dim):
     from catalog.nearest import nearest
     from robomirror.paths import DataLayout
 
     layout = DataLayout(tmp_path)
-    base = np.zeros(MOTION_DIM)
-    base[0] = 1.0
     rows = []
     for i, angle in enumerate([0.0, 0.1, 0.4, 0.9, 1.5]):  # increasing angle from the query
-        v = np.zeros(MOTION_DIM)
+        v = np.zeros(dim)
         v[0], v[1] = np.cos(angle), np.sin(angle)
-        rows.append(_row(i, motion_latent=v.tolist(), dataset="nymeria" if i == 2 else "motionx"))
+        rows.append(_row(i, **{col: v.tolist()}, dataset="nymeria" if i == 2 else "motionx"))
+    rows.append(_row(5, video_latent=None))  # no video: never a video-space neighbour
     Store(layout.store_dir, video_dim=VDIM).upsert(CLIPS, rows)
-    hits = nearest(layout, clip="c000", space="motion", k=3)
+    hits = nearest(layout, clip="c000", space=space, k=3)
     assert [h.clip_id for h in hits] == ["c001", "c002", "c003"]
     assert hits[0].distance < hits[1].distance < hits[2].distance
-    only = nearest(layout, clip="c000", space="motion", k=3, where="dataset = 'motionx'")
-    assert [h.clip_id for h in only] == ["c001", "c003", "c004"]
+    only = nearest(layout, clip="c000", space=space, k=3, where="dataset = 'motionx'")
+    assert [h.clip_id for h in only][:2] == ["c001", "c003"]
+    if space == "video":
+        assert "c005" not in [h.clip_id for h in nearest(layout, clip="c000", space="video", k=10)]
 
 
 def test_indexes_and_compaction(tmp_path):
