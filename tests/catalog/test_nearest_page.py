@@ -55,3 +55,23 @@ def test_the_nearest_page_renders_and_its_videos_load(latents_built, tmp_path):
     (tmp_path / "nn_files" / f"{hits[0].clip_id}.g1.mp4").write_bytes(b"not a video")
     broken = _load(page, tmp_path)
     assert broken["failed"] == 1 and broken["loaded"] == got["videos"] - 1
+
+
+def test_the_cli_answers_a_video_query_with_a_page(latents_built, tmp_path, capsys):
+    from catalog.__main__ import main
+    from catalog.sql import query
+    from robomirror.shards import find_sample
+
+    layout, _ = latents_built
+    clip, view = query(layout, "SELECT clip_id, view FROM store_clips ORDER BY clip_id LIMIT 1").fetchone()
+    video = tmp_path / "mine.mp4"
+    video.write_bytes(find_sample(layout.root, "ingest", clip)["video.mp4"])
+    page = tmp_path / "q.html"
+    rc = main(["--data-root", str(layout.root), "nearest", "--video", str(video), "--view", view,
+               "--space", "video", "--k", "2", "--html", str(page)])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.splitlines()[0].startswith(f" 1. {clip}  d=0.0000") and f"page: {page}" in out
+    got = _load(page, tmp_path)
+    assert got["videos"] == 1 + 2 * 2 and got["loaded"] == got["videos"]  # query video + 2 neighbours x 2
+    assert main(["--data-root", str(layout.root), "nearest", "--video", str(video), "--space", "motion"]) == 2
+    assert "needs --space video" in capsys.readouterr().err
