@@ -183,7 +183,8 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     all_ids = []
     failures: list[Failure] = []
     bar = tqdm(total=len(jobs), desc="embed shards", unit="shard", disable=not progress)
-    for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus):
+    for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus,
+                              gpus_per_task="auto"):  # the VLM runs on the task's GPU when the cluster has them
         if isinstance(out, BaseException):  # the worker died
             out = ({}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE,
                                 Reason.WORKER_CRASHED.value, f"{type(out).__name__}: {out}"[:300])])

@@ -12,9 +12,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 
 def run_tasks(fn: Callable[..., Any], items: Sequence[Any], args: tuple = (), executor: str = "ray",
-              ray_address: str | None = None, num_cpus: int | None = None) -> Iterator[tuple[Any, Any]]:
+              ray_address: str | None = None, num_cpus: int | None = None,
+              gpus_per_task: float | str = 0) -> Iterator[tuple[Any, Any]]:
     """Yield (item, fn(item, *args)) as each finishes. Failures inside `fn` are fn's to report;
-    a worker that dies yields (item, exception)."""
+    a worker that dies yields (item, exception). `gpus_per_task="auto"` asks for one GPU per task
+    when the cluster has GPUs (so tasks land where the model can run on one), none otherwise."""
     if executor == "serial":
         for item in items:
             yield item, fn(item, *args)
@@ -35,7 +37,8 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], args: tuple = (), ex
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=1)(fn)
+        gpus = gpus_per_task_for(ray.cluster_resources(), gpus_per_task)
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(fn)
         futures = {remote.remote(item, *args): item for item in items}
         pending = list(futures)
         while pending:
@@ -48,3 +51,10 @@ def run_tasks(fn: Callable[..., Any], items: Sequence[Any], args: tuple = (), ex
     finally:
         if started_here:
             ray.shutdown()
+
+
+def gpus_per_task_for(resources: dict, gpus_per_task: float | str) -> float:
+    """A number of GPUs per task: as given, or for "auto" one when the cluster has any."""
+    if gpus_per_task == "auto":
+        return 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+    return float(gpus_per_task)
