@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo sample shards render latents compact test bench lint clean clean-data clean-store
+.PHONY: setup browser demo sample shards render latents compact test bench lint clean clean-data clean-store clean-work
 
 setup: $(STAMP)
 
@@ -66,6 +66,9 @@ clean-data:
 
 clean-store:
 	rm -rf $(DATA)/store
+
+clean-work:  # the staging caches (resume state); published shards are kept
+	rm -rf $(DATA)/work
 
 clean: clean-data
 	rm -rf $(VENV)

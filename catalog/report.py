@@ -1,8 +1,8 @@
 """`python -m catalog report`: one self-contained HTML page with the corpus at a glance.
 
 Plots (PNG, embedded): clips per dataset and label, clip durations, stability pass rate and the
-CoM-CoP distance distribution, retarget error distributions, and a 2-D PCA projection of the
-motion latents coloured by label.
+CoM-CoP distance distribution, retarget error distributions, and 2-D PCA projections of the
+motion latents and the video latents, coloured by label.
 """
 
 from __future__ import annotations
@@ -36,6 +36,21 @@ def _label(text: str) -> str:
     return " ".join(words[:2]) or "(no text)"
 
 
+def _pca_plot(vectors, labels, title: str) -> str:
+    """A 2-D PCA scatter of latent vectors, one colour per label."""
+    z = np.stack(vectors.to_numpy()).astype(np.float64)
+    z -= z.mean(0)
+    u, s, _ = np.linalg.svd(z, full_matrices=False)
+    xy = u[:, :2] * s[:2]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for k, lab in enumerate(sorted(set(labels))):
+        m = (labels == lab).to_numpy()
+        ax.scatter(xy[m, 0], xy[m, 1], s=28, label=lab, color=plt.cm.tab20(k % 20))
+    ax.legend(fontsize=7, ncol=2)
+    ax.set(title=title)
+    return _png(fig)
+
+
 def build_report(layout: DataLayout, out: Path | None = None) -> Path:
     clips = query(layout, "SELECT dataset, view, duration_s, text FROM clips").df()
     figs: list[tuple[str, str]] = []
@@ -66,22 +81,18 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
         ax[3].set(title="foot skate", xlabel="cm/s")
         figs.append(("Retargeting (G1)", _png(fig)))
     try:
-        st = query(layout, "SELECT text, motion_latent FROM store_clips").df()
+        st = query(layout, "SELECT text, motion_latent, video_latent, vlm_id FROM store_clips").df()
     except Exception:  # noqa: BLE001 - no store yet
         st = None
     if st is not None and len(st) >= 3:
-        z = np.stack(st.motion_latent.to_numpy()).astype(np.float64)
-        z -= z.mean(0)
-        u, s, _ = np.linalg.svd(z, full_matrices=False)
-        xy = u[:, :2] * s[:2]
         labels = st.text.map(_label)
-        fig, ax = plt.subplots(figsize=(7, 5))
-        for k, lab in enumerate(sorted(set(labels))):
-            m = (labels == lab).to_numpy()
-            ax.scatter(xy[m, 0], xy[m, 1], s=28, label=lab, color=plt.cm.tab20(k % 20))
-        ax.legend(fontsize=7, ncol=2)
-        ax.set(title="motion latents, PCA (coloured by label)")
-        figs.append(("Motion latents", _png(fig)))
+        figs.append(("Motion latents", _pca_plot(st.motion_latent, labels, "motion latents, PCA (coloured by label)")))
+        has_video = st.video_latent.notna().to_numpy()
+        if has_video.sum() >= 3:
+            vlm = str(st.vlm_id[has_video].iloc[0])
+            note = " — tiny random VLM: plumbing, not a measurement" if vlm.startswith("tiny-random") else ""
+            figs.append((f"Video latents ({vlm}){note}",
+                         _pca_plot(st.video_latent[has_video], labels[has_video], f"video latents, PCA{note}")))
     body = "\n".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                      for t, b in figs)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>RoboMirror report</title>"

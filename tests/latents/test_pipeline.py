@@ -42,7 +42,8 @@ def test_build_twice_and_query(latents_built):
     from catalog.report import build_report
 
     page = build_report(layout).read_text()
-    assert page.count("data:image/png;base64,") == 4 and "Motion latents" in page
+    assert page.count("data:image/png;base64,") == 5 and "Motion latents" in page
+    assert f"Video latents ({first.vlm_id}) — tiny random VLM: plumbing, not a measurement" in page
 
 
 def test_a_video_file_finds_its_own_clip(latents_built, tmp_path):
