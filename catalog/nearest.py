@@ -6,6 +6,7 @@ file (`--video`, embedded by the same VLM that built the store's video latents).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,22 @@ class Neighbour:
     view: str
     stable: bool | None
     mpkpe_aligned_mean_m: float | None
+    texts: tuple[str, ...] = ()  # every text of the clip, "kind: text"
+
+
+def _neighbour(r: dict, distance: float) -> Neighbour:
+    """A store row as a Neighbour."""
+    entries = json.loads(r.get("texts_json") or "[]")
+    texts = tuple(f"{e.get('kind', '').replace('_', ' ')}: {e.get('text', '')}" if isinstance(e, dict) else str(e)
+                  for e in entries)
+    return Neighbour(r["clip_id"], distance, r.get("text") or "", r.get("dataset") or "", r.get("view") or "",
+                     r.get("stable"), r.get("mpkpe_aligned_mean_m"), texts)
+
+
+def _clip_row(table, clip: str) -> dict | None:
+    safe = clip.replace("'", "")
+    rows = table.search().where(f"clip_id = '{safe}'").limit(1).to_list()
+    return rows[0] if rows else None
 
 
 def _store_vlm_id(table) -> str:
@@ -79,14 +96,13 @@ def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None
     table = Store(layout.store_dir).table(CLIPS)
     col = SPACES[space]
     if clip is not None:
-        safe = clip.replace("'", "")
-        rows = table.search().where(f"clip_id = '{safe}'").limit(1).to_list()
-        if not rows:
+        row = _clip_row(table, clip)
+        if row is None:
             raise NearestError(f"clip {clip!r} is not in the store; try: python -m catalog sql "
                                "\"SELECT clip_id, text FROM store_clips LIMIT 5\"")
-        if rows[0][col] is None:
+        if row[col] is None:
             raise NearestError(f"clip {clip!r} has no {col} (it has no video)")
-        vec = np.asarray(rows[0][col], dtype=np.float32)
+        vec = np.asarray(row[col], dtype=np.float32)
     elif text is not None:
         if space != "text":
             raise NearestError("a text query needs --space text (text -> motion needs the DiT of a later issue)")
@@ -103,23 +119,12 @@ def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None
         filters.append("video_latent IS NOT NULL")
     if filters:
         q = q.where(" AND ".join(filters), prefilter=True)
-    out = []
-    for r in q.to_list():
-        if r["clip_id"] == clip:
-            continue
-        out.append(Neighbour(r["clip_id"], float(r["_distance"]), r.get("text") or "", r.get("dataset") or "",
-                             r.get("view") or "", r.get("stable"), r.get("mpkpe_aligned_mean_m")))
-    return out[:k]
+    return [_neighbour(r, float(r["_distance"])) for r in q.to_list() if r["clip_id"] != clip][:k]
 
 
 def describe(layout: DataLayout, clip: str) -> Neighbour | None:
     """A store clip as a Neighbour at distance 0 (the query card of the HTML page)."""
     from latents.store import CLIPS, Store
 
-    safe = clip.replace("'", "")
-    rows = Store(layout.store_dir).table(CLIPS).search().where(f"clip_id = '{safe}'").limit(1).to_list()
-    if not rows:
-        return None
-    r = rows[0]
-    return Neighbour(r["clip_id"], 0.0, r.get("text") or "", r.get("dataset") or "", r.get("view") or "",
-                     r.get("stable"), r.get("mpkpe_aligned_mean_m"))
+    row = _clip_row(Store(layout.store_dir).table(CLIPS), clip)
+    return None if row is None else _neighbour(row, 0.0)

@@ -9,7 +9,6 @@ can be copied or served as is. G1 previews are rendered once per clip into
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from catalog.nearest import Neighbour, Query
@@ -66,29 +65,21 @@ def _video_tag(src: str, cls: str, caption: str) -> str:
 
 def _models(layout: DataLayout) -> str:
     """Which models made the latents, with the tiny VLM called what it is."""
-    from catalog.sql import query
+    from catalog.sql import store_models
+    from latents.video import vlm_label
 
-    try:
-        vae, vlm, text = query(layout, "SELECT any_value(vae_id), any_value(vlm_id), any_value(text_model) "
-                                       "FROM store_clips").fetchone()
-    except Exception:  # noqa: BLE001 - an older store: say nothing rather than fail the page
+    models = store_models(layout)
+    if models is None:  # say nothing rather than fail the page
         return ""
-    tiny = " (randomly initialised: plumbing, not a measurement)" if (vlm or "").startswith("tiny-random") else ""
-    return (f"<p class='models'>motion: {html.escape(str(vae))} · video: {html.escape(str(vlm))}{tiny} · "
+    vae, vlm, text = models
+    return (f"<p class='models'>motion: {html.escape(str(vae))} · video: {html.escape(vlm_label(vlm))} · "
             f"text: {html.escape(str(text))}</p>")
 
 
-def _texts(layout: DataLayout, clip_id: str, text: str) -> list[str]:
-    from catalog.sql import query
-
-    try:
-        row = query(layout, f"SELECT texts_json FROM store_clips WHERE clip_id = '{clip_id}'").fetchone()
-        entries = json.loads(row[0]) if row and row[0] else []
-    except Exception:  # noqa: BLE001 - a store without texts_json still gets a page
-        entries = []
-    texts = [f"{e.get('kind', '').replace('_', ' ')}: {e.get('text', '')}" if isinstance(e, dict) else str(e)
-             for e in entries]
-    return texts or ([text] if text else [])
+def _texts(h: Neighbour | None) -> list[str]:
+    if h is None:
+        return []
+    return list(h.texts) or ([h.text] if h.text else [])
 
 
 def _card(layout: DataLayout, assets: Path, clip_id: str, heading: str, info: list[str], texts: list[str],
@@ -123,7 +114,7 @@ def write_nearest_page(layout: DataLayout, query: Query, hits: list[Neighbour], 
         if q is not None:
             info.append(f"{html.escape(q.dataset)} · {html.escape(q.view)} · {_verdict(q)}")
         cards.append(_card(layout, assets, query.value, "Query clip", info,
-                           _texts(layout, query.value, q.text if q else ""), "query"))
+                           _texts(q), "query"))
     elif query.kind == "video":
         frames, _, fps = decode_mp4_bytes(Path(query.value).read_bytes())  # re-encoded: any input plays
         publish_bytes(assets / "query.mp4", encode_mp4(list(frames), fps))
@@ -138,7 +129,7 @@ def write_nearest_page(layout: DataLayout, query: Query, hits: list[Neighbour], 
                 f"{html.escape(h.dataset)} · {html.escape(h.view)} · {_verdict(h)}"]
         if h.mpkpe_aligned_mean_m is not None:
             info.append(f"MPKPE-aligned {100 * h.mpkpe_aligned_mean_m:.1f} cm")
-        cards.append(_card(layout, assets, h.clip_id, f"#{i}", info, _texts(layout, h.clip_id, h.text)))
+        cards.append(_card(layout, assets, h.clip_id, f"#{i}", info, _texts(h)))
     title = f"nearest in {query.space} space to {query.kind} {query.value}"
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>Nearest neighbours</h1>"

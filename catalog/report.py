@@ -85,12 +85,14 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
     except Exception:  # noqa: BLE001 - no store yet
         st = None
     if st is not None and len(st) >= 3:
+        from latents.video import is_tiny
+
         labels = st.text.map(_label)
         figs.append(("Motion latents", _pca_plot(st.motion_latent, labels, "motion latents, PCA (coloured by label)")))
         has_video = st.video_latent.notna().to_numpy()
         if has_video.sum() >= 3:
             vlm = str(st.vlm_id[has_video].iloc[0])
-            note = " — tiny random VLM: plumbing, not a measurement" if vlm.startswith("tiny-random") else ""
+            note = " — tiny random VLM: plumbing, not a measurement" if is_tiny(vlm) else ""
             figs.append((f"Video latents ({vlm}){note}",
                          _pca_plot(st.video_latent[has_video], labels[has_video], f"video latents, PCA{note}")))
     body = "\n".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"

@@ -74,6 +74,15 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             raise ReadOnlyError(f"the catalog is read-only: {st.type.name} statements are refused; use SELECT")
 
 
+def store_models(layout: DataLayout) -> tuple[str, str, str] | None:
+    """(vae_id, vlm_id, text_model) the store's latents were made with, or None without a store."""
+    try:
+        return query(layout, "SELECT any_value(vae_id), any_value(vlm_id), any_value(text_model) "
+                             "FROM store_clips").fetchone()
+    except Exception:  # noqa: BLE001 - no store, or one from an older build
+        return None
+
+
 def query(layout: DataLayout, sql: str) -> duckdb.DuckDBPyRelation | None:
     """Run one read-only query; returns the relation of the last statement."""
     con, views = connect(layout)

@@ -12,8 +12,9 @@ from robomirror.paths import DataLayout
 
 
 def print_summary(layout: DataLayout, pages: list[Path], console: Console | None = None) -> None:
-    from catalog.sql import query
+    from catalog.sql import query, store_models
     from latents.store import TABLES, Store
+    from latents.video import vlm_label
 
     console = console or Console()
     t = Table(title="RoboMirror data engine: what this run produced", header_style="bold", show_lines=False)
@@ -29,10 +30,8 @@ def print_summary(layout: DataLayout, pages: list[Path], console: Console | None
         store = Store(layout.store_dir)
         counts = ", ".join(f"{name} {store.count(name)} rows (v{store.version(name)})" for name in TABLES)
         t.add_row("latent store (LanceDB)", f"{layout.store_dir}  ({counts})")
-        vae, vlm, text = query(layout, "SELECT any_value(vae_id), any_value(vlm_id), any_value(text_model) "
-                                       "FROM store_clips").fetchone()
-        tiny = "  [randomly initialised: plumbing, not a measurement]" if (vlm or "").startswith("tiny-random") else ""
-        t.add_row("models", escape(f"motion {vae}; video {vlm}{tiny}; text {text}"))
+        vae, vlm, text = store_models(layout) or ("?", "?", "?")
+        t.add_row("models", escape(f"motion {vae}; video {vlm_label(vlm)}; text {text}"))
     for p in pages:
         if p.is_file():
             t.add_row("report" if p.name == "index.html" else "nearest-neighbour page", str(p))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from latents.video import VideoSampling
+from latents.video import VideoSampling, vlm_label
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
 
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * s.heldout_keypoint_err_m:.1f} cm (baseline {100 * s.heldout_baseline_keypoint_err_m:.1f} cm)")
     else:
         print(f"motion VAE {s.vae_id} (loaded)")
-    tiny = " (randomly initialised: plumbing, not a measurement)" if s.vlm_id.startswith("tiny-random") else ""
-    print(f"video: {s.vlm_id}{tiny}, latent width {s.video_dim}; clips without video: {s.clips_without_video}")
+    print(f"video: {vlm_label(s.vlm_id)}, latent width {s.video_dim}; clips without video: {s.clips_without_video}")
     print(f"ledger: {layout.ledger('latents')}  ({s.failures} failures)")
     return 0
 

@@ -127,7 +127,7 @@ def bench_video(console: Console, n_clips: int = 16) -> None:
     import tempfile
     from pathlib import Path
 
-    from latents.video import VideoClip, embed_videos, load_vlm, resolve_vlm_dir
+    from latents.video import VideoClip, embed_videos, load_vlm, resolve_vlm_dir, vlm_label
 
     rng = np.random.default_rng(0)
     clips = [VideoClip(rng.integers(0, 255, (150, 128, 128, 3), np.uint8), 30.0,
@@ -138,8 +138,7 @@ def bench_video(console: Console, n_clips: int = 16) -> None:
         t = time.perf_counter()
         embed_videos(vlm, clips)
         rate = n_clips / (time.perf_counter() - t)
-    console.print(f"video (Qwen3-VL {vlm.vlm_id}, randomly initialised: plumbing, not a measurement of "
-                  f"Qwen3-VL): {rate:.1f} clips/s of 5 s at 2 fps sampling on {vlm.device}")
+    console.print(f"video (Qwen3-VL {vlm_label(vlm.vlm_id)}; not Qwen3-VL's own cost): {rate:.1f} clips/s of 5 s at 2 fps sampling on {vlm.device}")
 
 
 def main(argv: list[str] | None = None) -> int:

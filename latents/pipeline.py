@@ -111,8 +111,13 @@ def embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampli
     try:
         return _embed_shard(job, vae_dir, vlm_dir, sampling)
     except Exception as e:  # noqa: BLE001 - recorded with its reason; the other shards go on
-        return {}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE, Reason.INTERNAL.value,
-                            f"{type(e).__name__}: {e}"[:300])]
+        return {}, [_shard_failure(job, Reason.INTERNAL, e)]
+
+
+def _shard_failure(job: ShardJob, reason: Reason, e: BaseException) -> Failure:
+    """One ledger row for a whole shard that could not be embedded."""
+    return Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE, reason.value,
+                   f"{type(e).__name__}: {e}"[:300])
 
 
 def _embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampling) -> tuple[dict[str, dict], list[Failure]]:
@@ -186,8 +191,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus,
                               gpus_per_task="auto"):  # the VLM runs on the task's GPU when the cluster has them
         if isinstance(out, BaseException):  # the worker died
-            out = ({}, [Failure("", Path(job.retarget_shard).name, job.retarget_shard, STAGE,
-                                Reason.WORKER_CRASHED.value, f"{type(out).__name__}: {out}"[:300])])
+            out = ({}, [_shard_failure(job, Reason.WORKER_CRASHED, out)])
         res, shard_failures = out
         failures.extend(shard_failures)
         texts = job.texts

@@ -33,6 +33,7 @@ from robomirror.errors import RoboMirrorError
 VLM_ENV = "ROBOMIRROR_VLM"
 TINY_PREFIX = "tiny-random-qwen3vl"
 TINY_SEED = 0
+TINY_NOTE = "randomly initialised: plumbing, not a measurement"
 ID_FILE = "robomirror_vlm.json"  # written next to the tiny model: its id and how it was made
 PROMPTS = {  # RoboMirror's prompts, per view
     "egocentric": "Please describe the motion of the first-person individual in the egocentric video",
@@ -142,7 +143,7 @@ def build_tiny_vlm(out_dir: Path, seed: int = TINY_SEED) -> Path:
         processor.save_pretrained(tmp)
         h = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:12]
         (tmp / ID_FILE).write_text(json.dumps({"vlm_id": f"{TINY_PREFIX}-{h}", "seed": seed,
-                                               "note": "randomly initialised: plumbing, not a measurement"}))
+                                               "note": TINY_NOTE}))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -178,6 +179,15 @@ def vlm_id(path: Path) -> str:
     return f"{Path(path).name}@{h.hexdigest()[:12]}"
 
 
+def is_tiny(vlm_id: str | None) -> bool:
+    return (vlm_id or "").startswith(TINY_PREFIX)
+
+
+def vlm_label(vlm_id: str | None) -> str:
+    """The id as outputs show it: the tiny model always says what it is."""
+    return f"{vlm_id} ({TINY_NOTE})" if is_tiny(vlm_id) else str(vlm_id)
+
+
 @dataclass
 class VLM:
     model: object
@@ -188,7 +198,7 @@ class VLM:
 
     @property
     def tiny(self) -> bool:
-        return self.vlm_id.startswith(TINY_PREFIX)
+        return is_tiny(self.vlm_id)
 
 
 @lru_cache(maxsize=2)
