@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--video-size", type=int, default=128)
     r.add_argument("--shard-mb", type=float, default=32.0, help="target shard size [MB]")
     r.add_argument("--nymeria-body", choices=["smpl", "xsens"], default="smpl")
-    r.add_argument("--nymeria-up-axis", choices=["auto", "y", "z"], default="auto")
+    r.add_argument("--nymeria-up-axis", choices=["y", "z"], default="y",
+                   help="up axis of NymeriaPlus SMPL (y, as the official smpl_provider.py); a check warns")
     r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
     r.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)

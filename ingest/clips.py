@@ -68,6 +68,7 @@ def clip_videos(seq: HumanSequence, spans: list[ClipSpan], cfg: IngestConfig) ->
     Frames are streamed: only frames of clips still open are held, so memory does not grow
     with the sequence length. Returns (mp4 bytes, frame times relative to clip start) per span.
     """
+    assert seq.video is not None
     bounds = [(seq.t0_s + s.start / seq.fps, seq.t0_s + s.end / seq.fps) for s in spans]
     pending: list[list[tuple[float, np.ndarray]]] = [[] for _ in spans]
     done: list[tuple[bytes, list[float]] | None] = [None] * len(spans)
@@ -118,7 +119,8 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
         raise SourceError(Reason.TOO_SHORT, seq.ref.files[0][1],
                           f"{seq.n_frames} frames at {seq.fps} Hz; need at least min_frames={cfg.min_frames}")
     source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
-    videos = clip_videos(seq, spans, cfg)
+    # a motion-only sequence (Motion-X v1, mocap subsets) has no video member and a null video meta
+    videos = clip_videos(seq, spans, cfg) if seq.video is not None else [(None, None)] * len(spans)
     samples = []
     for span, (mp4, vtimes) in zip(spans, videos, strict=True):
         key = clip_id(seq, source_digest, span)
@@ -131,7 +133,12 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "source_frame_index": seq.source_frame_index[sl],
             **{f"param_{k}": v[sl] for k, v in seq.params.items()},
         }
-        vfps = round(1.0 / np.median(np.diff(vtimes)), 3) if len(vtimes) > 1 else seq.fps
+        video_meta = None
+        if mp4 is not None:
+            vfps = round(1.0 / np.median(np.diff(vtimes)), 3) if len(vtimes) > 1 else seq.fps
+            video_meta = {"fps": vfps, "n_frames": len(vtimes), "timestamps_s": vtimes,
+                          "size": [cfg.video_size, cfg.video_size], "resize": "stretch",
+                          "source_kind": seq.video.kind}
         meta = {
             "format_version": FORMAT_VERSION, "clip_id": key,
             "dataset": seq.ref.dataset, "subset": seq.ref.subset, "sequence": seq.ref.sequence,
@@ -142,9 +149,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "source_frame_start": float(seq.source_frame_index[span.start]),
             "source_frame_end": float(seq.source_frame_index[span.end - 1]),
             "texts": texts_in_span(seq, t0, t1),
-            "video": {"fps": vfps, "n_frames": len(vtimes), "timestamps_s": vtimes,
-                      "size": [cfg.video_size, cfg.video_size], "resize": "stretch",
-                      "source_kind": seq.video.kind},
+            "video": video_meta,
             "sources": {r: sources[r] for r in sorted(sources)},
             "body_model": seq.body_model, "body_source": seq.body_source,
             "joint_frame": "world z-up, metres", "notes": seq.notes,
@@ -153,7 +158,8 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
         members = {
             "human.npz": npz_bytes(arrays),
             "meta.json": json.dumps(meta, sort_keys=True, indent=1).encode(),
-            "video.mp4": mp4,
         }
+        if mp4 is not None:
+            members["video.mp4"] = mp4
         samples.append(ClipSample(key, members, meta))
     return samples

@@ -22,8 +22,7 @@ class IngestConfig:
     video_crf: int = 23  # libx264 constant rate factor of the re-encoded clip video
     shard_target_bytes: int = 32 << 20  # a shard is closed once it reaches this size [bytes]
     nymeria_body_source: str = "smpl"  # "smpl" (xdata_smpl_neutral.npz) or "xsens" (xdata.npz)
-    nymeria_up_axis: str = "auto"  # up axis of NymeriaPlus SMPL: "y", "z" or "auto" (head above feet)
-    narration_offset_s: float = 0.0  # added to narration times to put them on the motion clock [s]
+    nymeria_up_axis: str = "y"  # up axis of NymeriaPlus SMPL ("y": official smpl_provider.py); a check warns
     body_models_dir: str | None = None  # folder with real smplx/ and smpl/ .npz model files
     on_error: str = "ledger"  # "ledger": record a failing source and go on; "raise": stop
 
@@ -47,8 +46,8 @@ class IngestConfig:
             problems.append(f"shard_target_bytes must be >= 1, got {self.shard_target_bytes}")
         if self.nymeria_body_source not in ("smpl", "xsens"):
             problems.append(f"nymeria_body_source must be 'smpl' or 'xsens', got {self.nymeria_body_source!r}")
-        if self.nymeria_up_axis not in ("y", "z", "auto"):
-            problems.append(f"nymeria_up_axis must be 'y', 'z' or 'auto', got {self.nymeria_up_axis!r}")
+        if self.nymeria_up_axis not in ("y", "z"):
+            problems.append(f"nymeria_up_axis must be 'y' or 'z', got {self.nymeria_up_axis!r}")
         if self.on_error not in ("ledger", "raise"):
             problems.append(f"on_error must be 'ledger' or 'raise', got {self.on_error!r}")
         if problems:

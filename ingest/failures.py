@@ -30,6 +30,7 @@ class Reason(str, Enum):
     BAD_CSV = "bad_csv"
     MISSING_TEXT = "missing_text"
     BAD_BODY = "bad_body"  # body model could not evaluate the parameters
+    INCONSISTENT_ORIENTATION = "inconsistent_orientation"  # the body's up axis flips within a sequence
     WORKER_CRASHED = "worker_crashed"
     INTERNAL = "internal"  # a bug: an exception nobody anticipated
 

@@ -27,7 +27,7 @@ def manifest_row(shard_name: str, sample: dict) -> dict:
         "sequence": m["sequence"], "view": m["view"], "start_frame": m["start_frame"],
         "end_frame": m["end_frame"], "n_frames": m["n_frames"], "start_s": m["start_s"],
         "end_s": m["end_s"], "duration_s": round(m["end_s"] - m["start_s"], 6), "fps": m["fps"],
-        "video_fps": m["video"]["fps"], "video_frames": m["video"]["n_frames"],
+        "video_fps": (m["video"] or {}).get("fps"), "video_frames": (m["video"] or {}).get("n_frames"),
         "text": " | ".join(t["text"] for t in m["texts"]), "texts": m["texts"],
         "body_model": m["body_model"], "body_source": m["body_source"],
         "source_paths": json.dumps({r: s["path"] for r, s in m["sources"].items()}, sort_keys=True),

@@ -1,50 +1,95 @@
-"""Reader for Motion-X (SMPL-X, 322 columns per frame, 30 fps, y-up).
+"""Reader for Motion-X (SMPL-X, 322 columns per frame, y-up), v1 and Motion-X++.
 
-On-disk layout (the real release and the generated sample alike):
+Layouts (IDEA-Research/Motion-X README, "Dataset Download"; Motion-X++ release notes), both read,
+detected per root (a root may hold both):
 ```
-<root>/motion_data/smplx_322/<subset>/<name>.npy   float32 (T, 322)
-<root>/texts/semantic_labels/<subset>/<name>.txt   one label per line
-<root>/video/<subset>/<name>.mp4                   third-person video
+motionx_v1:  <root>/motion_data/smplx_322/<subset>/<name>.npy             float32 (T, 322)
+             <root>/texts/semantic_labels/<subset>/<name>.txt             one label per line
+             (no videos: "We do not distribute the original RGB videos"; the mocap subsets
+             humanml/AMASS, EgoBody and GRAB never had any. A video a user adds under
+             <root>/video/<subset>/<name>.mp4 is used.)
+motionx++:   <root>/motion/motion_generation/smplx322/<subset>/<name>.npy
+             <root>/text/semantic_label/<subset>/<name>.txt
+             <root>/video/<subset>/<name>.mp4                             third-person video
 ```
-`<name>` may contain sub-folders (some Motion-X subsets nest them).
+`<name>` may contain sub-folders. A sequence without a video is ingested motion-only
+(view "motion_only", no video member). Quirks handled here, each from a public source:
+- `semantic_labels/humanml` is HumanML3D's text folder as-is: `caption#tokens#from#to` per line,
+  from/to in seconds, 0.0 = the whole clip; we keep each caption with its span, not the POS tags.
+- Frame rate per subset (`SUBSET_FPS`): humanml was downsampled by `int(fps / 30)` from its AMASS
+  source (`mocap-dataset-process/humanml.py` `get_smplx_322`), so a 100 Hz source is 33.3 fps; a
+  per-sequence rate comes from `<root>/sequence_fps.csv` (subset,name,fps) when given.
+- Up axis per sequence: Motion-X's conversion scripts rotate the root orientation only
+  (`compute_canonical_transform`; GRAB's translation is left un-rotated, EgoBody is partly
+  flipped). We detect the up axis per frame from the body (head above ankles), rotate the
+  sequence to z-up from the axis found, record it, and ledger a sequence whose up axis changes.
+- Gender is not stored in the 322 columns: the neutral model is used, and the meta says so.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 
 from ingest.body_model import BodyModel
 from ingest.checks import check_array, load_npy
+from ingest.config import IngestConfig
 from ingest.failures import Reason
+from ingest.resample import interp_axis_angle, interp_linear, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
 from ingest.video import VideoSource
-from robomirror.errors import SourceError
+from robomirror.errors import ConfigError, SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP, axis_angle_to_matrix, matrix_to_axis_angle
 
-MOTIONX_FPS = 30.0
 MOTIONX_WIDTH = 322
 # Column slices of one smplx_322 frame, as documented by Motion-X.
 MOTIONX_COLUMNS: dict[str, tuple[int, int]] = {
     "root_orient": (0, 3), "pose_body": (3, 66), "pose_hand": (66, 156), "pose_jaw": (156, 159),
     "face_expr": (159, 209), "face_shape": (209, 309), "trans": (309, 312), "betas": (312, 322),
 }
+# layout -> (motion dir, text dir, video dir), relative to the root
+LAYOUTS: dict[str, tuple[str, str, str]] = {
+    "motionx_v1": ("motion_data/smplx_322", "texts/semantic_labels", "video"),
+    "motionx++": ("motion/motion_generation/smplx322", "text/semantic_label", "video"),
+}
+# subset -> (fps, source). None: per sequence (sequence_fps.csv), defaulting to 30.
+SUBSET_FPS: dict[str, tuple[float | None, str]] = {
+    "humanml": (None, "AMASS rate / int(rate / 30): 30 for 60/120 Hz, 33.3 for 100 Hz (mocap-dataset-process/humanml.py)"),
+    "GRAB": (30.0, "120 Hz / int(120 / 30) (mocap-dataset-process/grab.py)"),
+    "EgoBody": (30.0, "30 Hz Kinect capture (mocap-dataset-process/egobody.py)"),
+}
+DEFAULT_FPS = (30.0, "Motion-X README: 'All motions have been unified in 30 fps'")
+FPS_TABLE = "sequence_fps.csv"
+UP_CONSISTENT_FRACTION = 0.95  # at least this share of frames must agree on the up axis
+_AXES = {"+x": (0, 1), "-x": (0, -1), "+y": (1, 1), "-y": (1, -1), "+z": (2, 1), "-z": (2, -1)}
+
+
+def detect_layouts(root: Path) -> list[str]:
+    return [name for name, (motion, _, _) in LAYOUTS.items() if (Path(root) / motion).is_dir()]
 
 
 def discover_motionx(root: Path) -> list[SourceRef]:
     root = Path(root).resolve()  # recorded paths do not depend on the working directory
-    motion_dir = root / "motion_data" / "smplx_322"
+    layouts = detect_layouts(root)
+    if not layouts:
+        raise ConfigError(f"{root}: not a Motion-X root; expected one of "
+                          + ", ".join(f"{m}/ ({k})" for k, (m, _, _) in LAYOUTS.items()))
     refs = []
-    for npy in sorted(motion_dir.rglob("*.npy")):
-        rel = npy.relative_to(motion_dir)
-        subset, name = rel.parts[0], str(Path(*rel.parts[1:]).with_suffix(""))
-        files = (
-            ("motion", str(npy)),
-            ("text", str(root / "texts" / "semantic_labels" / subset / f"{name}.txt")),
-            ("video", str(root / "video" / subset / f"{name}.mp4")),
-        )
-        refs.append(SourceRef("motionx", subset, name, str(root), files))
+    for layout in layouts:
+        motion_rel, text_rel, video_rel = LAYOUTS[layout]
+        motion_dir = root / motion_rel
+        for npy in sorted(motion_dir.rglob("*.npy")):
+            rel = npy.relative_to(motion_dir)
+            subset, name = rel.parts[0], str(Path(*rel.parts[1:]).with_suffix(""))
+            files = (
+                ("motion", str(npy)),
+                ("text", str(root / text_rel / subset / f"{name}.txt")),
+                ("video", str(root / video_rel / subset / f"{name}.mp4")),
+                ("fps_table", str(root / FPS_TABLE)),
+            )
+            refs.append(SourceRef("motionx", subset, name, str(root), files, layout))
     return refs
 
 
@@ -53,17 +98,82 @@ def split_columns(motion: np.ndarray) -> dict[str, np.ndarray]:
     return {k: motion[:, a:b] for k, (a, b) in MOTIONX_COLUMNS.items()}
 
 
-def yup_params_to_zup(params: dict[str, np.ndarray], pelvis_rest: np.ndarray) -> dict[str, np.ndarray]:
-    """Rotate root orientation and translation from y-up to z-up.
+def rotate_params(params: dict[str, np.ndarray], pelvis_rest: np.ndarray, r: np.ndarray) -> dict[str, np.ndarray]:
+    """Rotate root orientation and translation by the fixed rotation r (3, 3).
 
     The body model rotates about the pelvis rest position J0 and adds `trans`, so
-    `trans_zup = R (trans + J0) - J0` keeps every joint at `R @ joint_yup`.
+    `trans' = r (trans + J0) - J0` keeps every joint at `r @ joint`.
     pelvis_rest: (T, 3) J0 of the body model for each frame's betas.
     """
     out = dict(params)
-    out["root_orient"] = matrix_to_axis_angle(R_ZUP_FROM_YUP @ axis_angle_to_matrix(params["root_orient"]))
-    out["trans"] = (params["trans"] + pelvis_rest) @ R_ZUP_FROM_YUP.T - pelvis_rest
+    out["root_orient"] = matrix_to_axis_angle(r @ axis_angle_to_matrix(params["root_orient"]))
+    out["trans"] = (params["trans"] + pelvis_rest) @ r.T - pelvis_rest
     return out
+
+
+def yup_params_to_zup(params: dict[str, np.ndarray], pelvis_rest: np.ndarray) -> dict[str, np.ndarray]:
+    return rotate_params(params, pelvis_rest, R_ZUP_FROM_YUP)
+
+
+def zup_rotation(up: str) -> np.ndarray:
+    """A proper rotation taking the source axis `up` (e.g. "+y") to +z; +y uses R_ZUP_FROM_YUP."""
+    if up == "+y":
+        return R_ZUP_FROM_YUP
+    if up == "-y":
+        return R_ZUP_FROM_YUP @ np.diag([1.0, -1.0, -1.0])  # half a turn about x first
+    if up == "+z":
+        return np.eye(3)
+    if up == "-z":
+        return np.diag([1.0, -1.0, -1.0])
+    if up == "+x":
+        return np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    return np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+def up_axis_per_frame(joints: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    """The signed source axis ("+y", "-z", ...) along which the head is furthest above the ankles."""
+    head = joints[:, names.index("head")]
+    feet = 0.5 * (joints[:, names.index("left_ankle")] + joints[:, names.index("right_ankle")])
+    v = head - feet
+    axis = np.argmax(np.abs(v), axis=1)
+    sign = np.sign(v[np.arange(len(v)), axis])
+    return [f"{'+' if s >= 0 else '-'}{'xyz'[a]}" for a, s in zip(axis, sign, strict=True)]
+
+
+def detect_up_axis(joints: np.ndarray, names: tuple[str, ...], path: str) -> tuple[str, float]:
+    """(majority up axis, share of frames that agree); refuses a sequence whose up axis changes."""
+    per_frame = up_axis_per_frame(joints, names)
+    values, counts = np.unique(per_frame, return_counts=True)
+    best = int(np.argmax(counts))
+    share = float(counts[best] / len(per_frame))
+    if share < UP_CONSISTENT_FRACTION:
+        seen = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+        first = next(i for i, a in enumerate(per_frame) if a != per_frame[0])
+        raise SourceError(Reason.INCONSISTENT_ORIENTATION, path,
+                          f"the body's up axis changes within the sequence (frames per axis {seen}, first change at "
+                          f"frame {first}); Motion-X's conversion flips some EgoBody/GRAB sequences. Refused rather "
+                          f"than guessed: need >= {UP_CONSISTENT_FRACTION:.0%} of frames on one axis")
+    return str(values[best]), share
+
+
+def parse_label_line(line: str) -> TextSpan | None:
+    """A semantic label; HumanML3D lines `caption#tokens#from#to` keep caption and span (0 = whole)."""
+    line = line.strip()
+    if not line:
+        return None
+    parts = line.split("#")
+    if len(parts) == 4:
+        caption = parts[0].strip()
+        try:
+            t0, t1 = float(parts[2]), float(parts[3])
+        except ValueError:
+            t0 = t1 = float("nan")
+        if not caption:
+            return None
+        if not (np.isfinite(t0) and np.isfinite(t1)) or (t0 == 0.0 and t1 == 0.0) or t1 <= t0:
+            return TextSpan("semantic_label", caption)
+        return TextSpan("semantic_label", caption, t0, t1)
+    return TextSpan("semantic_label", line)
 
 
 def read_texts(path: str) -> list[TextSpan]:
@@ -71,39 +181,73 @@ def read_texts(path: str) -> list[TextSpan]:
     if not p.is_file():
         raise SourceError(Reason.MISSING_TEXT, path, "no semantic label file for this motion")
     try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+        lines = p.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise SourceError(Reason.MISSING_TEXT, path, f"label file is not UTF-8: {e}") from e
-    texts = [TextSpan("semantic_label", ln) for ln in lines if ln]
+    texts = [t for t in (parse_label_line(ln) for ln in lines) if t is not None]
     if not texts:
         raise SourceError(Reason.MISSING_TEXT, path, "label file is empty")
     return texts
 
 
-def read_motionx(ref: SourceRef, body: BodyModel) -> HumanSequence:
+def sequence_fps(ref: SourceRef) -> tuple[float, str]:
+    """(source frame rate [Hz], where it came from)."""
+    table = dict(ref.files).get("fps_table")
+    if table and Path(table).is_file():
+        try:
+            with open(table, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    if row.get("subset") == ref.subset and row.get("name") == ref.sequence:
+                        fps = float(row["fps"])
+                        if not (np.isfinite(fps) and fps > 0):
+                            raise ValueError(f"fps must be > 0, got {row['fps']!r}")
+                        return fps, f"{FPS_TABLE}"
+        except (KeyError, ValueError, TypeError, csv.Error) as e:
+            raise SourceError(Reason.BAD_CSV, table, f"expected columns subset,name,fps with fps > 0: {e}") from e
+    fps, source = SUBSET_FPS.get(ref.subset, DEFAULT_FPS)
+    if fps is None:
+        return 30.0, f"assumed 30 (no {FPS_TABLE} row; {source})"
+    return fps, source
+
+
+def read_motionx(ref: SourceRef, body: BodyModel, cfg: IngestConfig | None = None) -> HumanSequence:
+    cfg = cfg or IngestConfig()
     files = dict(ref.files)
     path = files["motion"]
-    raw = load_npy(path)
-    motion = check_array(raw, path, "smplx_322", width=(MOTIONX_WIDTH,))
+    motion = check_array(load_npy(path), path, "smplx_322", width=(MOTIONX_WIDTH,))
     texts = read_texts(files["text"])
-    if not Path(files["video"]).is_file():
-        raise SourceError(Reason.MISSING_FILE, files["video"], "no video for this motion")
+    src_fps, fps_source = sequence_fps(ref)
     p = split_columns(motion)
     try:
-        joints_yup = body.joints(p["root_orient"], p["pose_body"], p["trans"], p["betas"],
+        joints_src = body.joints(p["root_orient"], p["pose_body"], p["trans"], p["betas"],
                                  hand_pose=p["pose_hand"], jaw_pose=p["pose_jaw"])
         t = len(motion)
         zero = np.zeros((t, 3))
         pelvis_rest = body.joints(zero, np.zeros((t, 63)), zero, p["betas"])[:, 0]
     except Exception as e:  # the body model is a third-party boundary
         raise SourceError(Reason.BAD_BODY, path, f"{body.name} failed: {type(e).__name__}: {e}") from e
-    params = yup_params_to_zup(p, pelvis_rest)
+    up, share = detect_up_axis(joints_src, tuple(body.joint_names), path)
+    r = zup_rotation(up)
+    params = rotate_params(p, pelvis_rest, r)
+    joints = joints_src @ r.T
+    # resample to the clip rate on the sequence's own clock (humanml may be 33.3 fps); joints come
+    # from the resampled parameters, so parameters and joints always agree
+    target_s, idx = uniform_index(np.arange(t) / src_fps, cfg.fps)
+    if len(idx) != t or not np.allclose(idx, np.arange(t)):
+        rot_keys = ("root_orient", "pose_body", "pose_hand", "pose_jaw")
+        params = {k: (interp_axis_angle(v, idx) if k in rot_keys else interp_linear(v, idx)) for k, v in params.items()}
+        joints = body.joints(params["root_orient"], params["pose_body"], params["trans"], params["betas"],
+                             hand_pose=params["pose_hand"], jaw_pose=params["pose_jaw"])
+    video = VideoSource(files["video"], "mp4") if Path(files["video"]).is_file() else None
     return HumanSequence(
-        ref=ref, view="third_person", fps=MOTIONX_FPS, t0_s=0.0,
+        ref=ref, view="third_person" if video else "motion_only", fps=cfg.fps, t0_s=0.0,
         joint_names=tuple(body.joint_names),
-        joint_pos_w=(joints_yup @ R_ZUP_FROM_YUP.T).astype(np.float32),
+        joint_pos_w=joints.astype(np.float32),
         params={k: v.astype(np.float32) for k, v in params.items()},
-        source_frame_index=np.arange(len(motion), dtype=np.float64),
-        texts=texts, video=VideoSource(files["video"], "mp4"),
-        body_model=body.name, body_source="smplx_322", source_fps=MOTIONX_FPS,
+        source_frame_index=idx, texts=texts, video=video,
+        body_model=body.name, body_source="smplx_322", source_fps=src_fps,
+        notes={"layout": ref.layout, "source_up_axis": up, "up_axis_agreement": round(share, 4),
+               "source_fps_from": fps_source,
+               "gender": "not stored in smplx_322 (Motion-X keeps no gender column); neutral body model used",
+               "video": "present" if video else "none: Motion-X v1 and the mocap subsets ship no RGB video"},
     )

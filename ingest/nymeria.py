@@ -10,15 +10,22 @@ narration/motion_narration.csv, atomic_action.csv, activity_summarization.csv
                               start_time, end_time [s] + text columns
 recording_head/data/data.vrs  Aria VRS, RGB stream 214-1 (read with projectaria-tools)
 recording_head/rgb.mp4        the generated sample's head video instead of VRS, with
-                              recording_head/rgb_timestamps_ns.csv (one timestamp_ns per frame)
+                              recording_head/rgb_timestamps_ns.csv (capture_timestamp_ns = device
+                              time and timecode_ns per frame: both clocks, as the VRS gives them)
 ```
-All times are put on one motion clock in seconds (SMPL/XSens timestamps / 1e6).
+All times are put on the TIME_CODE clock in seconds (the body files' clock; see
+`ingest.nymeria_clock` for the sources): RGB frame times and narration times are converted from the
+head device clock per recording. Bad timestamp steps and dropped quaternions are repaired as the
+official body loader repairs them (`ingest.timestamps`) and each repair is recorded in the meta.
+The SMPL up axis is y, rotated to z-up by the matrix of the official `smpl_provider.py`
+([[1,0,0],[0,0,-1],[0,1,0]] = our R_ZUP_FROM_YUP); a head-above-feet check only warns.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +35,29 @@ from ingest.checks import check_array, check_increasing, check_same_length, load
 from ingest.config import IngestConfig
 from ingest.failures import Reason
 from ingest.motionx import yup_params_to_zup
+from ingest.nymeria_clock import HeadClock, read_standin_clock, read_vrs_clock
 from ingest.resample import interp_axis_angle, interp_linear, interp_nearest, interp_quat_wxyz, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
 from ingest.skeletons import XSENS_SEGMENTS
-from ingest.video import VideoSource
+from ingest.timestamps import nominal_step_us, repair_quaternions_wxyz, repair_timestamps_us
+from ingest.video import ARIA_RGB_STREAM, VideoSource
 from robomirror.errors import SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
 
 SEQUENCE_RE = re.compile(r"^(?P<date>\d{8})_(?P<session>s\d+)_(?P<name>.+)_(?P<act>act\d+)_(?P<uid>[0-9a-z]+)$")
 NARRATION_FILES = ("motion_narration", "atomic_action", "activity_summarization")
+# Text columns of the real narration CSVs -> the kind we store them under. motion_narration.csv has
+# four (posture, hands/arms, legs/feet, focus of attention); each is kept as its own text.
+NARRATION_COLUMNS = {
+    "Describe my body posture": "posture",
+    "Describe my hands/arms motion": "hands_arms",
+    "Describe my legs/feet motion": "legs_feet",
+    "Describe my focus attention": "focus_attention",
+    "Describe my atomic actions": "atomic_action",
+    "Describe my activity": "activity",
+}
 N_SEG = len(XSENS_SEGMENTS)
+XSENS_DT_NOMINAL_US = 1e6 / 240.0  # body_motion_provider.py `_dt_nominal`
 
 
 def discover_nymeria(root: Path) -> list[SourceRef]:
@@ -57,7 +77,8 @@ def discover_nymeria(root: Path) -> list[SourceRef]:
         ]
         if not vrs.exists():
             files.append(("video_timestamps", str(head / "rgb_timestamps_ns.csv")))
-        refs.append(SourceRef("nymeria", f"{m['date']}_{m['session']}", d.name, str(root), tuple(files)))
+        refs.append(SourceRef("nymeria", f"{m['date']}_{m['session']}", d.name, str(root), tuple(files),
+                              "nymeria_vrs" if vrs.exists() else "nymeria_sample_mp4"))
     return refs
 
 
@@ -91,8 +112,10 @@ def read_smpl(path: str) -> dict[str, np.ndarray]:
         "timestamps": check_array(z["timestamps"], path, "timestamps", (), kind="number"),
     }
     check_same_length(path, **out)
-    check_increasing(out["timestamps"], path, "timestamps")
-    out["time_s"] = out["timestamps"] * 1e-6
+    t_us, n_fixed = repair_timestamps_us(out["timestamps"], nominal_step_us(out["timestamps"]), path, "timestamps")
+    check_increasing(t_us, path, "timestamps")
+    out["time_s"] = t_us * 1e-6
+    out["repaired_steps"] = np.array(n_fixed)
     return out
 
 
@@ -103,26 +126,28 @@ def read_xsens(path: str) -> dict[str, np.ndarray]:
     t_us = check_array(z["timestamps_us"], path, "timestamps_us", (), kind="number")
     pos = check_array(z["segment_tXYZ"], path, "segment_tXYZ", (N_SEG * 3,)).reshape(-1, N_SEG, 3)
     quat = check_array(z["segment_qWXYZ"], path, "segment_qWXYZ", (N_SEG * 4,)).reshape(-1, N_SEG, 4)
-    out = {"time_s": t_us * 1e-6, "segment_pos_w": pos, "segment_quat_wxyz": quat}
+    out = {"time_s": t_us, "segment_pos_w": pos, "segment_quat_wxyz": quat}
     if "foot_contacts" in z:
         fc = check_array(z["foot_contacts"], path, "foot_contacts", None, kind="number")
         out["foot_contacts"] = fc.reshape(len(fc), -1)
     check_same_length(path, **out)
-    check_increasing(out["time_s"], path, "timestamps_us")
-    # XSens writes all-zero quaternions for dropped samples: hold the previous valid one.
-    norm = np.linalg.norm(quat, axis=-1)
-    bad = norm < 0.1
-    if bad.any():
-        q = quat.copy()
-        q[0][bad[0]] = (1.0, 0.0, 0.0, 0.0)
-        for f in np.nonzero(bad[1:].any(axis=1))[0] + 1:
-            q[f][bad[f]] = q[f - 1][bad[f]]
-        out["segment_quat_wxyz"] = q
-    out["segment_quat_wxyz"] = out["segment_quat_wxyz"] / np.linalg.norm(out["segment_quat_wxyz"], axis=-1, keepdims=True)
+    t_fixed, n_steps = repair_timestamps_us(t_us, XSENS_DT_NOMINAL_US, path, "timestamps_us")
+    check_increasing(t_fixed, path, "timestamps_us")
+    out["time_s"] = t_fixed * 1e-6
+    out["segment_quat_wxyz"], n_quat = repair_quaternions_wxyz(quat)
+    out["repaired_steps"], out["repaired_quaternions"] = np.array(n_steps), np.array(n_quat)
     return out
 
 
-def read_narrations(paths: dict[str, str], offset_s: float) -> list[TextSpan]:
+def narration_kind(stem: str, column: str, n_text_columns: int) -> str:
+    if stem == "motion_narration" or n_text_columns > 1:
+        return f"{stem}:{NARRATION_COLUMNS.get(column, column)}"
+    return stem
+
+
+def read_narrations(paths: dict[str, str], clock: HeadClock | None) -> list[TextSpan]:
+    """Every text of every narration CSV with its span, converted from head device seconds to the
+    time-code clock through `clock` (None: times as written, for tests of the raw files)."""
     texts: list[TextSpan] = []
     present = 0
     for stem in NARRATION_FILES:
@@ -149,35 +174,31 @@ def read_narrations(paths: dict[str, str], offset_s: float) -> list[TextSpan]:
                 raise SourceError(Reason.BAD_CSV, path, f"row {i + 2}: start/end time not numbers: {e}") from e
             if not (np.isfinite(start) and np.isfinite(end) and end >= start):
                 raise SourceError(Reason.BAD_CSV, path, f"row {i + 2}: need finite start <= end, got {start}, {end}")
+            if clock is not None:
+                start, end = (float(x) for x in clock.to_timecode_s(np.array([start, end])))
             for c in text_cols:
                 if (row.get(c) or "").strip():
-                    kind = stem if len(text_cols) == 1 else f"{stem}:{c}"
-                    texts.append(TextSpan(kind, row[c].strip(), start + offset_s, end + offset_s))
+                    texts.append(TextSpan(narration_kind(stem, c, len(text_cols)), row[c].strip(), start, end))
     if present == 0:
         raise SourceError(Reason.MISSING_TEXT, str(Path(paths["narration:motion_narration"]).parent),
                           f"none of the narration files {[f'{n}.csv' for n in NARRATION_FILES]} exists")
     return texts
 
 
-def _video_source(files: dict[str, str]) -> VideoSource:
+def head_clock(files: dict[str, str]) -> HeadClock:
+    """The head recording's device -> time-code map (VRS, or the sample's two-clock table)."""
     path = files["video"]
     if not Path(path).is_file():
         raise SourceError(Reason.MISSING_FILE, path, "no head video (recording_head/data/data.vrs or rgb.mp4)")
     if path.endswith(".vrs"):
-        return VideoSource(path, "vrs")
-    ts_path = files["video_timestamps"]
-    try:
-        with open(ts_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        ts = np.array([float(r["timestamp_ns"]) for r in rows]) * 1e-9
-    except FileNotFoundError as e:
-        raise SourceError(Reason.MISSING_FILE, ts_path, "rgb.mp4 needs its frame timestamps") from e
-    except (KeyError, ValueError, TypeError, csv.Error) as e:
-        raise SourceError(Reason.BAD_CSV, ts_path, f"expected one column timestamp_ns of numbers: {e}") from e
-    if len(ts) == 0:
-        raise SourceError(Reason.EMPTY, ts_path, "no frame timestamps")
-    check_increasing(ts, ts_path, "timestamp_ns")
-    return VideoSource(path, "mp4", timestamps_s=tuple(ts.tolist()))
+        return read_vrs_clock(path, ARIA_RGB_STREAM)
+    return read_standin_clock(files["video_timestamps"])
+
+
+def _video_source(files: dict[str, str], clock: HeadClock) -> VideoSource:
+    """RGB frames timed on the time-code clock (their capture_timestamp_ns is device time)."""
+    kind = "vrs" if files["video"].endswith(".vrs") else "mp4"
+    return VideoSource(files["video"], kind, timestamps_s=tuple(clock.frame_timecode_s.tolist()))
 
 
 def detect_up_axis(joints: np.ndarray, names: tuple[str, ...]) -> str:
@@ -190,17 +211,23 @@ def detect_up_axis(joints: np.ndarray, names: tuple[str, ...]) -> str:
 
 def read_nymeria(ref: SourceRef, body: BodyModel, cfg: IngestConfig) -> HumanSequence:
     files = dict(ref.files)
-    texts = read_narrations(files, cfg.narration_offset_s)
-    video = _video_source(files)
+    clock = head_clock(files)
+    texts = read_narrations(files, clock)
+    video = _video_source(files, clock)
     has_smpl, has_xsens = Path(files["smpl"]).is_file(), Path(files["xsens"]).is_file()
     source = cfg.nymeria_body_source
     if source == "smpl" and not has_smpl and has_xsens:
         source = "xsens"  # fall back to the other body source, and record it
     if source == "smpl":
-        return _from_smpl(ref, files, body, cfg, texts, video, has_xsens)
-    if not has_xsens:
+        seq = _from_smpl(ref, files, body, cfg, texts, video, has_xsens)
+    elif not has_xsens:
         raise SourceError(Reason.MISSING_FILE, files["xsens"], "no body motion (xdata.npz or xdata_smpl_neutral.npz)")
-    return _from_xsens(ref, files, texts, video, cfg)
+    else:
+        seq = _from_xsens(ref, files, texts, video, cfg)
+    seq.notes.update({"clock": "time_code", "head_device_to_timecode_offset_s": round(clock.offset_s, 9),
+                      "video_fps": round(float(1e9 / np.median(np.diff(clock.timecode_ns))), 3)
+                      if len(clock.timecode_ns) > 1 else None})
+    return seq
 
 
 def _xsens_extras(xs: dict[str, np.ndarray], target_s: np.ndarray) -> dict[str, np.ndarray]:
@@ -230,19 +257,28 @@ def _from_smpl(ref, files, body, cfg, texts, video, has_xsens) -> HumanSequence:
         pelvis_rest = body.joints(zero, np.zeros((len(idx), 69)), zero, p["betas"])[:, 0]
     except Exception as e:
         raise SourceError(Reason.BAD_BODY, path, f"{body.name} failed: {type(e).__name__}: {e}") from e
-    up = cfg.nymeria_up_axis if cfg.nymeria_up_axis != "auto" else detect_up_axis(joints, tuple(body.joint_names))
+    up = cfg.nymeria_up_axis
+    notes: dict = {"source_up_axis": up, "repairs": {"smpl_timestamp_steps": int(s["repaired_steps"])}}
+    seen = detect_up_axis(joints, tuple(body.joint_names))
+    if seen != up:  # a check, never a switch: the official loader's frame is y-up
+        msg = f"{path}: configured up axis {up!r} but the head is highest along {seen!r}"
+        notes["up_axis_warning"] = msg
+        warnings.warn(msg, stacklevel=2)
     if up == "y":
         joints = joints @ R_ZUP_FROM_YUP.T
         p = yup_params_to_zup(p, pelvis_rest)
     if has_xsens:
-        p.update(_xsens_extras(read_xsens(files["xsens"]), target_s))
+        xs = read_xsens(files["xsens"])
+        notes["repairs"].update(xsens_timestamp_steps=int(xs["repaired_steps"]),
+                                xsens_quaternions=int(xs["repaired_quaternions"]))
+        p.update(_xsens_extras(xs, target_s))
     src_fps = float(1.0 / np.median(np.diff(s["time_s"])))
     return HumanSequence(
         ref=ref, view="egocentric", fps=cfg.fps, t0_s=float(target_s[0]),
         joint_names=tuple(body.joint_names), joint_pos_w=joints.astype(np.float32),
         params={k: v.astype(np.float32) for k, v in p.items()}, source_frame_index=idx,
         texts=texts, video=video, body_model=body.name, body_source="smpl_neutral",
-        source_fps=src_fps, notes={"source_up_axis": up},
+        source_fps=src_fps, notes=notes,
     )
 
 
@@ -255,5 +291,7 @@ def _from_xsens(ref, files, texts, video, cfg) -> HumanSequence:
         joint_names=XSENS_SEGMENTS, joint_pos_w=extras["xsens_segment_pos_w"].astype(np.float32),
         params={k: v.astype(np.float32) for k, v in extras.items()}, source_frame_index=idx,
         texts=texts, video=video, body_model="xsens-mvn", body_source="xsens",
-        source_fps=float(1.0 / np.median(np.diff(xs["time_s"]))), notes={"source_up_axis": "z"},
+        source_fps=float(1.0 / np.median(np.diff(xs["time_s"]))),
+        notes={"source_up_axis": "z", "repairs": {"xsens_timestamp_steps": int(xs["repaired_steps"]),
+                                                  "xsens_quaternions": int(xs["repaired_quaternions"])}},
     )

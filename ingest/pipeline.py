@@ -38,6 +38,7 @@ class IngestSummary:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     failures_by_reason: Counter = field(default_factory=Counter)
+    layouts: Counter = field(default_factory=Counter)  # "<dataset>: <release layout>" -> sequences found
     per_dataset: dict[str, PackResult] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
 
@@ -64,6 +65,7 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     sweep_temp_files(layout.root / "shards" / STAGE)
     refs = discover(sources)
     summary.sources = len(refs)
+    summary.layouts.update(f"{r.dataset}: {r.layout or r.dataset}" for r in refs)
     by_dataset: dict[str, list[SourceRef]] = {}
     for r in refs:
         by_dataset.setdefault(r.dataset, []).append(r)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class SourceRef:
     sequence: str  # name unique within dataset/subset
     root: str  # dataset root folder
     files: tuple[tuple[str, str], ...]  # (role, path) pairs this sequence reads
+    layout: str = ""  # the on-disk release layout it was found in (e.g. "motionx_v1", "motionx++")
 
     @property
     def key(self) -> str:
@@ -47,7 +49,7 @@ class HumanSequence:
     """
 
     ref: SourceRef
-    view: str  # "third_person" | "egocentric"
+    view: str  # "third_person" | "egocentric" | "motion_only" (no video: Motion-X v1, mocap subsets)
     fps: float
     t0_s: float
     joint_names: tuple[str, ...]
@@ -55,11 +57,11 @@ class HumanSequence:
     params: dict[str, np.ndarray]
     source_frame_index: np.ndarray
     texts: list[TextSpan]
-    video: VideoSource
+    video: VideoSource | None  # None: a motion-only sequence (no video member, null video columns)
     body_model: str
     body_source: str  # "smplx_322", "smpl_neutral" or "xsens"
     source_fps: float
-    notes: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # JSON-able facts for the clip meta (repairs, clocks)
 
     @property
     def n_frames(self) -> int:

@@ -67,7 +67,7 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
             return _result(ref, "cached", len(side["samples"]), None, t_start, side["bytes"])
         model_type = "smplx" if ref.dataset == "motionx" else "smpl"
         body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
-        seq = read_motionx(ref, body) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
+        seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
         samples = build_samples(seq, cfg, sources)
         side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
         return _result(ref, "built", len(samples), None, t_start, side["bytes"])

@@ -67,7 +67,8 @@ def iter_frames(src: VideoSource, size: int) -> Iterator[tuple[float, np.ndarray
 
 
 def _iter_vrs(src: VideoSource, size: int) -> Iterator[tuple[float, np.ndarray]]:
-    """Aria RGB frames through projectaria-tools (device time, ns -> s)."""
+    """Aria RGB frames through projectaria-tools. Frame i is at `timestamps_s[i]` when given (the
+    reader converts device time to time code there); otherwise at its device capture time."""
     try:
         from projectaria_tools.core import data_provider
         from projectaria_tools.core.stream_id import StreamId
@@ -87,7 +88,9 @@ def _iter_vrs(src: VideoSource, size: int) -> Iterator[tuple[float, np.ndarray]]
             rgb = np.repeat(rgb[..., None], 3, axis=-1)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[..., :3]), format="rgb24")
         out = frame.reformat(width=size, height=size, format="rgb24").to_ndarray()
-        yield record.capture_timestamp_ns * 1e-9 + src.time_offset_s, out
+        t = src.timestamps_s[i] if src.timestamps_s is not None and i < len(src.timestamps_s) \
+            else record.capture_timestamp_ns * 1e-9
+        yield t + src.time_offset_s, out
 
 
 def encode_mp4(frames: list[np.ndarray], fps: float, crf: int = 23) -> bytes:

@@ -100,7 +100,9 @@ def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None
     sample = _ingest_sample(layout, clip_id)
     human = np.load(io.BytesIO(sample["human.npz"]), allow_pickle=False)
     names = tuple(str(n) for n in human["joint_names"])
-    video, vtimes, _ = decode_mp4_bytes(sample["video.mp4"])
+    # a motion-only clip (Motion-X v1, mocap subsets) has no source video: that panel stays grey
+    video, vtimes = (decode_mp4_bytes(sample["video.mp4"])[:2] if "video.mp4" in sample
+                     else (np.full((1, PANEL, PANEL, 3), 64, np.uint8), np.zeros(1)))
     robot = robot_for_motion(motion, robot_xml)
     renderer = _renderer(robot.mj, PANEL)
     opt = mujoco.MjvOption()

@@ -9,10 +9,26 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest.sample.motions import KINDS, Segment
-from ingest.sample.write import MotionXItem, NymeriaItem, write_motionx, write_nymeria
+from ingest.sample.write import (
+    HUMANML_100HZ_FPS,
+    MotionXItem,
+    NymeriaItem,
+    write_fps_table,
+    write_motionx,
+    write_nymeria,
+)
 from robomirror.errors import ConfigError
 
-_SUBSETS = ("humanml", "idea400")
+# One Motion-X root holding both release layouts, each sequence with the quirks of its subset:
+# (subset, layout, has video, orientation, HumanML3D `#` text lines, fps)
+_MOTIONX_KINDS = (
+    ("idea400", "motionx++", True, "yup", False, 30.0),
+    ("humanml", "motionx++", False, "yup", True, 30.0),
+    ("idea400", "motionx++", True, "yup", False, 30.0),
+    ("GRAB", "motionx++", False, "zup", False, 30.0),  # translation/orientation left z-up
+    ("humanml", "motionx_v1", False, "yup", True, HUMANML_100HZ_FPS),  # 100 Hz AMASS source
+    ("EgoBody", "motionx_v1", False, "flip_half", False, 30.0),  # partly flipped: ledgered
+)
 _NAMES = ("james_johnson", "maria_garcia", "wei_chen", "amara_okafor", "lena_schmidt", "ravi_patel")
 
 
@@ -42,8 +58,11 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
         span = cfg.max_seconds - cfg.min_seconds
         secs = cfg.min_seconds + (rng.uniform(0, min(2.0, span)) if i % 3 == 2 else rng.uniform(min(2.5, span), span))
         secs = float(np.round(min(secs, cfg.max_seconds), 2))
-        mx.append(MotionXItem(_SUBSETS[i % 2], f"{kind}_{i:03d}", Segment(kind, secs, speeds[int(rng.integers(3))]),
-                              float(np.round(rng.uniform(-1.8, 1.8), 2))))
+        subset, layout, video, orient, hml, fps = _MOTIONX_KINDS[i % len(_MOTIONX_KINDS)]
+        if orient == "flip_half" and i >= len(_MOTIONX_KINDS):
+            orient = "upside_down"  # later EgoBody sequences: flipped throughout (detected and turned)
+        mx.append(MotionXItem(subset, f"{kind}_{i:03d}", Segment(kind, secs, speeds[int(rng.integers(3))]),
+                              float(np.round(rng.uniform(-1.8, 1.8), 2)), layout, video, fps, orient, hml))
     ny = []
     for i in range(cfg.n_nymeria):
         n_seg = int(rng.integers(3, 6))
@@ -52,7 +71,8 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
         uid = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), 6))
         folder = f"2023{6 + i % 3:02d}{10 + i:02d}_s{i % 2}_{_NAMES[i % len(_NAMES)]}_act{i % 4}_{uid}"
         ny.append(NymeriaItem(folder, segs, float(np.round(rng.uniform(-1.5, 1.5), 2)),
-                              clock_start_s=float(1000 + 37 * i)))
+                              clock_start_s=float(1000 + 37 * i), device_offset_s=float(940.25 + 13.7 * i),
+                              video_hz=30.0 if i % 2 == 0 else 15.0))
     return mx, ny
 
 
@@ -64,6 +84,7 @@ def build_sample(root: Path, cfg: SampleConfig = SampleConfig(), progress: bool 
     for item in mx:
         write_motionx(out["motionx"], item, cfg.video_size)
         bar.update(1)
+    write_fps_table(out["motionx"], mx)
     for item in ny:
         write_nymeria(out["nymeria"], item, cfg.video_size)
         bar.update(1)

@@ -14,7 +14,8 @@ from ingest.pipeline import run_ingest
 from robomirror.paths import DataLayout
 from tests.conftest import TEST_CFG, copy_sample
 
-MX = "motion_data/smplx_322"
+MX = "motion/motion_generation/smplx322"  # the Motion-X++ layout: the one with videos
+TEXTS = "text/semantic_label"
 
 
 def _add_motionx(root: Path, good: str, name: str, motion: bytes | np.ndarray | None,
@@ -23,7 +24,7 @@ def _add_motionx(root: Path, good: str, name: str, motion: bytes | np.ndarray | 
     (root / MX / subset / f"{name}.npy").write_bytes(
         motion if isinstance(motion, bytes) else _npy(motion))
     if text is not None:
-        (root / "texts/semantic_labels" / subset / f"{name}.txt").write_text(text)
+        (root / TEXTS / subset / f"{name}.txt").write_text(text)
     src_video = root / "video" / f"{good}.mp4"
     (root / "video" / subset / f"{name}.mp4").write_bytes(video if video is not None else src_video.read_bytes())
 
@@ -44,7 +45,8 @@ def test_malformed_inputs_each_get_one_ledger_line(ingested, small_sample, tmp_p
     clean_layout, _ = ingested
     src = copy_sample(small_sample, tmp_path / "src")
     mx = src["motionx"]
-    goods = sorted(str(p.relative_to(mx / MX).with_suffix("")) for p in (mx / MX).rglob("*.npy"))
+    goods = sorted(str(p.relative_to(mx / MX).with_suffix("")) for p in (mx / MX).rglob("*.npy")
+                   if (mx / "video" / p.relative_to(mx / MX).with_suffix(".mp4")).is_file())
     good = np.load(mx / MX / f"{goods[1]}.npy")
     long_good = max(goods, key=lambda g: len(np.load(mx / MX / f"{g}.npy")))
     expect: dict[str, str] = {}
@@ -79,7 +81,9 @@ def test_malformed_inputs_each_get_one_ledger_line(ingested, small_sample, tmp_p
 
     def non_monotonic(d):
         z = dict(np.load(d / "body/xdata_smpl_neutral.npz"))
-        z["timestamps"][100] = z["timestamps"][99]
+        # a clock that jumps back 1 s: beyond what the official loader's step repair accepts (10 ms);
+        # a duplicated stamp or a few-ms glitch is repaired instead (the sample has both)
+        z["timestamps"][100:] -= 1_000_000
         np.savez(d / "body/xdata_smpl_neutral.npz", **z)
 
     def bad_csv(d):
@@ -97,6 +101,13 @@ def test_malformed_inputs_each_get_one_ledger_line(ingested, small_sample, tmp_p
                               ("nonarr", "missing_text", no_narration), ("bpose1", "bad_shape", bad_body_pose)):
         _nymeria_variant(ny, good_seq, uid, edit)
         expect[uid] = reason
+    # an EgoBody-style sequence flipped upside down half-way: refused, not guessed
+    from ingest.sample.motions import Segment
+    from ingest.sample.write import MotionXItem, write_motionx
+
+    write_motionx(mx, MotionXItem("EgoBody", "flipped_half", Segment("walk_forward", 4.0, 1.0), 0.0,
+                                  video=False, orientation="flip_half"), 64)
+    expect["flipped_half"] = "inconsistent_orientation"
     # a source name with odd characters is not bad input: it must ingest under a safe member name
     _add_motionx(mx, goods[1], "wälk 01; rm -rf", good)
 

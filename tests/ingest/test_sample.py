@@ -25,7 +25,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
                               progress=False)["motionx"].parent)
     assert a == b
     assert a != c
-    assert any(k.startswith("motionx/motion_data/smplx_322/") and k.endswith(".npy") for k in a)
+    assert any(k.startswith("motionx/motion/motion_generation/smplx322/") and k.endswith(".npy") for k in a)
     assert any(k.endswith("body/xdata_smpl_neutral.npz") for k in a)
     assert any(k.endswith("narration/atomic_action.csv") for k in a)
 
@@ -46,3 +46,26 @@ def test_videos_depend_on_the_motion(small_sample):
     ego = sorted(small_sample["nymeria"].glob("*/recording_head/rgb.mp4"))[0]
     frames = decode_mp4_bytes(ego.read_bytes())[0]
     assert np.abs(frames[0].astype(int) - frames[len(frames) // 2].astype(int)).mean() > 1.0
+
+
+def test_sample_reproduces_the_real_format_quirks(small_sample):
+    """The quirks the readers must handle are in the sample, written as the real files have them."""
+    import csv
+
+    mx = small_sample["motionx"]
+    assert list((mx / "motion_data" / "smplx_322").rglob("*.npy"))  # Motion-X v1 layout
+    assert list((mx / "motion" / "motion_generation" / "smplx322").rglob("*.npy"))  # Motion-X++ layout
+    humanml = list((mx / "text" / "semantic_label" / "humanml").glob("*.txt"))
+    assert humanml and all(len(ln.split("#")) == 4 for ln in humanml[0].read_text().splitlines())
+    assert not list((mx / "video" / "humanml").glob("*.mp4")) if (mx / "video" / "humanml").exists() else True
+    rates = list(csv.DictReader(open(mx / "sequence_fps.csv")))
+    assert rates and abs(float(rates[0]["fps"]) - 100 / 3) < 1e-4
+    for seq in sorted(small_sample["nymeria"].iterdir()):
+        header = next(csv.reader(open(seq / "narration" / "motion_narration.csv")))
+        assert header[2:] == ["Describe my body posture", "Describe my hands/arms motion",
+                              "Describe my legs/feet motion", "Describe my focus attention"]
+        clocks = list(csv.DictReader(open(seq / "recording_head" / "rgb_timestamps_ns.csv")))
+        offset = int(clocks[0]["timecode_ns"]) - int(clocks[0]["capture_timestamp_ns"])
+        assert offset > 100e9  # device time and time code differ by far more than a clip
+        t_us = np.load(seq / "body" / "xdata.npz")["timestamps_us"]
+        assert np.any(np.abs(np.diff(t_us) - 1e6 / 240) > 1000)  # bad steps the loader must repair
