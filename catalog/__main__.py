@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for i, h in enumerate(hits, 1):
             verdict = "stable" if h.stable else "unstable" if h.stable is not None else "?"
-            print(f"{i:2d}. {h.clip_id}  d={h.distance:.4f}  [{h.dataset}, {h.view}, {verdict}]  {h.text[:80]}")
+            print(f"{i:2d}. {h.clip_id}  d={max(h.distance, 0.0) + 0.0:.4f}  [{h.dataset}, {h.view}, {verdict}]  {h.text[:80]}")
         if args.html:
             from pathlib import Path
 

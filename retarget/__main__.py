@@ -40,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--format", choices=["pbhc", "gmr", "beyondmimic"], required=True)
     i.add_argument("--out", required=True)
     i.add_argument("--fps", type=float, default=None, help="resample to this rate")
+    i.add_argument("--ground", action="store_true",
+                   help="shift the motion so the floor it stands on is z = 0 (files keep their own offset otherwise)")
+    i.add_argument("--stab-eps", type=float, default=0.1, help="CoM-CoP distance of a stable frame [m]")
 
-    e = sub.add_parser("export", help="export a retargeted clip as BeyondMimic npz or GMR pickle")
+    e = sub.add_parser("export", help="export a retargeted clip for BeyondMimic (Isaac order), mjlab (MuJoCo order) "
+                                      "or as a GMR pickle; --robot g1_23dof writes the wrists locked")
     e.add_argument("--clip", required=True)
-    e.add_argument("--format", choices=["beyondmimic", "gmr"], default="beyondmimic")
+    e.add_argument("--format", choices=["beyondmimic", "mjlab", "gmr"], default="beyondmimic")
     e.add_argument("--fps", type=float, default=50.0, help="output rate (50 Hz for trackers)")
     e.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -74,12 +78,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "import":
             from retarget.interop import import_file
-            from retarget.robot import G1
 
-            robot = G1(args.robot, args.robot_xml)
+            from retarget.interop import floor_offset_m, grounded, robot_for_motion, write_beyondmimic
+            from retarget.stability import StabilityConfig, assess
+
             motion = import_file(Path(args.file), args.format)
-            from retarget.interop import write_beyondmimic
-
+            robot = robot_for_motion(motion, args.robot_xml)
+            floor = floor_offset_m(motion, robot)
+            if args.ground:
+                motion, dz = grounded(motion, robot)
+                print(f"grounded: shifted {dz * 100:+.1f} cm (the file's floor was at z = {floor * 100:+.1f} cm)")
+            else:
+                print(f"floor at z = {floor * 100:+.1f} cm (kept; --ground puts it at 0)")
+            qpos = robot.qpos(motion.root_pos_w, motion.root_quat_wxyz, motion.joint_pos)
+            v = assess(robot, qpos, StabilityConfig(eps_m=args.stab_eps))
+            print(f"stability (CoM-CoP, eps {args.stab_eps} m): {'stable' if v.passed else 'UNSTABLE'} ({v.reason}); "
+                  f"unstable frames {v.unstable_fraction:.0%}, longest run {v.longest_unstable_run}, "
+                  f"CoM-CoP mean {v.dd_mean_m * 100:.1f} cm")
             write_beyondmimic(Path(args.out), motion, robot, args.fps)
             print(f"imported {motion.n_frames} frames at {motion.fps:g} Hz -> {args.out}")
             return 0

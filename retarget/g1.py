@@ -125,3 +125,13 @@ def find_g1_xml(robot_xml: str | os.PathLike | None = None) -> Path:
     if not p.is_file():
         raise ConfigError(f"mjlab is installed but {p} is missing; reinstall it or pass --robot-xml PATH")
     return p
+
+# Bodies the BeyondMimic / mjlab motion trackers select by name from a motion file (mjlab
+# `tasks/tracking/config/g1/env_cfgs.py` `motion_cmd.body_names`; BeyondMimic's G1 flat tracking
+# config lists the same 14). Their loaders index the file's body arrays with the robot's own body
+# index of each name, so a file must hold every body of the robot, in the robot's body order.
+TRACKED_BODIES = (
+    "pelvis", "left_hip_roll_link", "left_knee_link", "left_ankle_roll_link", "right_hip_roll_link",
+    "right_knee_link", "right_ankle_roll_link", "torso_link", "left_shoulder_roll_link", "left_elbow_link",
+    "left_wrist_yaw_link", "right_shoulder_roll_link", "right_elbow_link", "right_wrist_yaw_link",
+)

@@ -11,6 +11,7 @@ All pickles go through the restricted unpickler. Quaternions are converted to wx
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 from pathlib import Path
@@ -21,6 +22,7 @@ from retarget.g1 import G1_23DOF_JOINTS, G1_29DOF_JOINTS
 from retarget.motion import RobotMotion
 from retarget.robot import G1
 from retarget.safe_pickle import safe_load
+from retarget.tracker_files import TARGETS, orders, to_29dof, tracker_dict
 from robomirror.atomic import load_npz_bytes, npz_bytes, publish_bytes
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
@@ -79,38 +81,30 @@ def import_gmr(path: Path) -> RobotMotion:
     return _integer_rate(m)
 
 
-def bfs_joint_order(robot: G1) -> tuple[str, ...]:
-    """Joints ordered breadth-first over the body tree, as Isaac Lab (PhysX) articulations list them."""
-    import mujoco
-
-    m = robot.mj
-    depth = np.zeros(m.nbody, dtype=int)
-    for b in range(1, m.nbody):
-        depth[b] = depth[m.body_parentid[b]] + 1
-    joints = [(int(depth[m.jnt_bodyid[j]]), j, mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j))
-              for j in range(m.njnt) if m.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE]
-    return tuple(name for _, _, name in sorted(joints) if name in robot.config.joints)
-
-
 def detect_joint_order(d: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
-    """A file without joint names: find the order whose forward kinematics reproduces the file's own
-    body positions (MuJoCo depth-first or Isaac Lab breadth-first); refuse if neither does."""
+    """A file without joint names: find the joint order (and body order) whose forward kinematics
+    reproduces the file's own body positions — MuJoCo depth-first (mjlab) or Isaac Lab breadth-first
+    (BeyondMimic, bodies breadth-first too); refuse if none does."""
     n = d["joint_pos"].shape[1]
     robot = G1("g1_29dof" if n == 29 else "g1_23dof")
     k = min(5, len(d["joint_pos"]))
     errors = {}
-    for name, order in (("mujoco", robot.config.joints), ("isaaclab_bfs", bfs_joint_order(robot))):
-        perm = [order.index(j) for j in robot.config.joints]
+    for jname, bname in itertools.product(("mujoco", "isaaclab_bfs"), repeat=2):
+        joints, _ = orders(robot, jname)
+        _, bodies = orders(robot, bname)
+        perm = [joints.index(j) for j in robot.config.joints]
         qpos = robot.qpos(d["body_pos_w"][:k, 0].astype(np.float64), d["body_quat_w"][:k, 0].astype(np.float64),
                           d["joint_pos"][:k][:, perm].astype(np.float64))
         pos, _ = robot.bodies(qpos)
+        pos = pos[:, [robot.body_names.index(b) for b in bodies]]
         if pos.shape[1] == d["body_pos_w"].shape[1]:
-            errors[name] = (float(np.abs(pos - d["body_pos_w"][:k]).max()), order)
+            errors[f"joints {jname}, bodies {bname}"] = (float(np.abs(pos - d["body_pos_w"][:k]).max()), joints)
     best = min(errors.items(), key=lambda kv: kv[1][0]) if errors else None
     if best is None or best[1][0] > 0.01:
         found = {k: round(v[0], 3) for k, v in errors.items()}
         raise InteropError(f"{path}: no joint order reproduces the file's body positions (max error [m] per "
-                           f"order: {found}); pass joint_names explicitly")
+                           f"order: {found}; the file has {d['body_pos_w'].shape[1]} bodies, the G1 "
+                           f"{len(robot.body_names)}); pass joint_names explicitly")
     return best[1][1]
 
 
@@ -123,9 +117,20 @@ def import_beyondmimic(path: Path) -> RobotMotion:
     _need(d, ("fps", "joint_pos", "body_pos_w", "body_quat_w"), path, "BeyondMimic")
     _joints_for(d["joint_pos"].shape[1], path)
     names = None if "joint_names" in d else detect_joint_order(d, path)
+    if "body_names" in d:  # the root is the pelvis, wherever the file's body order puts it
+        bodies = [str(b) for b in d["body_names"]]
+        if "pelvis" not in bodies:
+            raise InteropError(f"{path}: body_names has no 'pelvis' (the root); found {bodies[:5]}...")
+        i = bodies.index("pelvis")
+        d = {**d, "body_pos_w": d["body_pos_w"][:, i:i + 1], "body_quat_w": d["body_quat_w"][:, i:i + 1]}
     m = RobotMotion.from_beyondmimic(d, names)
-    if names is not None and names != _joints_for(len(names), path):  # store in our (MuJoCo) order
-        perm = [names.index(j) for j in _joints_for(len(names), path)]
+    ours = _joints_for(len(m.joint_names), path)
+    if m.joint_names != ours:  # store in our (MuJoCo) order, whatever order the file used
+        unknown = sorted(set(ours) ^ set(m.joint_names))
+        if unknown:
+            raise InteropError(f"{path}: joint_names differ from the G1's: {unknown}")
+        names = m.joint_names
+        perm = [names.index(j) for j in ours]
         m = RobotMotion(m.fps, _joints_for(len(names), path), m.root_pos_w, m.root_quat_wxyz, m.joint_pos[:, perm],
                         m.contact)
     return m
@@ -142,6 +147,21 @@ def import_file(path: Path, fmt: str) -> RobotMotion:
     if fmt == "beyondmimic":
         return import_beyondmimic(path)
     raise InteropError(f"unknown format {fmt!r}; expected pbhc, gmr or beyondmimic")
+
+
+def floor_offset_m(m: RobotMotion, robot: G1) -> float:
+    """Height [m] of the floor a robot motion stands on: the median over frames of the lowest foot
+    point (robust to jumps; held-out GMT/PBHC files put it 2-15 cm below z = 0)."""
+    qpos = robot.qpos(m.root_pos_w, m.root_quat_wxyz, m.joint_pos)
+    return float(np.median(robot.foot_bottom_z(qpos).min(axis=1)))
+
+
+def grounded(m: RobotMotion, robot: G1) -> tuple[RobotMotion, float]:
+    """The motion shifted vertically so its floor is z = 0; returns (motion, shift [m])."""
+    dz = -floor_offset_m(m, robot)
+    root = m.root_pos_w.copy()
+    root[:, 2] += dz
+    return RobotMotion(m.fps, m.joint_names, root, m.root_quat_wxyz, m.joint_pos, m.contact), dz
 
 
 def robot_for_motion(m: RobotMotion, robot_xml: str | None = None) -> G1:
@@ -187,14 +207,30 @@ def load_clip_motion(layout: DataLayout, clip_id: str) -> tuple[RobotMotion, dic
                        "try: python -m catalog sql \"SELECT clip_id FROM retarget LIMIT 5\"")
 
 
+def write_tracker(path: Path, m: RobotMotion, fmt: str, robot_name: str = "g1_29dof",
+                  robot_xml: str | None = None, fps: float | None = None) -> None:
+    """A BeyondMimic or mjlab motion file: 29 joints in the target's joint and body order."""
+    publish_bytes(path, npz_bytes(tracker_dict(m, fmt, robot_name, robot_xml, fps)))
+
+
+def motion_for_robot(m: RobotMotion, robot_name: str) -> RobotMotion:
+    """The motion with exactly `robot_name`'s joints (missing ones at their locked value, 0)."""
+    m29 = to_29dof(m)
+    joints = G1_29DOF_JOINTS if robot_name == "g1_29dof" else G1_23DOF_JOINTS
+    cols = [G1_29DOF_JOINTS.index(j) for j in joints]
+    return RobotMotion(m.fps, joints, m.root_pos_w, m.root_quat_wxyz, m29.joint_pos[:, cols], m.contact)
+
+
 def export_clip(layout: DataLayout, clip_id: str, fmt: str, out: Path, fps: float, robot_name: str,
                 robot_xml: str | None = None) -> None:
+    """BeyondMimic/mjlab files always carry 29 joints (`robot_name` g1_23dof writes the wrists
+    locked); GMR pickles carry `robot_name`'s 23 or 29."""
     motion, _ = load_clip_motion(layout, clip_id)
-    robot = robot_for_motion(motion, robot_xml)
-    if fmt == "beyondmimic":
-        write_beyondmimic(out, motion, robot, fps)
+    if fmt in TARGETS:
+        write_tracker(out, motion, fmt, robot_name, robot_xml, fps)
     elif fmt == "gmr":
-        write_gmr(out, motion, robot, fps)
+        m = motion_for_robot(motion, robot_name)
+        write_gmr(out, m, G1(robot_name, robot_xml), fps)
     else:
-        raise InteropError(f"unknown export format {fmt!r}; expected beyondmimic or gmr")
+        raise InteropError(f"unknown export format {fmt!r}; expected beyondmimic, mjlab or gmr")
 

