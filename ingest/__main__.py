@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--motionx", type=int, default=12, help="number of Motion-X sequences")
     s.add_argument("--nymeria", type=int, default=3, help="number of Nymeria sequences")
 
+    c = sub.add_parser("convert-body-model", help="official SMPL/SMPL-X .pkl -> .npz, through the restricted "
+                                                  "unpickler (chumpy/scipy objects become arrays; nothing executes)")
+    c.add_argument("pkl", help="e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl or SMPLX_NEUTRAL.pkl")
+    c.add_argument("--out", required=True, help="the .npz to write, e.g. models/smpl/SMPL_NEUTRAL.npz")
+
     r = sub.add_parser("run", help="ingest sources into WebDataset shards")
     r.add_argument("--motionx", help="Motion-X root (default: the sample under the data root)")
     r.add_argument("--nymeria", help="Nymeria root holding sequence folders (default: the sample)")
@@ -49,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             out = build_sample(layout.sample_dir, SampleConfig(seed=args.seed, n_motionx=args.motionx,
                                                                n_nymeria=args.nymeria))
             print("sample corpus (synthetic, format-true):", ", ".join(f"{k}: {v}" for k, v in out.items()))
+            return 0
+        if args.cmd == "convert-body-model":
+            from ingest.body_model_convert import convert_body_model
+
+            shapes = convert_body_model(Path(args.pkl), Path(args.out))
+            print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
             return 0
         from ingest.config import IngestConfig
         from ingest.pipeline import run_ingest

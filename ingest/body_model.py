@@ -150,7 +150,8 @@ class SmplxBody:
         if not found:
             raise ConfigError(
                 f"--body-models {model_dir}: expected {model_type}/{model_type.upper()}_NEUTRAL.npz "
-                f"(an .npz model file; .pkl files are refused because they need pickle)"
+                f"(an .npz model file; convert an official .pkl once with `python -m ingest convert-body-model "
+                f"FILE.pkl --out {model_dir}/{model_type}/{model_type.upper()}_NEUTRAL.npz`)"
             )
         self.model_type = model_type
         self.path = sub / f"{model_type.upper()}_{gender.upper()}.npz"

@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rendered: {out}")
             return 0
         if args.cmd == "import":
-            from retarget.interop import import_file
-
-            from retarget.interop import floor_offset_m, grounded, robot_for_motion, write_beyondmimic
+            from retarget.interop import floor_offset_m, grounded, import_file, robot_for_motion, write_beyondmimic
             from retarget.stability import StabilityConfig, assess
 
             motion = import_file(Path(args.file), args.format)

@@ -21,7 +21,7 @@ from retarget.interop import (
     write_gmr,
 )
 from retarget.motion import RobotMotion
-from retarget.safe_pickle import UnsafePickleError, safe_load
+from robomirror.safe_pickle import UnsafePickleError, safe_load
 from retarget.stability import assess
 
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"

@@ -112,7 +112,7 @@ def test_real_beyondmimic_file_without_names_imports(tmp_path):
 def test_cli_export_honours_format_and_robot(retargeted, tmp_path):
     import pyarrow.parquet as pq
 
-    from retarget.safe_pickle import safe_load
+    from robomirror.safe_pickle import safe_load
 
     layout, _ = retargeted
     manifest = sorted(layout.root.glob("shards/retarget/*/manifest.parquet"))[0]

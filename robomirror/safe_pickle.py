@@ -58,13 +58,15 @@ ALLOWED: dict[tuple[str, str], Any] = {
 class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one, so BUILD can be intercepted
     dispatch = dict(pickle._Unpickler.dispatch)
 
-    def __init__(self, stream: io.BufferedReader) -> None:
-        super().__init__(stream)
+    extra: dict[tuple[str, str], Any] = {}  # globals a subclass admits on top of ALLOWED
+
+    def __init__(self, stream: io.BufferedReader, **kw) -> None:
+        super().__init__(stream, **kw)
         self._stream = stream
 
     def find_class(self, module: str, name: str):
         try:
-            return ALLOWED[(module, name)]
+            return self.extra.get((module, name)) or ALLOWED[(module, name)]
         except KeyError:
             raise UnsafePickleError(
                 f"refused global {module}.{name}: motion pickles may only hold numpy arrays, dicts, lists, "
