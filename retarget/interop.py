@@ -21,12 +21,12 @@ import numpy as np
 from retarget.g1 import G1_23DOF_JOINTS, G1_29DOF_JOINTS
 from retarget.motion import RobotMotion
 from retarget.robot import G1
-from robomirror.safe_pickle import safe_load
 from retarget.tracker_files import TARGETS, orders, to_29dof, tracker_dict
 from robomirror.atomic import load_npz_bytes, npz_bytes, publish_bytes
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
 from robomirror.rotations import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz
+from robomirror.safe_pickle import safe_load
 from robomirror.shards import find_sample
 
 

@@ -21,8 +21,8 @@ from retarget.interop import (
     write_gmr,
 )
 from retarget.motion import RobotMotion
-from robomirror.safe_pickle import UnsafePickleError, safe_load
 from retarget.stability import assess
+from robomirror.safe_pickle import UnsafePickleError, safe_load
 
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is absent")
