@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", required=True, help="the .npz to write, e.g. models/smpl/SMPL_NEUTRAL.npz")
 
     r = sub.add_parser("run", help="ingest sources into WebDataset shards")
-    r.add_argument("--motionx", help="Motion-X root (default: the sample under the data root)")
-    r.add_argument("--nymeria", help="Nymeria root holding sequence folders (default: the sample)")
+    r.add_argument("--motionx", help="Motion-X root (v1 and/or Motion-X++ layout)")
+    r.add_argument("--nymeria", help="Nymeria root holding sequence folders")
+    # with neither, the built-in sample corpus under the data root is ingested
     r.add_argument("--only", choices=["motionx", "nymeria"], action="append", help="restrict to a dataset")
     r.add_argument("--executor", choices=["ray", "serial"], default="ray")
     r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="join this Ray cluster")
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                            shard_target_bytes=int(args.shard_mb * 1e6), nymeria_body_source=args.nymeria_body,
                            nymeria_up_axis=args.nymeria_up_axis, body_models_dir=args.body_models,
                            on_error=args.on_error)
-        sources = {"motionx": Path(args.motionx) if args.motionx else layout.sample_source("motionx"),
-                   "nymeria": Path(args.nymeria) if args.nymeria else layout.sample_source("nymeria")}
+        given = {k: Path(v) for k, v in (("motionx", args.motionx), ("nymeria", args.nymeria)) if v}
+        # a root given on the command line means "these sources": the sample only when none is given
+        sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}
         if args.only:
             sources = {k: v for k, v in sources.items() if k in args.only}
         missing = [f"{k}: {v}" for k, v in sources.items() if not v.is_dir()]

@@ -18,6 +18,7 @@ from ingest.video import encode_mp4, iter_frames
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import digest_of, npz_bytes
 from robomirror.errors import SourceError
+from robomirror.paths import printable
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
                           "source_kind": seq.video.kind}
         meta = {
             "format_version": FORMAT_VERSION, "clip_id": key,
-            "dataset": seq.ref.dataset, "subset": seq.ref.subset, "sequence": seq.ref.sequence,
+            "dataset": seq.ref.dataset, "subset": printable(seq.ref.subset), "sequence": printable(seq.ref.sequence),
             "view": seq.view, "fps": seq.fps, "n_frames": span.end - span.start,
             "start_frame": span.start, "end_frame": span.end,
             "start_s": round(t0, 6), "end_s": round(t1, 6),
@@ -150,7 +151,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "source_frame_end": float(seq.source_frame_index[span.end - 1]),
             "texts": texts_in_span(seq, t0, t1),
             "video": video_meta,
-            "sources": {r: sources[r] for r in sorted(sources)},
+            "sources": {r: {**sources[r], "path": printable(sources[r]["path"])} for r in sorted(sources)},
             "body_model": seq.body_model, "body_source": seq.body_source,
             "joint_frame": "world z-up, metres", "notes": seq.notes,
             "ingest_config": cfg.fingerprint(),

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import publish_with
+from robomirror.paths import printable
 
 
 class Reason(str, Enum):
@@ -53,7 +54,8 @@ LEDGER_SCHEMA = pa.schema([
 
 
 def write_ledger(path: Path, failures: list[Failure]) -> None:
-    rows = sorted((asdict(f) for f in failures), key=lambda r: (r["dataset"], r["sequence"], r["path"]))
+    rows = sorted(({k: printable(v) if isinstance(v, str) else v for k, v in asdict(f).items()} for f in failures),
+                  key=lambda r: (r["dataset"], r["sequence"], r["path"]))
     for r in rows:
         r["format_version"] = FORMAT_VERSION
     table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)

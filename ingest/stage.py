@@ -56,8 +56,9 @@ def hash_sources(ref: SourceRef) -> dict[str, dict]:
 
 def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> SequenceResult:
     t_start = time.perf_counter()
-    stem = Path(work_dir) / staging_name(ref)
-    tar_path, side_path = stem.with_suffix(".tar"), stem.with_suffix(".json")
+    # names are data: never Path.with_suffix on a stem that may hold dots (take.v1 vs take.v2)
+    name = staging_name(ref)
+    tar_path, side_path = Path(work_dir) / f"{name}.tar", Path(work_dir) / f"{name}.json"
     try:
         sources = hash_sources(ref)
         source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))

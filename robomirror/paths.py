@@ -58,3 +58,17 @@ class DataLayout:
     @property
     def store_dir(self) -> Path:
         return self.root / "store"
+
+
+def printable(name: str) -> str:
+    """A file-system name as valid UTF-8 text for manifests, metas and ledgers.
+
+    A name that is not valid UTF-8 on disk reaches Python with surrogate escapes (os.fsdecode); Arrow
+    and JSON consumers cannot hold those, so each undecodable byte is written as `\\xNN`. Valid names
+    are returned unchanged.
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
