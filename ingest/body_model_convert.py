@@ -70,13 +70,6 @@ def _reconstructor(cls, base, state):
     return cls.__new__(cls)
 
 
-def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
-    """_codecs.encode as protocol-2 pickles use it for raw bytes; text -> bytes, nothing else."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"refused _codecs.encode({type(text).__name__}, {encoding!r})")
-    return text.encode("latin1")
-
-
 _CHUMPY = ("Ch", "Select", "Reorder", "Transpose", "concatenate", "MatVecMult", "Sum")
 _SPARSE = [(f"scipy.sparse.{m}", c) for m in ("csc", "csr", "_csc", "_csr", "coo", "_coo")
            for c in ("csc_matrix", "csr_matrix", "coo_matrix")]
@@ -92,7 +85,6 @@ class ModelUnpickler(RestrictedUnpickler):
         ("copyreg", "_reconstructor"): _reconstructor,
         ("__builtin__", "object"): object,
         ("builtins", "object"): object,
-        ("_codecs", "encode"): _latin1_bytes,
         **{(m, n): getattr(__builtins__, n, None) or {"set": set, "frozenset": frozenset}[n]
            for m in ("__builtin__", "builtins") for n in ("set", "frozenset")},
     }

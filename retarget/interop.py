@@ -48,6 +48,42 @@ def _need(d: dict, keys: tuple[str, ...], path: Path, fmt: str) -> None:
         raise InteropError(f"{path}: not a {fmt} motion: missing {missing}; found {sorted(d)}")
 
 
+LIMIT_MARGIN_RAD = 0.5  # joint values this far past the MJCF range are not a G1 motion
+QUAT_NORM_TOL = 0.05  # root quaternions must be unit within this
+
+
+def validate_motion(m: RobotMotion, path: Path) -> RobotMotion:
+    """Check the values of an imported motion (after unpickling); report every problem at once."""
+    problems = []
+    if not (np.isfinite(m.fps) and m.fps > 0):
+        problems.append(f"fps must be a finite number > 0, got {m.fps}")
+    n = len(m.root_pos_w)
+    if n == 0:
+        problems.append("zero frames")
+    shapes = {"root_pos": m.root_pos_w.shape, "root_rot": m.root_quat_wxyz.shape, "dof": m.joint_pos.shape}
+    if m.root_pos_w.shape != (n, 3) or m.root_quat_wxyz.shape != (n, 4) or m.joint_pos.shape[0] != n:
+        problems.append(f"arrays disagree on frame count or width (expected (T, 3), (T, 4), (T, n_dof)): {shapes}")
+    for name, a in (("root_pos", m.root_pos_w), ("root_rot", m.root_quat_wxyz), ("dof", m.joint_pos)):
+        if not np.all(np.isfinite(a)):
+            problems.append(f"{name} has NaN or inf")
+    if not problems and n:
+        norm = np.linalg.norm(m.root_quat_wxyz, axis=-1)
+        if np.any(np.abs(norm - 1.0) > QUAT_NORM_TOL):
+            problems.append(f"root quaternions must be unit (|q| in 1 ± {QUAT_NORM_TOL}); found |q| from "
+                            f"{norm.min():.3g} to {norm.max():.3g}")
+        robot = G1("g1_29dof" if len(m.joint_names) == 29 else "g1_23dof")
+        lo, hi = robot.joint_limits
+        bad = (m.joint_pos < lo - LIMIT_MARGIN_RAD) | (m.joint_pos > hi + LIMIT_MARGIN_RAD)
+        if bad.any():
+            j = int(np.argmax(bad.any(axis=0)))
+            problems.append(f"{int(bad.sum())} joint values more than {LIMIT_MARGIN_RAD} rad outside the G1 limits "
+                            f"(first: {m.joint_names[j]} = {m.joint_pos[bad[:, j], j][0]:.3g} rad, range "
+                            f"[{lo[j]:.2f}, {hi[j]:.2f}])")
+    if problems:
+        raise InteropError(f"{path}: not a valid G1 motion: " + "; ".join(problems))
+    return m
+
+
 def _integer_rate(m: RobotMotion) -> RobotMotion:
     """GMR files carry rates such as 59.99999; resample them onto the nearest whole rate."""
     target = float(round(m.fps))
@@ -64,9 +100,10 @@ def import_pbhc(path: Path) -> list[RobotMotion]:
         _need(d, ("root_trans_offset", "root_rot", "dof", "fps"), path, "PHC/PBHC")
         dof = np.asarray(d["dof"], dtype=np.float64)
         contact = np.asarray(d["contact_mask"]) > 0.5 if "contact_mask" in d else None
-        out.append(RobotMotion(float(d["fps"]), _joints_for(dof.shape[1], path),
-                               np.asarray(d["root_trans_offset"], dtype=np.float64),
-                               quat_xyzw_to_wxyz(np.asarray(d["root_rot"], dtype=np.float64)), dof, contact))
+        out.append(validate_motion(RobotMotion(float(d["fps"]), _joints_for(dof.shape[1], path),
+                                               np.asarray(d["root_trans_offset"], dtype=np.float64),
+                                               quat_xyzw_to_wxyz(np.asarray(d["root_rot"], dtype=np.float64)), dof,
+                                               contact), path))
     return out
 
 
@@ -78,7 +115,7 @@ def import_gmr(path: Path) -> RobotMotion:
     dof = np.asarray(d["dof_pos"], dtype=np.float64)
     m = RobotMotion(float(d["fps"]), _joints_for(dof.shape[1], path), np.asarray(d["root_pos"], dtype=np.float64),
                     quat_xyzw_to_wxyz(np.asarray(d["root_rot"], dtype=np.float64)), dof)
-    return _integer_rate(m)
+    return _integer_rate(validate_motion(m, path))
 
 
 def detect_joint_order(d: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
@@ -109,6 +146,10 @@ def detect_joint_order(d: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
 
 
 def import_beyondmimic(path: Path) -> RobotMotion:
+    return validate_motion(_import_beyondmimic(path), path)
+
+
+def _import_beyondmimic(path: Path) -> RobotMotion:
     try:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
@@ -137,6 +178,15 @@ def import_beyondmimic(path: Path) -> RobotMotion:
 
 
 def import_file(path: Path, fmt: str) -> RobotMotion:
+    """One motion from a file in `fmt`; anything that is not that format is an InteropError."""
+    try:
+        return _import_file(path, fmt)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise InteropError(f"{path}: not a {fmt} motion file ({type(e).__name__}: {e}); formats: "
+                           "pbhc (PHC/PBHC pickle), gmr (GMR pickle), beyondmimic (npz)") from e
+
+
+def _import_file(path: Path, fmt: str) -> RobotMotion:
     if fmt == "pbhc":
         motions = import_pbhc(path)
         if len(motions) != 1:

@@ -34,12 +34,41 @@ class _ArrayWrapper:
             if pad:
                 stream.read(int.from_bytes(pad, "little"))
         shape = tuple(st["shape"])
-        count = int(np.prod(shape)) if shape else 1
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        left = _bytes_left(stream)
+        if count * dtype.itemsize > left:  # a size bound before any allocation
+            raise UnsafePickleError(f"joblib array of shape {shape} needs {count * dtype.itemsize} bytes; "
+                                    f"only {left} are left in the file")
         data = stream.read(count * dtype.itemsize)
         if len(data) != count * dtype.itemsize:
             raise UnsafePickleError(f"joblib array truncated: expected {count * dtype.itemsize} bytes, got {len(data)}")
         arr = np.frombuffer(data, dtype=dtype).copy()
         return arr.reshape(shape, order=st.get("order", "C"))
+
+
+def _bytes_left(stream) -> int:
+    try:
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+        return end - here
+    except (OSError, AttributeError):
+        return 1 << 62
+
+
+def latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as numpy arrays pickled with protocols 0-2 use it (str -> bytes); nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refused _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's protocol-5 array constructor (bytes -> array); object dtypes refused."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise UnsafePickleError("array of dtype object: loading it would unpickle arbitrary objects")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
 
 
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -52,6 +81,8 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "int32"): np.int32,
     ("joblib.numpy_pickle", "NumpyArrayWrapper"): _ArrayWrapper,
     ("collections", "OrderedDict"): dict,
+    ("_codecs", "encode"): latin1_bytes,
+    **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},  # protocols 0 and 2 carry numpy's raw bytes through it
 }
 
 
@@ -85,7 +116,7 @@ def safe_load(path: str | Path) -> Any:
     """Load a motion pickle with the allow-list; raises UnsafePickleError on anything else."""
     with open(path, "rb") as f:
         try:
-            return RestrictedUnpickler(f).load()
+            return RestrictedUnpickler(f, encoding="latin1").load()  # latin1: numpy arrays from py2 pickles
         except UnsafePickleError:
             raise
         except Exception as e:  # truncated or corrupt stream
