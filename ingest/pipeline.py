@@ -20,6 +20,7 @@ from robomirror.atomic import sweep_temp_files
 from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
 from robomirror.shards import PackResult, load_staged, pack
+from robomirror.writer_lock import writes_data_root
 
 DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria}
 STAGE = "ingest"
@@ -56,6 +57,7 @@ def discover(sources: dict[str, Path]) -> list[SourceRef]:
     return refs
 
 
+@writes_data_root("ingest run")
 def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, executor: str = "ray",
                ray_address: str | None = None, num_cpus: int | None = None,
                progress: bool = True) -> IngestSummary:

@@ -30,9 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     layout = DataLayout(resolve_data_root(args.data_root))
     if args.cmd == "compact":
         from latents.store import Store
+        from robomirror.writer_lock import DataRootBusy, writer_lock
 
-        for name, (before, after) in Store(layout.store_dir).compact().items():
-            print(f"{name}: {before} versions -> {after}")
+        try:
+            with writer_lock(layout.root, "latents compact"):
+                for name, (before, after) in Store(layout.store_dir).compact().items():
+                    print(f"{name}: {before} versions -> {after}")
+        except DataRootBusy as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     from latents.motion_vae import VAEConfig
     from latents.pipeline import run_latents

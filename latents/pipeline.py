@@ -29,6 +29,7 @@ from latents.video import VideoClip, VideoSampling, embed_videos, load_vlm, reso
 from robomirror.atomic import digest_of
 from robomirror.paths import DataLayout
 from robomirror.tario import read_tar
+from robomirror.writer_lock import writes_data_root
 
 STAGE = "latents"
 
@@ -142,6 +143,7 @@ def _embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampl
     return out, failures
 
 
+@writes_data_root("latents build")
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
                 executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None,
                 vlm: str | None = None, sampling: VideoSampling = VideoSampling(), progress: bool = False) -> LatentsSummary:

@@ -28,6 +28,7 @@ from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
 from robomirror.shards import PackResult, cached_staging, load_staged, pack, stage_samples, verify_shard
 from robomirror.tario import read_tar
+from robomirror.writer_lock import writes_data_root
 
 STAGE = "retarget"
 SOURCE_STAGE = "ingest"
@@ -140,6 +141,7 @@ def _shape_from(report: dict):
     return ShapeFit(**report["shape_fit"])
 
 
+@writes_data_root("retarget run")
 def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray", ray_address: str | None = None,
                  num_cpus: int | None = None, progress: bool = True,
                  target_bytes: int = 32 << 20) -> RetargetSummary:
