@@ -32,6 +32,7 @@ class Reason(str, Enum):
     MISSING_TEXT = "missing_text"
     BAD_BODY = "bad_body"  # body model could not evaluate the parameters
     INCONSISTENT_ORIENTATION = "inconsistent_orientation"  # the body's up axis flips within a sequence
+    NOT_A_SOURCE = "not_a_source"  # a file where a folder is expected, a FIFO/device, an unparsable name
     WORKER_CRASHED = "worker_crashed"
     INTERNAL = "internal"  # a bug: an exception nobody anticipated
 

@@ -29,6 +29,8 @@ motionx++:   <root>/motion/motion_generation/smplx322/<subset>/<name>.npy
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,11 @@ def discover_motionx(root: Path) -> list[SourceRef]:
         motion_dir = root / motion_rel
         for npy in sorted(motion_dir.rglob("*.npy")):
             rel = npy.relative_to(motion_dir)
+            if len(rel.parts) < 2:
+                refs.append(SourceRef.unusable("motionx", npy, root, Reason.NOT_A_SOURCE.value,
+                                               f"a motion file directly under {motion_rel}/; expected "
+                                               f"{motion_rel}/<subset>/<name>.npy"))
+                continue
             subset, name = rel.parts[0], str(Path(*rel.parts[1:]).with_suffix(""))
             files = (
                 ("motion", str(npy)),
@@ -89,8 +96,26 @@ def discover_motionx(root: Path) -> list[SourceRef]:
                 ("video", str(root / video_rel / subset / f"{name}.mp4")),
                 ("fps_table", str(root / FPS_TABLE)),
             )
+            odd = not_regular([p for _, p in files])
+            if odd:
+                refs.append(SourceRef.unusable("motionx", odd[0], root, Reason.NOT_A_SOURCE.value, odd[1]))
+                continue
             refs.append(SourceRef("motionx", subset, name, str(root), files, layout))
     return refs
+
+
+def not_regular(paths: list[str]) -> tuple[str, str] | None:
+    """(path, why) of the first path that exists but is not a regular file (a FIFO would hang a read)."""
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) \
+                else "a device or socket"
+            return p, f"{kind}, not a regular file; refused without opening it"
+    return None
 
 
 def split_columns(motion: np.ndarray) -> dict[str, np.ndarray]:

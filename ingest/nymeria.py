@@ -34,7 +34,7 @@ from ingest.body_model import BodyModel
 from ingest.checks import check_array, check_increasing, check_same_length, load_npy
 from ingest.config import IngestConfig
 from ingest.failures import Reason
-from ingest.motionx import yup_params_to_zup
+from ingest.motionx import not_regular, yup_params_to_zup
 from ingest.nymeria_clock import HeadClock, read_standin_clock, read_vrs_clock
 from ingest.resample import interp_axis_angle, interp_linear, interp_nearest, interp_quat_wxyz, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
@@ -64,8 +64,14 @@ def discover_nymeria(root: Path) -> list[SourceRef]:
     root = Path(root).resolve()  # recorded paths do not depend on the working directory
     refs = []
     for d in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        if d.name.startswith("."):  # hidden entries (the official downloader's .download_logs/) are not data
+            continue
         m = SEQUENCE_RE.match(d.name)
         if not d.is_dir() or not m:
+            what = "a folder" if d.is_dir() else "a file"
+            refs.append(SourceRef.unusable("nymeria", d, root, Reason.NOT_A_SOURCE.value,
+                                           f"{what} whose name does not parse as a Nymeria sequence "
+                                           f"<date>_<session>_<name>_<act>_<uid> (e.g. 20230607_s0_james_johnson_act0_e72nhq)"))
             continue
         head = d / "recording_head"
         vrs = head / "data" / "data.vrs"
@@ -77,6 +83,10 @@ def discover_nymeria(root: Path) -> list[SourceRef]:
         ]
         if not vrs.exists():
             files.append(("video_timestamps", str(head / "rgb_timestamps_ns.csv")))
+        odd = not_regular([p for _, p in files])
+        if odd:
+            refs.append(SourceRef.unusable("nymeria", odd[0], root, Reason.NOT_A_SOURCE.value, odd[1]))
+            continue
         refs.append(SourceRef("nymeria", f"{m['date']}_{m['session']}", d.name, str(root), tuple(files),
                               "nymeria_vrs" if vrs.exists() else "nymeria_sample_mp4"))
     return refs

@@ -67,7 +67,7 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     sweep_temp_files(layout.root / "shards" / STAGE)
     refs = discover(sources)
     summary.sources = len(refs)
-    summary.layouts.update(f"{r.dataset}: {r.layout or r.dataset}" for r in refs)
+    summary.layouts.update(f"{r.dataset}: {r.layout or r.dataset}" for r in refs if r.problem is None)
     by_dataset: dict[str, list[SourceRef]] = {}
     for r in refs:
         by_dataset.setdefault(r.dataset, []).append(r)

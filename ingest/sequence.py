@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,13 @@ class SourceRef:
     root: str  # dataset root folder
     files: tuple[tuple[str, str], ...]  # (role, path) pairs this sequence reads
     layout: str = ""  # the on-disk release layout it was found in (e.g. "motionx_v1", "motionx++")
+    problem: tuple[str, str] | None = None  # (reason, detail): found but not readable as a source
+
+    @classmethod
+    def unusable(cls, dataset: str, path: Path | str, root: Path | str, reason: str, detail: str) -> "SourceRef":
+        """Something discovery found that is not a source: it becomes one ledger row, never a skip."""
+        name = Path(path).name
+        return cls(dataset, "(unusable)", name, str(root), (("path", str(path)),), "", (reason, detail))
 
     @property
     def key(self) -> str:

@@ -56,6 +56,9 @@ def hash_sources(ref: SourceRef) -> dict[str, dict]:
 
 def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> SequenceResult:
     t_start = time.perf_counter()
+    if ref.problem is not None:  # found by discovery but not a source: one ledger row
+        return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, ref.files[0][1], "ingest", *ref.problem),
+                       t_start, 0)
     # names are data: never Path.with_suffix on a stem that may hold dots (take.v1 vs take.v2)
     name = staging_name(ref)
     tar_path, side_path = Path(work_dir) / f"{name}.tar", Path(work_dir) / f"{name}.json"

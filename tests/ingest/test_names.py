@@ -76,3 +76,22 @@ def test_one_source_on_the_command_line_ingests_only_that_source(small_sample, t
     assert out.returncode == 0, out.stderr
     assert not (root / "shards" / "ingest" / "nymeria").exists()
     assert (root / "shards" / "ingest" / "motionx" / "manifest.parquet").is_file()
+
+
+def test_every_discovered_thing_is_accounted_for(small_sample, tmp_path):
+    """A file where a folder is expected, a FIFO (it used to hang the run), an unparsable Nymeria
+    folder: one ledger row each, and sources seen = built + cached + failed."""
+    from tests.conftest import copy_sample
+
+    src = copy_sample(small_sample, tmp_path / "src")
+    good = sorted((src["motionx"] / MX / "idea400").glob("*.npy"))[0]
+    shutil.copy(good, src["motionx"] / MX / "loose.npy")
+    os.mkfifo(src["motionx"] / MX / "idea400" / "pipe.npy")
+    (src["nymeria"] / "not_a_sequence").mkdir()
+    (src["nymeria"] / ".download_logs").mkdir()  # the official downloader's bookkeeping: not data
+    layout = DataLayout(tmp_path / "data")
+    summary = run_ingest(layout, src, TEST_CFG, executor="serial", progress=False)
+    ledger = {f.sequence: f.reason for f in read_ledger(layout.ledger("ingest"))}
+    assert ledger == {"loose.npy": "not_a_source", "pipe.npy": "not_a_source", "not_a_sequence": "not_a_source"}
+    assert summary.sources == summary.built + summary.cached + summary.failed
+    assert summary.failed == 3 and summary.built > 0
