@@ -15,6 +15,21 @@ from robomirror.errors import ReadOnlyError
 from robomirror.paths import DataLayout
 
 ALLOWED = {duckdb.StatementType.SELECT}
+_SPILL_DIR: str | None = None  # one private, empty spill folder per process (see connect)
+
+
+def sql_literal(text: str) -> str:
+    """A string as a SQL literal: paths are quoted, never pasted (a root may contain ')."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _spill_dir() -> str:
+    global _SPILL_DIR
+    if _SPILL_DIR is None:
+        import tempfile
+
+        _SPILL_DIR = tempfile.mkdtemp(prefix="robomirror-duckdb-")
+    return _SPILL_DIR
 
 
 def _views(layout: DataLayout) -> dict[str, str]:
@@ -23,11 +38,11 @@ def _views(layout: DataLayout) -> dict[str, str]:
     for view, stage in (("clips", "ingest"), ("retarget", "retarget")):
         manifests = sorted(layout.root.glob(f"shards/{stage}/*/manifest.parquet"))
         if manifests:
-            files = ", ".join(f"'{p}'" for p in manifests)
+            files = ", ".join(sql_literal(p) for p in manifests)
             views[view] = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
     ledgers = sorted((layout.root / "ledger").glob("*.parquet")) if (layout.root / "ledger").is_dir() else []
     if ledgers:
-        files = ", ".join(f"'{p}'" for p in ledgers)
+        files = ", ".join(sql_literal(p) for p in ledgers)
         views["failures"] = f"SELECT * FROM read_parquet([{files}], union_by_name = true, filename = true)"
     return views
 
@@ -56,7 +71,10 @@ def connect(layout: DataLayout) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
         con.register(name, ds)
         views[name] = "lance"
     root = str(Path(layout.root).resolve())
-    con.execute(f"SET allowed_directories = ['{root}']")
+    # DuckDB also allows its temp directory (default <cwd>/.tmp, readable through read_text): point it
+    # at a private, empty folder so only the data root is readable
+    con.execute(f"SET temp_directory = {sql_literal(_spill_dir())}")
+    con.execute(f"SET allowed_directories = [{sql_literal(root)}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con, sorted(views)

@@ -53,3 +53,21 @@ def test_cli_table_and_json(ingested):
     assert out.returncode == 2 and "read-only" in out.stderr
     out = run_module("catalog", "--data-root", str(layout.root), "sql", "SELECT clip_id FROM clips LIMIT 2", "--format", "json")
     assert out.returncode == 0 and out.stdout.count("clip_id") == 2
+
+
+def test_a_quote_in_the_data_root_and_the_cwd_temp_folder(ingested, tmp_path, monkeypatch):
+    import shutil
+
+    from robomirror.paths import DataLayout
+
+    src, _ = ingested
+    odd = DataLayout(tmp_path / "it's data")
+    shutil.copytree(src.root / "shards", odd.root / "shards")
+    n = query(odd, "SELECT count(*) FROM clips").fetchone()[0]
+    assert n == query(src, "SELECT count(*) FROM clips").fetchone()[0] > 0
+    (tmp_path / "cwd" / ".tmp").mkdir(parents=True)
+    (tmp_path / "cwd" / ".tmp" / "secret.txt").write_text("the content")
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(Exception) as e:  # DuckDB's default temp folder is no longer readable
+        query(odd, "SELECT content FROM read_text('.tmp/secret.txt')").fetchall()
+    assert "Permission" in str(e.value) and "the content" not in str(e.value)
