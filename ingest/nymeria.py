@@ -41,7 +41,7 @@ from ingest.sequence import HumanSequence, SourceRef, TextSpan
 from ingest.skeletons import XSENS_SEGMENTS
 from ingest.timestamps import nominal_step_us, repair_quaternions_wxyz, repair_timestamps_us
 from ingest.video import ARIA_RGB_STREAM, VideoSource
-from robomirror.errors import SourceError
+from robomirror.errors import ConfigError, SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
 
 SEQUENCE_RE = re.compile(r"^(?P<date>\d{8})_(?P<session>s\d+)_(?P<name>.+)_(?P<act>act\d+)_(?P<uid>[0-9a-z]+)$")
@@ -62,6 +62,9 @@ XSENS_DT_NOMINAL_US = 1e6 / 240.0  # body_motion_provider.py `_dt_nominal`
 
 def discover_nymeria(root: Path) -> list[SourceRef]:
     root = Path(root).resolve()  # recorded paths do not depend on the working directory
+    if not root.is_dir():
+        raise ConfigError(f"{root}: Nymeria root not found (a folder of <date>_<session>_<name>_<act>_<uid> "
+                          "sequence folders); nothing was changed")
     refs = []
     for d in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
         if d.name.startswith("."):  # hidden entries (the official downloader's .download_logs/) are not data

@@ -17,6 +17,7 @@ from ingest.nymeria import discover_nymeria
 from ingest.sequence import SourceRef
 from ingest.stage import SequenceResult, process_sequence, staging_name
 from robomirror.atomic import sweep_temp_files
+from robomirror.errors import InfrastructureError
 from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
 from robomirror.shards import PackResult, load_staged, pack
@@ -71,20 +72,31 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     by_dataset: dict[str, list[SourceRef]] = {}
     for r in refs:
         by_dataset.setdefault(r.dataset, []).append(r)
-    for ds in by_dataset:
-        layout.work_dir(STAGE, ds).mkdir(parents=True, exist_ok=True)
+    try:
+        for ds in by_dataset:
+            layout.work_dir(STAGE, ds).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InfrastructureError(f"cannot write to the data root {layout.root}: {e}") from e
 
     jobs = [(r, str(layout.work_dir(STAGE, r.dataset))) for r in refs]
     bar = tqdm(total=len(jobs), desc="ingest sequences", unit="seq", disable=not progress)
+    infra: list[str] = []
     for (ref, _), result in run_tasks(_process_job, jobs, (cfg,), executor, ray_address, num_cpus):
         if isinstance(result, BaseException):
             result = SequenceResult(ref.key, "failed", 0, Failure(
                 ref.dataset, ref.sequence, ref.files[0][1], STAGE, Reason.WORKER_CRASHED.value,
                 f"{type(result).__name__}: {result}"), 0.0, 0.0, 0)
-        _account(summary, result)
+        if result.status == "infra_error":
+            infra.append(result.failure.detail)
+        else:
+            _account(summary, result)
         bar.update(1)
         bar.set_postfix(clips=summary.clips, failed=summary.failed)
     bar.close()
+    if infra:  # stop before packing: nothing is published, retracted or ledgered from a broken machine
+        raise InfrastructureError(f"{len(infra)} of {len(jobs)} sequences hit an infrastructure error, so nothing "
+                                  f"was published (the previous shards, manifest and ledger are untouched); "
+                                  f"first: {infra[0]}")
 
     for ds, ds_refs in sorted(by_dataset.items()):
         staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in ds_refs])

@@ -31,7 +31,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 @dataclass(frozen=True)
 class SequenceResult:
     key: str
-    status: str  # "built" | "cached" | "failed"
+    status: str  # "built" | "cached" | "failed" | "infra_error" (the machine failed: the run must stop)
     n_clips: int
     failure: Failure | None
     seconds: float
@@ -73,17 +73,29 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
         body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
         seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
         samples = build_samples(seq, cfg, sources)
-        side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
+        try:
+            side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
+        except OSError as e:  # read-only or full data root, EIO: never the input's fault
+            return _infra(ref, f"cannot write staging {tar_path}: {type(e).__name__}: {e}", t_start)
         return _result(ref, "built", len(samples), None, t_start, side["bytes"])
     except SourceError as e:
         if cfg.on_error == "raise":
             raise
         return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, e.path, "ingest", e.reason, e.detail), t_start, 0)
+    except OSError as e:  # an I/O error no reader turned into a SourceError: the disk, not the data
+        if cfg.on_error == "raise":
+            raise
+        return _infra(ref, f"I/O error while reading {ref.key}: {type(e).__name__}: {e}", t_start)
     except Exception as e:  # noqa: BLE001 - a bug must not cost the rest of the run
         if cfg.on_error == "raise":
             raise
         detail = f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3).splitlines()[-3:]}"
         return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, ref.files[0][1], "ingest", Reason.INTERNAL.value, detail), t_start, 0)
+
+
+def _infra(ref: SourceRef, detail: str, t_start: float) -> SequenceResult:
+    f = Failure(ref.dataset, ref.sequence, ref.files[0][1], "ingest", "infrastructure", detail)
+    return _result(ref, "infra_error", 0, f, t_start, 0)
 
 
 def _result(ref, status, n, failure, t_start, nbytes) -> SequenceResult:

@@ -47,3 +47,8 @@ class SourceError(RoboMirrorError):
 
 class ReadOnlyError(RoboMirrorError):
     """A write statement was sent to a read-only SQL surface."""
+
+
+class InfrastructureError(RoboMirrorError):
+    """The machine, not the input, failed (read-only or full data root, EIO, a vanished source root):
+    the run stops with a non-zero exit and publishes (and deletes) nothing."""
