@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nymeria-up-axis", choices=["y", "z"], default="y",
                    help="up axis of NymeriaPlus SMPL (y, as the official smpl_provider.py); a check warns")
     r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
+    r.add_argument("--prune", action="store_true",
+                   help="remove published clips whose source is no longer found (kept by default)")
     r.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         summary = run_ingest(layout, sources, cfg, args.executor, args.ray_address, args.num_cpus,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, prune=args.prune)
         print_summary(summary, layout)
         return 0
     except RoboMirrorError as e:

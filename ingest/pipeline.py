@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ingest.config import IngestConfig
@@ -40,6 +41,7 @@ class IngestSummary:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     failures_by_reason: Counter = field(default_factory=Counter)
+    kept_without_source: int = 0  # published sequences whose source was not found (kept; --prune drops)
     layouts: Counter = field(default_factory=Counter)  # "<dataset>: <release layout>" -> sequences found
     per_dataset: dict[str, PackResult] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
@@ -61,7 +63,9 @@ def discover(sources: dict[str, Path]) -> list[SourceRef]:
 @writes_data_root("ingest run")
 def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, executor: str = "ray",
                ray_address: str | None = None, num_cpus: int | None = None,
-               progress: bool = True) -> IngestSummary:
+               progress: bool = True, prune: bool = False) -> IngestSummary:
+    """Ingest `sources` into the data root's shards. Published sequences whose source is gone stay
+    published unless `prune`; a source that fails now is removed (never republished from stale bytes)."""
     t0 = time.perf_counter()
     summary = IngestSummary()
     sweep_temp_files(layout.root / "work" / STAGE)
@@ -99,7 +103,10 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
                                   f"first: {infra[0]}")
 
     for ds, ds_refs in sorted(by_dataset.items()):
-        staged = load_staged(layout.work_dir(STAGE, ds), [staging_name(r) for r in ds_refs])
+        keep = [] if prune else _published_without_source(layout, ds, ds_refs)
+        summary.kept_without_source += len(keep)
+        stems = sorted(((r.subset, r.sequence), staging_name(r)) for r in [*ds_refs, *keep] if r.problem is None)
+        staged = load_staged(layout.work_dir(STAGE, ds), [stem for _, stem in stems])
         res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes,
                    manifest_row, MANIFEST_SCHEMA)
         summary.per_dataset[ds] = res
@@ -110,6 +117,24 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     write_ledger(layout.ledger(STAGE), summary.failures)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _published_without_source(layout: DataLayout, ds: str, refs: list[SourceRef]) -> list[SourceRef]:
+    """Sequences the current manifest publishes whose source was not found this run. Without --prune
+    they stay published from their staging; if that is gone too, the run refuses rather than drop them."""
+    path = layout.manifest(STAGE, ds)
+    if not path.is_file():
+        return []
+    found = {(r.subset, r.sequence) for r in refs}
+    rows = pq.read_table(path, columns=["subset", "sequence"]).to_pylist()
+    gone = sorted({(r["subset"], r["sequence"]) for r in rows} - found)
+    keep = [SourceRef(ds, sub, seq, "", ()) for sub, seq in gone]
+    lost = [r.key for r in keep if not (layout.work_dir(STAGE, ds) / f"{staging_name(r)}.json").is_file()]
+    if lost:
+        raise InfrastructureError(
+            f"{len(lost)} published sequences have no source now and no staging to republish them from "
+            f"(first: {lost[0]}); is a source folder missing? Nothing was changed. Pass --prune to remove them")
+    return keep
 
 
 def _process_job(job: tuple[SourceRef, str], cfg: IngestConfig) -> SequenceResult:

@@ -17,6 +17,8 @@ def print_summary(s: IngestSummary, layout: DataLayout, console: Console | None 
     t.add_column("value", justify="right")
     t.add_row("source sequences", str(s.sources))
     t.add_row("  built / cached / failed", f"{s.built} / {s.cached} / {s.failed}")
+    if s.kept_without_source:
+        t.add_row("  kept, source not found (--prune drops)", str(s.kept_without_source))
     for found, n in sorted(s.layouts.items()):
         t.add_row(f"  layout {found}", str(n))
     for ds, r in sorted(s.per_dataset.items()):

@@ -79,6 +79,9 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
             return _infra(ref, f"cannot write staging {tar_path}: {type(e).__name__}: {e}", t_start)
         return _result(ref, "built", len(samples), None, t_start, side["bytes"])
     except SourceError as e:
+        # a source that is bad now must not be republished from an older run's staging bytes
+        tar_path.unlink(missing_ok=True)
+        side_path.unlink(missing_ok=True)
         if cfg.on_error == "raise":
             raise
         return _result(ref, "failed", 0, Failure(ref.dataset, ref.sequence, e.path, "ingest", e.reason, e.detail), t_start, 0)
