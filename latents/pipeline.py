@@ -143,6 +143,16 @@ def _embed_shard(job: ShardJob, vae_dir: str, vlm_dir: str, sampling: VideoSampl
     return out, failures
 
 
+def checkpoint_matches(ckpt: Path, content_hash: str) -> bool:
+    """Both checkpoint files present, loadable, and holding the weights with this content hash."""
+    if not ((ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()):
+        return False
+    try:
+        return load_checkpoint(ckpt).content_hash() == content_hash
+    except Exception:  # noqa: BLE001 - a truncated or corrupt file is simply not a match
+        return False
+
+
 @writes_data_root("latents build")
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
                 executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None,
@@ -176,7 +186,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
         s.heldout_baseline_keypoint_err_m = keypoint_error_m(mean_pose, hf, n_dof)
     s.vae_id = f"motion-vae-{vae.content_hash()}"
     ckpt = layout.store_dir / "models" / s.vae_id
-    if not (ckpt / "model.safetensors").exists():
+    if not checkpoint_matches(ckpt, vae.content_hash()):  # missing, half-written or from other weights
         save_checkpoint(vae, ckpt)
     ingest = _manifest_rows(layout, "ingest")
     retarget = _manifest_rows(layout, "retarget")

@@ -122,3 +122,17 @@ def test_an_unreadable_video_is_a_ledger_row_not_a_lost_clip(retargeted, tmp_pat
                         f"WHERE clip_id = '{clip}'").fetchone()
     assert row == (True, True, 256)
     assert query(layout, "SELECT count(*) FROM failures WHERE stage = 'latents'").fetchone()[0] == 1
+
+
+def test_a_half_written_vae_checkpoint_is_rebuilt(latents_built, tmp_path):
+    """One of the two checkpoint files missing (a crash between them): the next build rewrites it and
+    embeds every clip, instead of failing every shard forever."""
+    src, first = latents_built
+    layout = DataLayout(tmp_path / "d")
+    shutil.copytree(src.root, layout.root)
+    ckpt = layout.store_dir / "models" / first.vae_id
+    (ckpt / "config.json").unlink()
+    s = run_latents(layout, vae_cfg=VAEConfig(**LATENTS_VAE_KW))
+    assert s.vae_id == first.vae_id  # the same (deterministic) weights: the same checkpoint folder
+    assert (ckpt / "config.json").is_file()
+    assert s.clips == first.clips > 0 and s.failures == 0
