@@ -33,9 +33,16 @@ def test_counts_join_manifest_and_shards(ingested):
     "INSERT INTO clips SELECT * FROM clips",
 ])
 def test_write_statements_are_refused(ingested, sql):
+    from pathlib import Path
+
     layout, _ = ingested
+    targets = [Path("/tmp/robomirror_should_not_exist.csv"), Path("/tmp/robomirror_x.db")]
+    for t in targets:
+        t.unlink(missing_ok=True)
     with pytest.raises(ReadOnlyError, match="read-only"):
         query(layout, sql)
+    assert not any(t.exists() for t in targets)  # refused before anything ran: no file written
+    assert query(layout, "SELECT count(*) FROM clips").fetchone()[0] > 0  # and the views are intact
 
 
 def test_files_outside_the_data_root_are_not_readable(ingested):

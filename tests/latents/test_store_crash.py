@@ -32,6 +32,7 @@ def _writer(path):
 
 
 def _wait_rows(store: Store, at_least: int, proc, timeout: float = 120) -> None:
+    """Until the table has `at_least` rows; fails if the writer ends or the time runs out first."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -40,6 +41,7 @@ def _wait_rows(store: Store, at_least: int, proc, timeout: float = 120) -> None:
         except Exception:  # noqa: BLE001 - the table may not exist yet
             pass
         time.sleep(0.02)
+    raise AssertionError(f"no {at_least} rows while the writer ran (writer exit {proc.poll()})")
 
 
 def test_killed_mid_commit_then_resumed(tmp_path):
@@ -75,4 +77,6 @@ def test_reader_sees_a_consistent_version_during_writes(tmp_path):
         assert latest % BATCH == 0  # writers publish whole batches
         time.sleep(0.01)
     assert proc.wait() == 0
-    assert set(seen) <= {first} and first % BATCH == 0
+    assert len(seen) >= 3, "the writer finished before the reader could watch it write"
+    assert Store(path).count(CLIPS) > first  # the writer did commit more while the reader was pinned
+    assert set(seen) == {first} and first % BATCH == 0
