@@ -84,15 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     layout = DataLayout(resolve_data_root(args.data_root))
     try:
         rel = query(layout, args.query)
+        if rel is None:
+            return 0
+        df = rel.df()  # execution errors surface here (e.g. a refused read_text): same clear message
     except RoboMirrorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # duckdb errors: show them plainly, not as a traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    if rel is None:
-        return 0
-    df = rel.df()
     if args.format == "table":
         import pandas as pd
 

@@ -78,3 +78,12 @@ def test_a_quote_in_the_data_root_and_the_cwd_temp_folder(ingested, tmp_path, mo
     with pytest.raises(Exception) as e:  # DuckDB's default temp folder is no longer readable
         query(odd, "SELECT content FROM read_text('.tmp/secret.txt')").fetchall()
     assert "Permission" in str(e.value) and "the content" not in str(e.value)
+
+
+def test_errors_while_fetching_get_a_clear_message_too(ingested, capsys):
+    from catalog.__main__ import main
+
+    layout, _ = ingested
+    # parses and binds fine; fails only while rows are produced
+    rc = main(["--data-root", str(layout.root), "sql", "SELECT CAST(sequence AS INTEGER) FROM clips"])
+    assert rc == 2 and "error: ConversionException" in capsys.readouterr().err
