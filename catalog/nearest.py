@@ -93,6 +93,12 @@ def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None
         raise NearestError("give exactly one of --clip ID, --text \"...\" or --video FILE")
     if not (layout.store_dir).exists():
         raise NearestError(f"no store under {layout.root}; run `make latents` first")
+    from catalog.sql import mixed_models
+
+    mixed = mixed_models(layout)
+    if mixed:  # distances between latents of two models mean nothing
+        raise NearestError(f"the store mixes model generations ({mixed}); rebuild it with "
+                           "`python -m latents build --prune`")
     table = Store(layout.store_dir).table(CLIPS)
     col = SPACES[space]
     if clip is not None:

@@ -93,12 +93,33 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def store_models(layout: DataLayout) -> tuple[str, str, str] | None:
-    """(vae_id, vlm_id, text_model) the store's latents were made with, or None without a store."""
+    """(vae_id, vlm_id, text_model) the store's latents were made with, or None without a store.
+
+    Several ids in one column (a store mixing model generations) come back joined by " + " and
+    marked MIXED, so nobody reads a stale one as the store's.
+    """
     try:
-        return query(layout, "SELECT any_value(vae_id), any_value(vlm_id), any_value(text_model) "
-                             "FROM store_clips").fetchone()
+        rows = query(layout, "SELECT list(DISTINCT vae_id ORDER BY vae_id), list(DISTINCT vlm_id ORDER BY vlm_id), "
+                             "list(DISTINCT text_model ORDER BY text_model) FROM store_clips").fetchone()
     except Exception:  # noqa: BLE001 - no store, or one from an older build
         return None
+    if rows is None or rows[0] is None:
+        return None
+    return tuple(_one(ids) for ids in rows)  # type: ignore[return-value]
+
+
+def _one(ids: list | None) -> str | None:
+    ids = [i for i in (ids or []) if i is not None]
+    if not ids:
+        return None
+    return ids[0] if len(ids) == 1 else " + ".join(ids) + " (MIXED)"
+
+
+def mixed_models(layout: DataLayout) -> str | None:
+    """A sentence naming the mixed model ids, or None when every row shares its models."""
+    models = store_models(layout)
+    bad = [m for m in (models or ()) if m and m.endswith("(MIXED)")]
+    return "; ".join(bad) if bad else None
 
 
 def query(layout: DataLayout, sql: str) -> duckdb.DuckDBPyRelation | None:

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--executor", choices=["ray", "serial"], default="ray")
     b.add_argument("--ray-address", default=None)
     b.add_argument("--num-cpus", type=int, default=None)
+    b.add_argument("--prune", action="store_true",
+                   help="remove store rows of clips no longer in the retarget shards (needed when their models differ)")
     sub.add_parser("compact", help="optimise the store's tables and remove old versions")
     args = ap.parse_args(argv)
     layout = DataLayout(resolve_data_root(args.data_root))
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps),
                         args.executor, args.ray_address, args.num_cpus, args.vlm,
-                        VideoSampling(fps=args.video_fps, max_frames=args.max_frames), progress=True)
+                        VideoSampling(fps=args.video_fps, max_frames=args.max_frames), progress=True,
+                        prune=args.prune)
     except (RoboMirrorError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

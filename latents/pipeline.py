@@ -23,7 +23,7 @@ from ingest.video import decode_mp4_bytes
 from latents.features import motion_features
 from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
 from latents.recon_error import joint_error_rad, keypoint_error_m
-from latents.store import CLIPS, MOTION_TOKENS, VIDEO_TOKENS, Store
+from latents.store import CLIPS, MOTION_TOKENS, VIDEO_TOKENS, Store, StoreError
 from latents.text import TEXT_MODEL_ID, embed_texts
 from latents.video import VideoClip, VideoSampling, embed_videos, load_vlm, resolve_vlm_dir, sample_indices
 from robomirror.atomic import digest_of
@@ -42,6 +42,7 @@ class LatentsSummary:
     vlm_id: str = ""
     video_dim: int = 0
     clips_without_video: int = 0
+    pruned: int = 0  # orphan rows removed by --prune
     failures: int = 0  # rows in ledger/latents.parquet
     vae_trained: bool = False
     heldout_joint_err_rad: float = float("nan")
@@ -156,9 +157,12 @@ def checkpoint_matches(ckpt: Path, content_hash: str) -> bool:
 @writes_data_root("latents build")
 def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAEConfig | None = None,
                 executor: str = "serial", ray_address: str | None = None, num_cpus: int | None = None,
-                vlm: str | None = None, sampling: VideoSampling = VideoSampling(), progress: bool = False) -> LatentsSummary:
+                vlm: str | None = None, sampling: VideoSampling = VideoSampling(), progress: bool = False,
+                prune: bool = False) -> LatentsSummary:
     """Train (or load) the VAE and resolve the VLM on the driver, embed each retarget shard in a task,
-    commit shard by shard."""
+    commit shard by shard. The store holds one model generation: every current clip is (re-)embedded
+    with the current models, and rows of clips no longer in the retarget shards (orphans) made with
+    other models make the build refuse unless `prune` removes them (`prune` removes all orphans)."""
     from robomirror.executor import run_tasks
 
     s = LatentsSummary(store=str(layout.store_dir))
@@ -197,6 +201,16 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
                      {c: ingest[c]["_shard_path"] for c, r in retarget.items() if r["_shard_path"] == sh and c in ingest})
             for sh in shards]
     store = Store(layout.store_dir, video_dim=s.video_dim)
+    current = set(retarget)
+    orphans = {c: ids for c, ids in store.model_ids().items() if c not in current}
+    stale = sorted(c for c, (vae, vlm_id) in orphans.items() if vae != s.vae_id or (vlm_id or s.vlm_id) != s.vlm_id)
+    if prune:
+        store.delete_clips(sorted(orphans))
+        s.pruned = len(orphans)
+    elif stale:
+        raise StoreError(f"{len(stale)} store rows belong to clips no longer in the retarget shards and were made "
+                         f"with other models (e.g. {stale[0]}: {orphans[stale[0]][0]}); the store would mix two "
+                         f"model generations. The store's tables were not changed: rerun with --prune to remove the orphans")
     all_ids = []
     failures: list[Failure] = []
     bar = tqdm(total=len(jobs), desc="embed shards", unit="shard", disable=not progress)

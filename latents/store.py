@@ -154,6 +154,22 @@ class Store:
             inserted += res.num_inserted_rows
         return inserted
 
+    def model_ids(self) -> dict[str, tuple[str | None, str | None]]:
+        """clip_id -> (vae_id, vlm_id) of every clip row (empty when the store has none)."""
+        if not (self.path / f"{CLIPS}.lance").exists():
+            return {}
+        t = self.table(CLIPS).to_arrow().select(["clip_id", "vae_id", "vlm_id"]).to_pylist()
+        return {r["clip_id"]: (r["vae_id"], r["vlm_id"]) for r in t}
+
+    def delete_clips(self, clip_ids: list[str]) -> None:
+        """Remove these clips from every table (tokens first is not needed: a clip row is removed too)."""
+        if not clip_ids:
+            return
+        quoted = ", ".join("'" + c.replace("'", "''") + "'" for c in clip_ids)
+        for name in (CLIPS, MOTION_TOKENS, VIDEO_TOKENS):
+            if (self.path / f"{name}.lance").exists():
+                self.table(name).delete(f"clip_id IN ({quoted})")
+
     def tag(self, name: str, tag: str) -> None:
         t = self.table(name)
         if tag not in t.tags.list():

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from catalog.nearest import nearest
 from catalog.sql import query
@@ -136,3 +137,30 @@ def test_a_half_written_vae_checkpoint_is_rebuilt(latents_built, tmp_path):
     assert s.vae_id == first.vae_id  # the same (deterministic) weights: the same checkpoint folder
     assert (ckpt / "config.json").is_file()
     assert s.clips == first.clips > 0 and s.failures == 0
+
+
+def test_the_store_holds_one_model_generation(latents_built, tmp_path):
+    """Orphan rows (their clip left the shards) made by another VAE: the build refuses, nearest and the
+    summary see the mix, and --prune removes them."""
+    from catalog.nearest import NearestError
+    from catalog.sql import store_models
+    from latents.store import CLIPS, StoreError
+
+    src, first = latents_built
+    layout = DataLayout(tmp_path / "d")
+    shutil.copytree(src.root, layout.root)
+    store = Store(layout.store_dir)
+    row = store.table(CLIPS).to_arrow().slice(0, 1).to_pylist()[0]
+    row.update(clip_id="orphan0000000000000", vae_id="motion-vae-oldgeneration")
+    Store(layout.store_dir, video_dim=first.video_dim).upsert(CLIPS, [row])
+    assert "(MIXED)" in store_models(layout)[0]  # the summary names the mix, not one stale id
+    with pytest.raises(NearestError, match="mixes model generations"):
+        nearest(layout, text="a person walks", space="text", k=2)
+    before = Store(layout.store_dir).version(CLIPS)
+    with pytest.raises(StoreError, match="--prune"):
+        run_latents(layout, vae_cfg=VAEConfig(**LATENTS_VAE_KW))
+    assert Store(layout.store_dir).version(CLIPS) == before  # refused before writing a row
+    s = run_latents(layout, vae_cfg=VAEConfig(**LATENTS_VAE_KW), prune=True)
+    assert s.pruned == 1 and s.clips == first.clips
+    assert store_models(layout)[0] == first.vae_id
+    assert nearest(layout, text="a person walks", space="text", k=2)
