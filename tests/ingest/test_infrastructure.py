@@ -22,32 +22,24 @@ def _published(tmp_path, small_sample, ingested):
     return src, layout
 
 
-def test_a_read_only_or_full_staging_folder_stops_the_run(small_sample, ingested, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where,code,text", [
+    ("stage_samples", errno.ENOSPC, "No space left on device"),  # a full (or read-only) staging folder
+    ("hash_sources", errno.EIO, "Input/output error"),  # EIO while reading a source
+])
+def test_an_io_failure_stops_the_run_and_changes_nothing(small_sample, ingested, tmp_path, monkeypatch,
+                                                          where, code, text):
     src, layout = _published(tmp_path, small_sample, ingested)
     before = shard_digests(layout)
 
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def fail(*a, **k):
+        raise OSError(code, text)
 
-    monkeypatch.setattr(stage, "stage_samples", full)
-    with pytest.raises(InfrastructureError, match="No space left") as e:
+    monkeypatch.setattr(stage, where, fail)
+    with pytest.raises(InfrastructureError, match=text) as e:
         run_ingest(layout, src, TEST_CFG, executor="serial", progress=False)
     assert "nothing" in str(e.value)
     assert shard_digests(layout) == before  # not one published byte changed
     assert read_ledger(layout.ledger("ingest")) == []  # no "internal" rows for the machine's fault
-
-
-def test_eio_while_reading_is_not_bad_input(small_sample, ingested, tmp_path, monkeypatch):
-    src, layout = _published(tmp_path, small_sample, ingested)
-    before = shard_digests(layout)
-
-    def eio(*a, **k):
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(stage, "hash_sources", eio)
-    with pytest.raises(InfrastructureError, match="Input/output"):
-        run_ingest(layout, src, TEST_CFG, executor="serial", progress=False)
-    assert shard_digests(layout) == before
 
 
 def test_a_missing_source_root_changes_nothing(small_sample, ingested, tmp_path):
