@@ -85,8 +85,7 @@ class ModelUnpickler(RestrictedUnpickler):
         ("copyreg", "_reconstructor"): _reconstructor,
         ("__builtin__", "object"): object,
         ("builtins", "object"): object,
-        **{(m, n): getattr(__builtins__, n, None) or {"set": set, "frozenset": frozenset}[n]
-           for m in ("__builtin__", "builtins") for n in ("set", "frozenset")},
+        **{(m, n): t for m in ("__builtin__", "builtins") for n, t in (("set", set), ("frozenset", frozenset))},
     }
 
 
@@ -98,7 +97,7 @@ def _to_numpy(value: Any, key: str) -> np.ndarray | None:
         if "x" not in st:
             raise BodyModelFileError(f"{key}: a chumpy object without a value 'x' (a derived expression); "
                                      f"state keys {sorted(st)[:8]}")
-        return np.asarray(_to_numpy(st["x"], key) if not isinstance(st["x"], np.ndarray) else st["x"])
+        return np.asarray(_to_numpy(st["x"], key))
     if isinstance(value, _Sparse):
         st = value.state
         shape = tuple(st.get("_shape") or st.get("shape"))

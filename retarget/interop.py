@@ -11,7 +11,6 @@ All pickles go through the restricted unpickler. Quaternions are converted to wx
 
 from __future__ import annotations
 
-import itertools
 import json
 import pickle
 from pathlib import Path
@@ -126,16 +125,17 @@ def detect_joint_order(d: dict[str, np.ndarray], path: Path) -> tuple[str, ...]:
     robot = G1("g1_29dof" if n == 29 else "g1_23dof")
     k = min(5, len(d["joint_pos"]))
     errors = {}
-    for jname, bname in itertools.product(("mujoco", "isaaclab_bfs"), repeat=2):
+    for jname in ("mujoco", "isaaclab_bfs"):  # forward kinematics once per joint order
         joints, _ = orders(robot, jname)
-        _, bodies = orders(robot, bname)
         perm = [joints.index(j) for j in robot.config.joints]
         qpos = robot.qpos(d["body_pos_w"][:k, 0].astype(np.float64), d["body_quat_w"][:k, 0].astype(np.float64),
                           d["joint_pos"][:k][:, perm].astype(np.float64))
-        pos, _ = robot.bodies(qpos)
-        pos = pos[:, [robot.body_names.index(b) for b in bodies]]
-        if pos.shape[1] == d["body_pos_w"].shape[1]:
-            errors[f"joints {jname}, bodies {bname}"] = (float(np.abs(pos - d["body_pos_w"][:k]).max()), joints)
+        pos_mj, _ = robot.bodies(qpos)
+        for bname in ("mujoco", "isaaclab_bfs"):  # then each body order is a permutation
+            _, bodies = orders(robot, bname)
+            pos = pos_mj[:, [robot.body_names.index(b) for b in bodies]]
+            if pos.shape[1] == d["body_pos_w"].shape[1]:
+                errors[f"joints {jname}, bodies {bname}"] = (float(np.abs(pos - d["body_pos_w"][:k]).max()), joints)
     best = min(errors.items(), key=lambda kv: kv[1][0]) if errors else None
     if best is None or best[1][0] > 0.01:
         found = {k: round(v[0], 3) for k, v in errors.items()}

@@ -27,7 +27,7 @@ from typing import Iterator
 from robomirror.errors import RoboMirrorError
 
 LOCK_NAME = ".writer.lock"
-_held: dict[str, list] = {}  # resolved root -> [fd, depth]
+_held: set[str] = set()  # resolved roots this process holds
 
 
 class DataRootBusy(RoboMirrorError):
@@ -48,12 +48,8 @@ def writer_lock(root: Path, command: str) -> Iterator[None]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     key = str(root.resolve())
-    if key in _held:
-        _held[key][1] += 1
-        try:
-            yield
-        finally:
-            _held[key][1] -= 1
+    if key in _held:  # re-entrant: the outer block holds and releases it
+        yield
         return
     path = root / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -71,11 +67,11 @@ def writer_lock(root: Path, command: str) -> Iterator[None]:
                        "command": command, "argv": sys.argv[:6]})
     os.ftruncate(fd, 0)
     os.pwrite(fd, body.encode(), 0)
-    _held[key] = [fd, 1]
+    _held.add(key)
     try:
         yield
     finally:
-        _held.pop(key, None)
+        _held.discard(key)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
