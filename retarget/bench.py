@@ -25,6 +25,7 @@ from retarget.config import RetargetConfig
 from retarget.correspondence import G1_KEYPOINTS
 from retarget.robot import G1
 from robomirror.paths import DataLayout, resolve_data_root
+from robomirror.shards import published_shards
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 PEERS = "reference (not measured here): GMR ~50 frames/s, MPKPE-aligned 5.5 cm, skate 29 cm/s, penetration 2.7 cm; " \
@@ -32,7 +33,7 @@ PEERS = "reference (not measured here): GMR ~50 frames/s, MPKPE-aligned 5.5 cm, 
 
 
 def _human_clips(layout: DataLayout, limit: int = 8):
-    urls = sorted(str(p) for p in layout.root.glob("shards/ingest/*/shard-*.tar"))
+    urls = [str(p) for m in sorted(layout.root.glob("shards/ingest/*/manifest.parquet")) for p in published_shards(m)]
     if not urls:
         from ingest.config import IngestConfig
         from ingest.pipeline import run_ingest
@@ -42,7 +43,7 @@ def _human_clips(layout: DataLayout, limit: int = 8):
         layout = DataLayout(tmp)
         run_ingest(layout, build_sample(tmp / "sample", SampleConfig(n_motionx=6, n_nymeria=1), progress=False),
                    IngestConfig(), executor="serial", progress=False)
-        urls = sorted(str(p) for p in layout.root.glob("shards/ingest/*/shard-*.tar"))
+        urls = [str(p) for m in sorted(layout.root.glob("shards/ingest/*/manifest.parquet")) for p in published_shards(m)]
     out = []
     for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
         h = np.load(io.BytesIO(s["human.npz"]))

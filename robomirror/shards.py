@@ -5,6 +5,12 @@ sequence order, so every run over the same sources produces the same shards. A s
 kept when its sidecar names the same plan and the file hashes to the sidecar's sha256; anything
 else is rebuilt. The sidecar is written after the shard, so a shard without a valid sidecar is
 never trusted.
+
+Generations: a shard's name carries its plan digest (`shard-000003-<digest>.tar`), so a published
+name never changes content: a new corpus writes new names beside the old ones. The manifest is the
+single commit point: once it is renamed into place the new generation is visible, and only then are
+shards removed, and only those that neither the new nor the previous manifest lists. A reader holding
+either manifest finds every clip it lists, whenever a writer is killed.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import pyarrow.parquet as pq
 
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import HashingWriter, digest_of, publish_json, publish_with, sha256_bytes, sha256_file
-from robomirror.errors import FormatVersionError, IntegrityError
+from robomirror.errors import FormatVersionError, InfrastructureError, IntegrityError
 from robomirror.tario import read_tar, tar_member_bytes, write_tar
 
-SHARD_PATTERN = "shard-%06d.tar"
+SHARD_PATTERN = "shard-%06d-%s.tar"  # index, plan digest prefix
+SHARD_GLOB = "shard-*.tar"
+_DIGEST_CHARS = 16
 
 
 @dataclass
@@ -37,7 +45,7 @@ class PlannedShard:
 
     @property
     def name(self) -> str:
-        return SHARD_PATTERN % self.index
+        return SHARD_PATTERN % (self.index, self.plan_digest[:_DIGEST_CHARS])
 
 
 @dataclass
@@ -131,33 +139,68 @@ def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
     return side
 
 
+def manifest_shards(manifest_path: Path) -> list[str]:
+    """The shard names a manifest lists, in order; empty when there is no (readable) manifest."""
+    try:
+        names = pq.read_table(manifest_path, columns=["shard"]).column("shard").to_pylist()
+    except (OSError, pa.ArrowInvalid):
+        return []
+    return list(dict.fromkeys(names))
+
+
+def published_shards(manifest_path: Path) -> list[Path]:
+    """The shard files of the committed generation (what its manifest lists), in order.
+
+    Consumers read these, never a glob of the folder: the folder also holds the previous
+    generation's shards, kept for readers that still hold the previous manifest.
+    """
+    return [Path(manifest_path).parent / name for name in manifest_shards(manifest_path)]
+
+
 def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, target_bytes: int,
          manifest_row: Callable[[str, dict], dict], manifest_schema: pa.Schema) -> PackResult:
-    """Publish the planned shards (keeping verified ones), retract stale ones, write the manifest.
+    """Publish the planned shards (keeping verified ones), commit the manifest, then collect garbage.
 
     manifest_row(shard_name, staged_sample) -> one manifest row; rows follow the plan order.
+    The steps, each atomic: new shards (+ sidecars) under new names -> the manifest (the commit)
+    -> removal of shards that neither this manifest nor the previous one lists. A kill before the
+    commit leaves the previous generation whole; a kill after it leaves the new one whole.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = set(manifest_shards(manifest_path))
     plan = plan_shards(staged, target_bytes)
     rows, rebuilt, kept, nbytes = [], 0, 0, 0
-    for shard in plan:
-        side = verify_shard(out_dir / shard.name, shard.plan_digest)
-        if side is None:
-            side = publish_shard(out_dir, shard)
-            rebuilt += 1
-        else:
-            kept += 1
-        nbytes += side["bytes"]
-        rows.extend(manifest_row(shard.name, s) for s in shard.samples)
-    # Shards past the end of the plan belong to an older corpus: retract them (sidecar first).
-    for old in sorted(out_dir.glob("shard-*.tar")):
-        idx = int(old.stem.split("-")[1])
-        if idx >= len(plan):
-            old.with_suffix(".json").unlink(missing_ok=True)
-            old.unlink()
-    table = pa.Table.from_pylist(rows, schema=manifest_schema)
-    publish_with(manifest_path, lambda f: pq.write_table(table, f))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for shard in plan:
+            side = verify_shard(out_dir / shard.name, shard.plan_digest)
+            if side is None:
+                side = publish_shard(out_dir, shard)
+                rebuilt += 1
+            else:
+                kept += 1
+            nbytes += side["bytes"]
+            rows.extend(manifest_row(shard.name, s) for s in shard.samples)
+        table = pa.Table.from_pylist(rows, schema=manifest_schema)
+        publish_with(manifest_path, lambda f: pq.write_table(table, f))  # the commit point
+    except OSError as e:  # full or read-only: the committed generation is untouched
+        raise InfrastructureError(f"publishing to {out_dir} failed: {e.strerror or e}; nothing was committed, the "
+                                  "previous manifest and every shard it lists are intact (rerun resumes)") from e
+    collect_garbage(out_dir, keep=previous | {s.name for s in plan})
     return PackResult(len(plan), rebuilt, kept, len(rows), nbytes)
+
+
+def collect_garbage(out_dir: Path, keep: set[str]) -> int:
+    """Remove shards (sidecar first) that no kept generation lists; returns how many went."""
+    n = 0
+    for old in sorted(out_dir.glob(SHARD_GLOB)):
+        if old.name not in keep:
+            old.with_suffix(".json").unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+            n += 1
+    for side in sorted(out_dir.glob("shard-*.json")):  # a sidecar whose shard is gone
+        if side.with_suffix(".tar").name not in keep and not side.with_suffix(".tar").exists():
+            side.unlink(missing_ok=True)
+    return n
 
 
 def stage_samples(tar_path: Path, side_path: Path, samples: list[tuple[str, dict[str, bytes], dict]],

@@ -54,7 +54,7 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(ingested, small_sample, t
            "--motionx", str(small_sample["motionx"]), "--nymeria", str(small_sample["nymeria"]),
            "--shard-mb", str(TEST_CFG.shard_target_bytes / 1e6)]
     killed_during = None
-    for wait_for in ("work/ingest/motionx/*.json", "shards/ingest/motionx/shard-000000.json"):
+    for wait_for in ("work/ingest/motionx/*.json", "shards/ingest/motionx/shard-000000-*.json"):
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and not list(root.glob(wait_for)):
