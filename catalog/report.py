@@ -81,6 +81,17 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
         ax[3].set(title="foot skate", xlabel="cm/s")
         figs.append(("Retargeting (G1)", _png(fig)))
     try:
+        tm = query(layout, "SELECT dataset, n_frames, ik_frames_per_s, total_frames_per_s FROM retarget_timing").df()
+    except Exception:  # noqa: BLE001 - a data root retargeted before per-clip timing existed
+        tm = None
+    if tm is not None and len(tm):
+        fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        ax[0].hist(tm.ik_frames_per_s, bins=20, color="#4878a8")
+        ax[0].set(title=f"IK speed per clip (median {tm.ik_frames_per_s.median():.0f})", xlabel="frames/s, one core")
+        ax[1].scatter(tm.n_frames, tm.total_frames_per_s, s=14, color="#c0504d")
+        ax[1].set(title="whole retarget per clip", xlabel="frames in clip", ylabel="frames/s")
+        figs.append(("Retarget speed (as measured when each clip was built)", _png(fig)))
+    try:
         st = query(layout, "SELECT text, motion_latent, video_latent, vlm_id FROM store_clips").df()
     except Exception:  # noqa: BLE001 - no store yet
         st = None

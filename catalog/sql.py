@@ -40,6 +40,9 @@ def _views(layout: DataLayout) -> dict[str, str]:
         if manifests:
             files = ", ".join(sql_literal(p) for p in manifests)
             views[view] = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+    timing = layout.root / "runs" / "retarget_timing.parquet"
+    if timing.is_file():
+        views["retarget_timing"] = f"SELECT * FROM read_parquet({sql_literal(timing)})"
     ledgers = sorted((layout.root / "ledger").glob("*.parquet")) if (layout.root / "ledger").is_dir() else []
     if ledgers:
         files = ", ".join(sql_literal(p) for p in ledgers)

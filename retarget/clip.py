@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -54,15 +55,21 @@ def _continuous_quats(q: np.ndarray) -> np.ndarray:
     return q
 
 
+@functools.lru_cache(maxsize=4)
+def _body_model(model_type: str, body_models_dir: str):
+    """One loaded SMPL/SMPL-X model per process: loading it per clip cost ~3/4 of the retarget time."""
+    from ingest.body_model import load_body_model
+
+    return load_body_model(model_type, Path(body_models_dir))
+
+
 def _betas_refit(robot: G1, joint_names, params, cfg: RetargetConfig, shape: ShapeFit | None):
     """Joints re-posed with betas fitted to the G1 (real model files only), or None."""
     if not cfg.body_models_dir or params is None or not {"root_orient", "pose_body", "trans", "betas"} <= set(params):
         return None, None
-    from ingest.body_model import load_body_model
     from retarget.betas_fit import BetasFit, fit_betas, repose
 
-    model_type = "smplx" if len(joint_names) == 55 else "smpl"
-    body = load_body_model(model_type, Path(cfg.body_models_dir))
+    body = _body_model("smplx" if len(joint_names) == 55 else "smpl", str(cfg.body_models_dir))
     table_name, table = table_for(joint_names)
     if shape is not None and shape.betas_fit is not None:
         fit = BetasFit(**shape.betas_fit)

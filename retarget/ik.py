@@ -51,16 +51,40 @@ def foot_pitch(kp: dict[str, np.ndarray], side: str) -> np.ndarray:
     return np.arctan2(-d[:, 2], np.linalg.norm(d[:, :2], axis=-1))
 
 
-def foot_rotation(kp: dict[str, np.ndarray], side: str, t: int, flat_pitch: float) -> np.ndarray:
-    """Foot heading from ankle to toe; pitch relative to the skeleton's own flat-foot pitch
-    (skeletons disagree on where the toe joint sits, so only the change from flat is used)."""
-    d = kp[f"{side}_toe"][t] - kp[f"{side}_ankle"][t]
-    yaw = np.arctan2(d[1], d[0]) if np.linalg.norm(d[:2]) > 1e-6 else 0.0
-    pitch = float(np.arctan2(-d[2], np.linalg.norm(d[:2]))) - flat_pitch
-    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
-    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
-    return rz @ ry
+def foot_rotations(kp: dict[str, np.ndarray], side: str, flat_pitch: float) -> np.ndarray:
+    """(T, 3, 3) foot frames in the world: x from ankle to toe, y level (no roll) and on the side the
+    shin says, pitched back by the skeleton's own flat-foot pitch (skeletons disagree on where the toe
+    joint sits).
+
+    A heading taken from the ankle -> toe vector alone (yaw = atan2, pitch capped at +-90 degrees) flips
+    180 degrees when the toe passes behind or above the ankle (toe-off, kneeling, crawling,
+    cartwheels) and drags hip yaw and knee with it. Here the level side axis z_up x foot has two
+    signs, and the one that agrees with the shin (knee - ankle) x foot is taken; a vertical foot keeps
+    the side axis of the frame before it, so the frame is continuous through every pose.
+    """
+    x = kp[f"{side}_toe"] - kp[f"{side}_ankle"]
+    x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+    level = np.cross(np.array([0.0, 0.0, 1.0]), x)
+    level_norm = np.linalg.norm(level, axis=-1)
+    shin = kp[f"{side}_knee"] - kp[f"{side}_ankle"]
+    by_shin = np.cross(shin, x)
+    shin_norm = np.linalg.norm(by_shin, axis=-1) / np.maximum(np.linalg.norm(shin, axis=-1), 1e-9)
+    y = np.empty_like(x)
+    prev = np.array([0.0, 1.0, 0.0])
+    for t in range(len(x)):
+        ref = by_shin[t] if shin_norm[t] > 0.05 else prev
+        if level_norm[t] > 0.05:
+            yt = level[t] / level_norm[t]
+            if np.dot(yt, ref) < 0:
+                yt = -yt
+        else:  # foot nearly vertical: no level axis; keep the reference, made orthogonal to the foot
+            yt = ref - np.dot(ref, x[t]) * x[t]
+            yt = yt / max(float(np.linalg.norm(yt)), 1e-12)
+        y[t] = prev = yt
+    frames = np.stack([x, y, np.cross(x, y)], axis=-1)
+    c, s = np.cos(-flat_pitch), np.sin(-flat_pitch)
+    back = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # local pitch by -flat (toe up)
+    return frames @ back
 
 
 def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: float,
@@ -85,16 +109,17 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     out = np.empty((n, model.nq))
     dt = 1.0 / fps
     prev_foot: dict[str, np.ndarray] = {}
-    flat = {}
+    flat: dict[str, float] = {}
     for k, side in enumerate(("left", "right")):
         pitch = foot_pitch(kp, side)
         flat[side] = float(np.median(pitch[contact[:, k]] if contact[:, k].any() else pitch))
+    feet = {f"{side}_ankle": foot_rotations(kp, side, flat[side]) for side in ("left", "right")}
     for t in range(n):
         for name, task in tasks.items():
             if name == "pelvis":
                 rot = pelvis_rotation(kp, t)
             elif name in ("left_ankle", "right_ankle"):
-                rot = foot_rotation(kp, name.split("_")[0], t, flat[name.split("_")[0]])
+                rot = feet[name][t]
             else:
                 rot = np.eye(3)
             pos = kp[name][t].copy()

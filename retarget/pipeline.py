@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ingest.failures import Failure, write_ledger
@@ -23,10 +25,12 @@ from retarget.clip import retarget_clip
 from retarget.config import RetargetConfig
 from retarget.manifest import MANIFEST_SCHEMA, manifest_row
 from retarget.robot import G1
-from robomirror.atomic import npz_bytes, sha256_file, sweep_temp_files
+from robomirror.atomic import npz_bytes, publish_with, sha256_file, sweep_temp_files
+from robomirror.errors import InfrastructureError
 from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
-from robomirror.shards import PackResult, cached_staging, load_staged, pack, stage_samples, verify_shard
+from robomirror.shards import (PackResult, cached_staging, load_staged, pack, published_shards, stage_samples,
+                               verify_shard)
 from robomirror.tario import read_tar
 from robomirror.writer_lock import writes_data_root
 
@@ -45,7 +49,7 @@ class ShardJob:
 @dataclass(frozen=True)
 class ShardResult:
     shard: str
-    status: str  # "built" | "cached" | "failed"
+    status: str  # "built" | "cached" | "failed" | "infra_error" (the machine failed: the run must stop)
     clips: int
     frames: int
     ik_seconds: float
@@ -94,14 +98,18 @@ def _samples(tar_path: str) -> dict[str, dict[str, bytes]]:
 def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
     stem = Path(job.work_dir) / Path(job.shard).stem
     tar_path, side_path = stem.with_suffix(".tar"), stem.with_suffix(".json")
-    header = {"ingest_shard": Path(job.shard).name, "ingest_sha256": sha256_file(Path(job.shard)),
-              "config": cfg.fingerprint()}
+    try:
+        header = {"ingest_shard": Path(job.shard).name, "ingest_sha256": sha256_file(Path(job.shard)),
+                  "config": cfg.fingerprint()}
+    except OSError as e:
+        return _infra(job, f"cannot read {job.shard}: {e}")
     side = cached_staging(side_path, tar_path, header)  # failures of a cached shard come back from its sidecar
     if side is not None:
         return ShardResult(job.shard, "cached", len(side["samples"]), 0, 0.0,
                            tuple(Failure(**f) for f in side.get("failures", ())), tuple(s["meta"] for s in side["samples"]))
     robot = robot_for(cfg)
     staged, failures, reports = [], [], []
+    timing: dict[str, dict] = {}
     frames, ik_s = 0, 0.0
     shapes: dict[tuple[str, str], object] = {}  # shape fit cached per subject (dataset, sequence)
     for key, members in sorted(_samples(job.shard).items()):
@@ -126,13 +134,46 @@ def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
         report = {"clip_id": key, "format_version": 1, "dataset": meta["dataset"], "subset": meta["subset"],
                   "sequence": meta["sequence"], "view": meta["view"], "ingest_shard": Path(job.shard).name,
                   "body_model": meta["body_model"], "config": cfg.fingerprint(), **res.report}
-        report.pop("timing")  # wall-clock numbers would make the bytes differ between runs
+        # wall-clock numbers would make the shard bytes differ between runs: they go to the staging
+        # sidecar and from there to <root>/runs/retarget_timing.parquet (catalog view retarget_timing)
+        timing[key] = {**report.pop("timing"), "n_frames": res.motion.n_frames}
         out = {"robot.npz": npz_bytes(res.motion.to_beyondmimic(robot)),
                "retarget.json": json.dumps(report, sort_keys=True, indent=1).encode()}
         staged.append((key, out, report))
         reports.append(report)
-    stage_samples(tar_path, side_path, staged, {**header, "failures": [asdict(f) for f in failures]})
+    try:
+        stage_samples(tar_path, side_path, staged, {**header, "failures": [asdict(f) for f in failures],
+                                                    "timing": timing})
+    except OSError as e:  # full or read-only work folder: not the clips' fault
+        return _infra(job, f"cannot write staging {tar_path}: {e}")
     return ShardResult(job.shard, "built", len(staged), frames, ik_s, tuple(failures), tuple(reports))
+
+
+def _infra(job: ShardJob, detail: str) -> ShardResult:
+    return ShardResult(job.shard, "infra_error", 0, 0, 0.0,
+                       (Failure(job.dataset, Path(job.shard).name, job.shard, STAGE, "infrastructure", detail),))
+
+
+TIMING_SCHEMA = pa.schema([("clip_id", pa.string()), ("dataset", pa.string()), ("n_frames", pa.int32()),
+                           ("ik_frames_per_s", pa.float64()), ("total_frames_per_s", pa.float64())])
+
+
+def _publish_timing(layout: DataLayout, stems: dict[str, list[str]]) -> None:
+    """Per-clip retarget speed of the published generation, as measured when each clip was built."""
+    rows = []
+    for ds, ds_stems in sorted(stems.items()):
+        for _, side in load_staged(layout.work_dir(STAGE, ds), ds_stems):
+            for clip_id, t in sorted(side.get("timing", {}).items()):
+                rows.append({"clip_id": clip_id, "dataset": ds, **t})
+    table = pa.Table.from_pylist(rows, schema=TIMING_SCHEMA)
+    publish_with(layout.root / "runs" / "retarget_timing.parquet", lambda f: pq.write_table(table, f))
+
+
+def _drop_unused_staging(work_dir: Path, stems: set[str]) -> None:
+    """Staging made from ingest shards that are no longer published can never be used again."""
+    for p in sorted(work_dir.glob("shard-*")):
+        if p.name.split(".", 1)[0] not in stems:
+            p.unlink(missing_ok=True)
 
 
 def _shape_from(report: dict):
@@ -153,7 +194,7 @@ def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray",
     datasets = sorted(p.name for p in (layout.root / "shards" / SOURCE_STAGE).glob("*") if p.is_dir())
     for ds in datasets:
         layout.work_dir(STAGE, ds).mkdir(parents=True, exist_ok=True)
-        for shard in sorted(layout.shard_dir(SOURCE_STAGE, ds).glob("shard-*.tar")):
+        for shard in published_shards(layout.manifest(SOURCE_STAGE, ds)):  # the committed generation only
             if verify_shard(shard) is None:
                 s.failures.append(Failure(ds, shard.name, str(shard), STAGE, "bad_input_shard",
                                           "ingest shard does not match its sidecar; rerun `make shards`"))
@@ -162,8 +203,11 @@ def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray",
     s.shards_in = len(jobs)
     reports: list[dict] = []
     bar = tqdm(total=len(jobs), desc="retarget shards", unit="shard", disable=not progress)
+    infra: list[str] = []
     for job, r in run_tasks(process_shard, jobs, (cfg,), executor, ray_address, num_cpus):
-        if isinstance(r, BaseException):
+        if not isinstance(r, BaseException) and r.status == "infra_error":
+            infra.append(r.failures[0].detail)
+        elif isinstance(r, BaseException):
             s.failures.append(Failure(job.dataset, Path(job.shard).name, job.shard, STAGE, "worker_crashed",
                                       f"{type(r).__name__}: {r}"))
         else:
@@ -175,6 +219,10 @@ def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray",
             reports.extend(r.reports)
         bar.update(1)
     bar.close()
+    if infra:  # stop before packing: nothing is published, retracted or ledgered from a broken machine
+        raise InfrastructureError(f"{len(infra)} of {len(jobs)} ingest shards hit an infrastructure error, so nothing "
+                                  f"was published (the previous shards, manifest and ledger are untouched); "
+                                  f"first: {infra[0]}")
     for ds in datasets:
         stems = [Path(j.shard).stem for j in jobs if j.dataset == ds]
         staged = load_staged(layout.work_dir(STAGE, ds), stems)
@@ -182,6 +230,7 @@ def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray",
                    manifest_row, MANIFEST_SCHEMA)
         s.per_dataset[ds] = res
         s.clips += res.clips
+        _drop_unused_staging(layout.work_dir(STAGE, ds), set(stems))
     s.failed_clips = len(s.failures)
     s.failures_by_reason = Counter(f.reason for f in s.failures)
     if reports:
@@ -190,5 +239,6 @@ def run_retarget(layout: DataLayout, cfg: RetargetConfig, executor: str = "ray",
         s.skate_median_cm_s = float(np.median([r["metrics"]["foot_skate_cm_s"] for r in reports]))
         s.penetration_median_cm = float(np.median([r["metrics"]["penetration_cm"] for r in reports]))
     write_ledger(layout.ledger(STAGE), s.failures)
+    _publish_timing(layout, {ds: [Path(j.shard).stem for j in jobs if j.dataset == ds] for ds in datasets})
     s.seconds = time.perf_counter() - t0
     return s

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from robomirror.errors import RoboMirrorError
+from robomirror.errors import InfrastructureError, RoboMirrorError
 
 LOCK_NAME = ".writer.lock"
 _held: set[str] = set()  # resolved roots this process holds
@@ -46,13 +46,17 @@ def holder(root: Path) -> dict:
 def writer_lock(root: Path, command: str) -> Iterator[None]:
     """Hold the data root's writer lock for the block; raise DataRootBusy at once if it is held."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     key = str(root.resolve())
     if key in _held:  # re-entrant: the outer block holds and releases it
         yield
         return
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # read-only, full, or gone: the machine's fault, not the input's
+        raise InfrastructureError(f"cannot take the writer lock {path}: {e.strerror or e}; the data root must be "
+                                  "writable (nothing was read or changed)") from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
