@@ -53,7 +53,9 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
-bench: setup
+bench: export LANCE_LOG := error
+bench: export LANCEDB_LOG := error
+bench: setup  # lance/lancedb log a warning per empty IVF partition and k-means cluster: tables stay readable
 	$(BIN)/python -m ingest.bench
 	$(BIN)/python -m retarget.bench
 	$(BIN)/python -m latents.bench

@@ -13,6 +13,7 @@ from pathlib import Path
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import Bitmap, IvfPq
 
 from latents.text import TEXT_DIM
 from robomirror import FORMAT_VERSION
@@ -184,13 +185,13 @@ class Store:
         t = self.table(CLIPS)
         built = []
         for col in SCALAR_INDEXED:
-            t.create_scalar_index(col, index_type="BITMAP", replace=True)
+            t.create_index(col, replace=True, config=Bitmap())
             built.append(f"bitmap:{col}")
         n = t.count_rows()
         if n >= ann_min_rows:
             for col, dim in vector_widths(self.video_dim)[CLIPS].items():
-                t.create_index(metric="cosine", index_type="IVF_PQ", vector_column_name=col,
-                               num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=_sub_vectors(dim), replace=True)
+                t.create_index(col, replace=True, config=IvfPq(  # with config, the first argument is the column
+                    distance_type="cosine", num_partitions=max(16, int(np.sqrt(n))), num_sub_vectors=_sub_vectors(dim)))
                 built.append(f"ivf_pq:{col}")
         return built
 

@@ -26,10 +26,15 @@ def _model():
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def embed_texts(texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """(N, 384) float32, unit norm; an empty text embeds as the zero vector's stand-in ''."""
+def embed_texts(texts: list[str], batch_size: int = 128) -> np.ndarray:
+    """(N, 384) float32, unit norm; an empty text embeds as the zero vector's stand-in ''.
+
+    Each distinct text is embedded once (clips of one sequence share their label), in batches that
+    sentence-transformers sorts by length, so padding is small."""
     if not texts:
         return np.zeros((0, TEXT_DIM), np.float32)
-    out = _model().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                          show_progress_bar=False, convert_to_numpy=True)
-    return out.astype(np.float32)
+    unique = sorted(set(texts))
+    out = _model().encode(unique, batch_size=batch_size, normalize_embeddings=True,
+                          show_progress_bar=False, convert_to_numpy=True).astype(np.float32)
+    row = {t: i for i, t in enumerate(unique)}
+    return out[[row[t] for t in texts]]

@@ -22,6 +22,7 @@ class RetargetConfig:
     posture_cost: float = 0.02  # posture regulariser towards the previous frame [1/rad]
     contact_lock: bool = True  # pin feet in contact to their previous position
     smooth_sigma_frames: float = 0.0  # optional Gaussian smoothing [frames]; off: it costs foot skate (bench)
+    foot_frame: str = "shin"  # foot orientation target: "shin" (level, continuous) or "heading" (the old one, bench)
     floor_z_m: float | None = None  # floor height in the source frame if known; None: estimated per clip
     stab_eps_m: float = 0.1  # CoM-CoP distance under which a frame is stable [m]
     stab_max_unstable_run: int = 100  # a clip fails at this many consecutive unstable frames
@@ -35,6 +36,8 @@ class RetargetConfig:
             problems.append(f"proportion_blend must be in [0, 1], got {self.proportion_blend}")
         if isinstance(self.iterations_per_frame, int) and self.iterations_per_frame < 1:
             problems.append("iterations_per_frame must be >= 1")
+        if self.foot_frame not in ("shin", "heading"):
+            problems.append(f"foot_frame must be 'shin' or 'heading', got {self.foot_frame!r}")
         if self.on_error not in ("ledger", "raise"):
             problems.append(f"on_error must be 'ledger' or 'raise', got {self.on_error!r}")
         if problems:

@@ -26,6 +26,7 @@ class IKConfig:
     posture_cost: float = 0.02  # regulariser towards the previous frame's joints [1/rad]
     contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
     lock_cost: float = 10.0  # position cost of a locked foot [1/m]: it must win over the other tasks
+    foot_frame: str = "shin"  # "shin": level side axis signed by the shin; "heading": yaw of ankle->toe (flips)
     tasks: tuple[TaskSpec, ...] = TASKS
 
 
@@ -87,6 +88,19 @@ def foot_rotations(kp: dict[str, np.ndarray], side: str, flat_pitch: float) -> n
     return frames @ back
 
 
+def heading_foot_rotations(kp: dict[str, np.ndarray], side: str, flat_pitch: float) -> np.ndarray:
+    """The earlier foot target, kept as the bench's control: yaw from the ankle -> toe vector, pitch
+    capped at +-90 degrees. It flips 180 degrees when the toe passes behind the ankle."""
+    d = kp[f"{side}_toe"] - kp[f"{side}_ankle"]
+    yaw = np.arctan2(d[:, 1], d[:, 0])
+    pitch = np.arctan2(-d[:, 2], np.linalg.norm(d[:, :2], axis=-1)) - flat_pitch
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    z, o = np.zeros_like(yaw), np.ones_like(yaw)
+    rz = np.stack([np.stack([cy, -sy, z], -1), np.stack([sy, cy, z], -1), np.stack([z, z, o], -1)], -2)
+    ry = np.stack([np.stack([cp, z, sp], -1), np.stack([z, o, z], -1), np.stack([-sp, z, cp], -1)], -2)
+    return rz @ ry
+
+
 def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: float,
                cfg: IKConfig = IKConfig()) -> np.ndarray:
     """Joint trajectories for scaled human keypoints.
@@ -113,7 +127,8 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     for k, side in enumerate(("left", "right")):
         pitch = foot_pitch(kp, side)
         flat[side] = float(np.median(pitch[contact[:, k]] if contact[:, k].any() else pitch))
-    feet = {f"{side}_ankle": foot_rotations(kp, side, flat[side]) for side in ("left", "right")}
+    frames_of = foot_rotations if cfg.foot_frame == "shin" else heading_foot_rotations
+    feet = {f"{side}_ankle": frames_of(kp, side, flat[side]) for side in ("left", "right")}
     for t in range(n):
         for name, task in tasks.items():
             if name == "pelvis":

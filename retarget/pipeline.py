@@ -29,8 +29,15 @@ from robomirror.atomic import npz_bytes, publish_with, sha256_file, sweep_temp_f
 from robomirror.errors import InfrastructureError
 from robomirror.executor import run_tasks
 from robomirror.paths import DataLayout
-from robomirror.shards import (PackResult, cached_staging, load_staged, pack, published_shards, stage_samples,
-                               verify_shard)
+from robomirror.shards import (
+    PackResult,
+    cached_staging,
+    load_staged,
+    pack,
+    published_shards,
+    stage_samples,
+    verify_shard,
+)
 from robomirror.tario import read_tar
 from robomirror.writer_lock import writes_data_root
 

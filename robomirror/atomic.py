@@ -30,8 +30,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish_with(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write `path` atomically through the callback `write(file)`."""
+def publish_with(path: Path, write: Callable[[io.BufferedWriter], None], sync_dir: bool = True) -> None:
+    """Write `path` atomically through the callback `write(file)`. sync_dir=False leaves the directory
+    fsync to the caller, who must do it before anything that depends on the name (one for many files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
@@ -44,7 +45,8 @@ def publish_with(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 class HashingWriter:
@@ -72,9 +74,14 @@ def publish_bytes(path: Path, data: bytes) -> None:
     publish_with(path, lambda f: f.write(data))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """`obj` as sorted, indented JSON (deterministic bytes)."""
+    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+
+
 def publish_json(path: Path, obj: Any) -> None:
     """Atomically write `obj` as sorted, indented JSON (deterministic bytes)."""
-    publish_bytes(path, (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode())
+    publish_bytes(path, json_bytes(obj))
 
 
 def sweep_temp_files(root: Path) -> int:
@@ -86,6 +93,24 @@ def sweep_temp_files(root: Path) -> int:
                 p.unlink(missing_ok=True)
                 n += 1
     return n
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, count: int) -> None:
+    """Append `count` bytes of src from `offset` to dst (at its position) inside the kernel:
+    copy_file_range, else sendfile, else read + write."""
+    done = 0
+    while done < count:
+        try:
+            n = os.copy_file_range(src_fd, dst_fd, count - done, offset + done)
+        except OSError:  # EXDEV (another file system on some kernels), ENOSYS, EINVAL
+            try:
+                n = os.sendfile(dst_fd, src_fd, offset + done, count - done)
+            except OSError:
+                data = os.pread(src_fd, min(count - done, 8 << 20), offset + done)
+                n = os.write(dst_fd, data) if data else 0
+        if n <= 0:
+            raise OSError(f"source ended {count - done} bytes early while copying")
+        done += n
 
 
 def sha256_bytes(data: bytes) -> str:

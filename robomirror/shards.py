@@ -15,8 +15,10 @@ either manifest finds every clip it lists, whenever a writer is killed.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,9 +26,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robomirror import FORMAT_VERSION
-from robomirror.atomic import HashingWriter, digest_of, publish_json, publish_with, sha256_bytes, sha256_file
+from robomirror.atomic import (
+    HashingWriter,
+    copy_range,
+    digest_of,
+    fsync_dir,
+    json_bytes,
+    publish_json,
+    publish_with,
+    sha256_bytes,
+    sha256_file,
+)
 from robomirror.errors import FormatVersionError, InfrastructureError, IntegrityError
-from robomirror.tario import read_tar, tar_member_bytes, write_tar
+from robomirror.tario import BLOCK, TarWriter, read_tar, tar_member_bytes, write_tar
 
 SHARD_PATTERN = "shard-%06d-%s.tar"  # index, plan digest prefix
 SHARD_GLOB = "shard-*.tar"
@@ -38,9 +50,10 @@ class PlannedShard:
     index: int
     samples: list[dict]  # staged sample records: key, meta, members (name, size, sha256)
     staged_tars: list[Path]  # where each sample's members are, parallel to `samples`
+    offsets: list[int] = field(default_factory=list)  # byte offset of each sample's first header in its tar
 
-    @property
-    def plan_digest(self) -> str:
+    @functools.cached_property
+    def plan_digest(self) -> str:  # cached: the name (hence every manifest row) uses it
         return digest_of([(m["name"], m["sha256"]) for s in self.samples for m in s["members"]])
 
     @property
@@ -75,10 +88,14 @@ def plan_shards(staged: list[tuple[Path, dict]], target_bytes: int) -> list[Plan
     cur = PlannedShard(0, [], [])
     size = 0
     for tar, side in staged:
+        offset = 0  # write_tar lays samples out in sidecar order: offsets follow from the sizes
         for sample in side["samples"]:
             cur.samples.append(sample)
             cur.staged_tars.append(tar)
-            size += sum(tar_member_bytes(m["size"]) for m in sample["members"])
+            cur.offsets.append(offset)
+            nbytes = sum(tar_member_bytes(m["size"]) for m in sample["members"])
+            offset += nbytes
+            size += nbytes
             if size >= target_bytes:
                 shards.append(cur)
                 cur, size = PlannedShard(len(shards), [], []), 0
@@ -103,39 +120,113 @@ def verify_shard(path: Path, plan_digest: str | None = None) -> dict | None:
     return side
 
 
-def _members(shard: PlannedShard):
-    """Stream the shard's members out of the staged tars, checking each against the plan."""
-    by_tar: dict[Path, set[str]] = {}
-    for s, tar in zip(shard.samples, shard.staged_tars, strict=True):
-        by_tar.setdefault(tar, set()).update(m["name"] for m in s["members"])
-    cache: dict[str, bytes] = {}
-    for s, tar in zip(shard.samples, shard.staged_tars, strict=True):
-        if s["members"][0]["name"] not in cache:
-            wanted = by_tar[tar]
-            cache = {n: d for n, d in read_tar(str(tar)) if n in wanted}
+_RANGE_BYTES = 16 << 20  # at most this much of a staged tar is read at once
+
+
+def _ranges(shard: PlannedShard):
+    """(staged tar, start, [(sample, offset)]) runs of samples that lie back to back in one staged tar.
+
+    A staged tar holds its samples' members, headers included, exactly as the shard holds them (the
+    same deterministic writer), so a run is copied as one byte range instead of member by member."""
+    run: list = []
+    for s, tar, off in zip(shard.samples, shard.staged_tars, shard.offsets, strict=True):
+        nbytes = sum(tar_member_bytes(m["size"]) for m in s["members"])
+        if run and (run[0] != tar or run[2] != off or run[2] - run[1] >= _RANGE_BYTES):
+            yield run[0], run[1], run[3]
+            run = []
+        if not run:
+            run = [tar, off, off, []]
+        run[3].append((s, off))
+        run[2] = off + nbytes
+    if run:
+        yield run[0], run[1], run[3]
+
+
+def _checked(tar: Path, data, start: int, samples: list) -> None:
+    """Every member header of the run (in `data`, the staged tar's bytes) names the planned member
+    with the planned size."""
+    for s, off in samples:
+        pos = off
         for m in s["members"]:
-            data = cache.get(m["name"])
-            if data is None or len(data) != m["size"]:
+            hdr = bytes(data[pos:pos + BLOCK])
+            name = m["name"].encode()
+            if (len(hdr) < BLOCK or hdr[:len(name)] != name or hdr[len(name)] != 0
+                    or int(hdr[124:135].rstrip(b"\0 ") or b"0", 8) != m["size"]):
                 raise IntegrityError(f"{tar}: member {m['name']} missing or changed since staging")
-            yield m["name"], data
+            pos += tar_member_bytes(m["size"])
+
+
+def _write_shard(f, shard: PlannedShard) -> tuple[int, Callable[[], str]]:
+    """Write the shard's tar into the open file `f`; returns (bytes, a call that gives its sha256).
+
+    Each run of samples is copied inside the kernel (copy_file_range) while a helper thread hashes
+    the same bytes from a read-only map of the staged tar; the hash may still run while the caller
+    fsyncs the file, so a shard costs about one copy plus its fsync, not a read, a hash, a write and
+    an fsync in turn. Every member header is checked against the plan before its run is copied."""
+    import mmap
+    from concurrent.futures import ThreadPoolExecutor
+
+    f.flush()
+    fd = f.fileno()
+    digest, total = hashlib.sha256(), 0
+    maps: dict[Path, tuple] = {}
+    views: list[memoryview] = []
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-hash")  # one thread: updates stay in order
+    hashing = []
+
+    def finish() -> str:
+        try:
+            for h in hashing:
+                h.result()
+            return digest.hexdigest()
+        finally:
+            pool.shutdown(wait=True)
+            for v in views:
+                v.release()
+            for src, mm in maps.values():
+                mm.close()
+                src.close()
+
+    try:
+        for tar, start, samples in _ranges(shard):
+            if tar not in maps:
+                src = open(tar, "rb")  # noqa: SIM115 - closed by finish()
+                maps[tar] = (src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ))
+            src, mm = maps[tar]
+            end = samples[-1][1] + sum(tar_member_bytes(m["size"]) for m in samples[-1][0]["members"])
+            if end > len(mm):
+                raise IntegrityError(f"{tar}: shorter than its sidecar says ({len(mm)} < {end} bytes)")
+            _checked(tar, mm, start, samples)
+            views.append(memoryview(mm)[start:end])
+            hashing.append(pool.submit(digest.update, views[-1]))
+            copy_range(src.fileno(), fd, start, end - start)
+            total += end - start
+        tail = TarWriter.tail(total)
+        f.write(tail)
+        hashing.append(pool.submit(digest.update, tail))
+    except BaseException:
+        finish()
+        raise
+    return total + len(tail), finish
 
 
 def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
+    """Write one shard and its sidecar. Their directory entry is synced once, before the commit (pack)."""
     path = out_dir / shard.name
-    hashed: list[HashingWriter] = []
-
-    def write(f) -> None:
-        w = HashingWriter(f)
-        hashed.append(w)
-        write_tar(w, _members(shard))
-
-    publish_with(path, write)  # hashed while written: no second read of the shard
+    written: list[tuple[int, Callable[[], str]]] = []
+    try:
+        publish_with(path, lambda f: written.append(_write_shard(f, shard)), sync_dir=False)
+    except BaseException:
+        if written:
+            written[-1][1]()  # stop the hash thread and close the maps
+        raise
+    nbytes, sha = written[-1][0], written[-1][1]()
     side = {
-        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": hashed[-1].bytes,
-        "sha256": hashed[-1].sha256.hexdigest(), "n_samples": len(shard.samples),
+        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": nbytes,
+        "sha256": sha, "n_samples": len(shard.samples),
         "keys": [s["key"] for s in shard.samples], "plan_digest": shard.plan_digest,
     }
-    publish_json(path.with_suffix(".json"), side)
+    publish_with(path.with_suffix(".json"), lambda f: f.write(json_bytes(side)), sync_dir=False)
     return side
 
 
@@ -181,6 +272,8 @@ def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, ta
             nbytes += side["bytes"]
             rows.extend(manifest_row(shard.name, s) for s in shard.samples)
         table = pa.Table.from_pylist(rows, schema=manifest_schema)
+        if rebuilt:
+            fsync_dir(out_dir)  # every new shard's name is durable before the manifest can name it
         publish_with(manifest_path, lambda f: pq.write_table(table, f))  # the commit point
     except OSError as e:  # full or read-only: the committed generation is untouched
         raise InfrastructureError(f"publishing to {out_dir} failed: {e.strerror or e}; nothing was committed, the "

@@ -26,17 +26,65 @@ def check_member_name(name: str) -> None:
         raise ValueError(f"unsafe tar member name {name!r}: expected [A-Za-z0-9_.-] without '..' or '/'")
 
 
+def ustar_header(name: str, size: int) -> bytes:
+    """The 512-byte header `write_tar` gives a member (mtime 0, uid/gid 0, no user names, mode 0644)."""
+    check_member_name(name)
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def _padding(size: int, unit: int) -> bytes:
+    return b"\0" * (-size % unit)
+
+
+class TarWriter:
+    """Writes the bytes `tarfile` writes for the same members (so shards keep their digests), without
+    its per-member copy loop: header, payload, padding; two zero blocks and record padding at the end."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._offset = 0
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._offset += len(data)
+
+    def add(self, name: str, data: bytes) -> None:
+        self._write(ustar_header(name, len(data)))
+        self._write(data)
+        self._write(_padding(len(data), BLOCK))
+
+    @staticmethod
+    def tail(offset: int) -> bytes:
+        """What ends an archive whose members took `offset` bytes: two zero blocks, record padding."""
+        return b"\0" * (2 * BLOCK) + _padding(offset + 2 * BLOCK, tarfile.RECORDSIZE)
+
+    def close(self) -> None:
+        self._write(self.tail(self._offset))
+
+
 def write_tar(f: BinaryIO, members: Iterable[tuple[str, bytes]]) -> None:
-    with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            check_member_name(name)
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+    w = TarWriter(f)
+    for name, data in members:
+        w.add(name, data)
+    w.close()
+
+
+def member_spans(path: str) -> dict[str, tuple[int, int]]:
+    """name -> (data offset, size) of each regular member, reading only the headers."""
+    with tarfile.open(path, mode="r:") as tar:
+        out = {}
+        for info in tar:
+            check_member_name(info.name)
+            if not info.isreg():
+                raise ValueError(f"{path}: member {info.name!r} is not a regular file")
+            out[info.name] = (info.offset_data, info.size)
+        return out
 
 
 def read_tar(path: str) -> Iterator[tuple[str, bytes]]:

@@ -128,7 +128,7 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
         shutil.copytree(gen_c.root / "work", root.root / "work")  # gen C staged: only the publish steps remain
         calls = {"n": 0}
 
-        def counted(kind: str, fn):
+        def counted(kind: str, fn, root=root, calls=calls, step=step):
             def wrapper(*a, **kw):
                 target = pathlib.Path(a[0])
                 if root.root / "shards" in target.parents:  # a publish step of this data root

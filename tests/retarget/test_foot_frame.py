@@ -1,0 +1,51 @@
+"""The foot orientation target stays continuous when the toe passes behind or above the ankle."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retarget.ik import foot_rotations, heading_foot_rotations
+
+
+def _foot_rolling_over(n: int = 361) -> dict[str, np.ndarray]:
+    """A left lower leg turning over in the sagittal plane as in a forward roll or cartwheel: shin and
+    foot rotate together about the ankle by 0 -> 360 degrees, so the toe passes below, behind and
+    above the ankle."""
+    a = np.linspace(0.0, 2 * np.pi, n)
+    rot = np.zeros((n, 3, 3))  # rotation about the world y axis by a (toe-down first)
+    rot[:, 0, 0], rot[:, 0, 2], rot[:, 1, 1], rot[:, 2, 0], rot[:, 2, 2] = np.cos(a), np.sin(a), 1, -np.sin(a), np.cos(a)
+    ankle = np.zeros((n, 3))
+    toe = rot @ np.array([0.15, 0.0, 0.0])
+    knee = rot @ np.array([0.0, 0.0, 0.4])
+    return {"left_ankle": ankle, "left_toe": toe, "left_knee": knee}
+
+
+def _step_angles_deg(r: np.ndarray) -> np.ndarray:
+    rel = np.einsum("tji,tjk->tik", r[:-1], r[1:])
+    return np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+
+
+def test_shin_frame_is_continuous_and_level_where_the_heading_frame_flips():
+    kp = _foot_rolling_over()
+    shin = foot_rotations(kp, "left", 0.0)
+    heading = heading_foot_rotations(kp, "left", 0.0)
+    assert np.allclose(np.einsum("tij,tkj->tik", shin, shin), np.eye(3), atol=1e-9)  # rotations
+    assert np.allclose(np.linalg.det(shin), 1.0)
+    assert _step_angles_deg(shin).max() < 3.0  # 1 degree per frame of motion, never a jump
+    assert np.allclose(shin[:, :, 1], [0.0, 1.0, 0.0], atol=1e-6)  # the side axis stays left, level
+    assert np.allclose(shin[:, :, 2], kp["left_knee"] / 0.4, atol=1e-6)  # the sole faces away from the knee
+    assert np.allclose(shin[:, :, 0], (kp["left_toe"] / 0.15), atol=1e-6)  # x follows the foot
+    assert _step_angles_deg(heading).max() > 90.0  # the control: the old target flips 180 degrees
+
+
+def test_flat_pitch_is_removed_about_the_side_axis():
+    kp = _foot_rolling_over(3)
+    flat = foot_rotations(kp, "left", 0.3)
+    assert np.allclose(flat[0][:, 0], [np.cos(0.3), 0.0, np.sin(0.3)], atol=1e-9)  # toe up by the flat pitch
+
+
+def test_a_vertical_foot_keeps_the_previous_side_axis():
+    kp = _foot_rolling_over(5)
+    kp["left_knee"] = kp["left_ankle"] - 0.4 * kp["left_toe"] / 0.15  # the shin along the foot: no side axis
+    r = foot_rotations(kp, "left", 0.0)
+    assert np.isfinite(r).all() and np.allclose(np.linalg.det(r), 1.0)
