@@ -6,7 +6,6 @@ so identical content gives identical bytes.
 
 from __future__ import annotations
 
-import io
 import re
 import tarfile
 from typing import BinaryIO, Iterable, Iterator
