@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--executor", choices=["ray", "serial"], default="ray")
     r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"))
     r.add_argument("--num-cpus", type=int, default=None)
-    r.add_argument("--iterations", type=int, default=4, help="pink IK steps per frame")
+    r.add_argument("--iterations", type=int, default=2, help="pink IK steps per frame")
     r.add_argument("--no-contact-lock", action="store_true")
     r.add_argument("--body-models", help="real smplx/ and smpl/ .npz model files: fit betas to the G1 (PHC-style)")
     r.add_argument("--stab-eps", type=float, default=0.1, help="CoM-CoP distance of a stable frame [m]")

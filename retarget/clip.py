@@ -78,6 +78,35 @@ def _betas_refit(robot: G1, joint_names, params, cfg: RetargetConfig, shape: Sha
     return repose(body, params, fit), fit
 
 
+CLEARANCE_BAND_M = (0.05, 0.12)  # near the floor a foot keeps its height; above the band, the scaled one
+
+
+def keep_floor_clearance(human: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feet near the floor keep the human's clearance instead of the scaled one.
+
+    Scaling a body to the G1 (~0.8x) scales a swing foot's 2.5 cm clearance to 2 cm: the robot's sole
+    then skims the floor at walking speed, which the skate metric rightly counts. Clearance is a
+    contact property, not a proportion: below the band's lower edge the feet (ankle and toe) are
+    lifted to the human's height above its floor, above the upper edge they keep the scaled height,
+    and in between the lift fades out. The clip's floor is the 5th percentile of its lowest foot."""
+    out = dict(targets)
+    floors = []
+    for kp in (human, targets):
+        low = np.minimum.reduce([kp[f"{s}_{p}"][:, 2] for s in ("left", "right") for p in ("ankle", "toe")])
+        floors.append(float(np.percentile(low, 5)))
+    lo, hi = CLEARANCE_BAND_M
+    for side in ("left", "right"):
+        h_low = np.minimum(human[f"{side}_ankle"][:, 2], human[f"{side}_toe"][:, 2]) - floors[0]
+        t_low = np.minimum(targets[f"{side}_ankle"][:, 2], targets[f"{side}_toe"][:, 2]) - floors[1]
+        fade = np.clip((hi - h_low) / (hi - lo), 0.0, 1.0)
+        lift = fade * np.maximum(h_low - t_low, 0.0)
+        for part in ("ankle", "toe"):
+            p = out[f"{side}_{part}"].copy()
+            p[:, 2] += lift
+            out[f"{side}_{part}"] = p
+    return out
+
+
 def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarray, fps: float,
                   cfg: RetargetConfig, shape: ShapeFit | None = None,
                   params: dict[str, np.ndarray] | None = None) -> ClipResult:
@@ -91,7 +120,7 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
         shape = fit_shape(source, robot_rest_keypoints(robot, source.keys()), cfg.proportion_blend)
         if betas is not None:
             shape = replace(shape, betas_fit=asdict(betas))
-    targets = apply_shape(source, shape)
+    targets = keep_floor_clearance(source, apply_shape(source, shape))
     foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
     contact = contact_labels(foot_z, foot_xy, fps)

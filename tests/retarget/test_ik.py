@@ -76,3 +76,29 @@ def test_limits_hold_and_contact_feet_do_not_penetrate(robot):
     assert low.min() > -1e-6  # nothing below the floor
     contact = m.contact
     assert contact.any() and np.all(np.abs(low[contact]) < 0.02)
+
+
+def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
+    """solve_clip assembles pink's QP itself (one stacked objective, daqp directly): the joint
+    trajectories equal those pink.solve_ik gives for the same tasks one by one."""
+    import pink
+
+    import retarget.ik as ik
+    from retarget.clip import human_keypoints
+
+    root, quat, joints = _robot_motion(robot, n=40)
+    qpos = robot.qpos(root, quat, joints)
+    names = tuple(G1_KEYPOINTS)
+    kp = robot.keypoints(qpos, names)
+    _, targets = human_keypoints(tuple(G1_KEYPOINTS[n] for n in names), kp)
+    contact = robot.foot_bottom_z(qpos) < 0.02
+    ours = ik.solve_clip(robot, targets, contact, 30.0)
+
+    def by_pink(conf, tasks, limits, dt):
+        stacked, posture = tasks
+        return pink.solve_ik(conf, [*stacked.tasks, posture], dt, solver=ik.SOLVER, limits=limits, safety_break=False)
+
+    monkeypatch.setattr(ik, "ik_velocity", by_pink)
+    theirs = ik.solve_clip(robot, targets, contact, 30.0)
+    assert np.abs(ours - theirs).max() < 1e-8
+    assert np.abs(ours - ours[0]).max() > 0.05  # the clip moves: the comparison is not between two rest poses
