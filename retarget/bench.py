@@ -186,11 +186,11 @@ def main() -> int:
     robot = G1()
     clips = _human_clips(DataLayout(resolve_data_root(None)))
     variants = [("1 iter, no lock (baseline)", RetargetConfig(iterations_per_frame=1, contact_lock=False)),
-                ("4 iter, no lock", RetargetConfig(contact_lock=False)),
-                ("2 iter + lock", RetargetConfig(iterations_per_frame=2)),
-                ("4 iter + lock (default)", RetargetConfig()),
+                ("2 iter, no lock", RetargetConfig(contact_lock=False)),
+                ("2 iter + lock (default)", RetargetConfig()),
+                ("4 iter + lock", RetargetConfig(iterations_per_frame=4)),
                 ("8 iter + lock", RetargetConfig(iterations_per_frame=8)),
-                ("4 iter + lock + smoothing", RetargetConfig(smooth_sigma_frames=1.0)),
+                ("2 iter + lock + smoothing", RetargetConfig(smooth_sigma_frames=1.0)),
                 ("robot proportions (blend 1)", RetargetConfig(proportion_blend=1.0)),
                 ("human proportions (blend 0)", RetargetConfig(proportion_blend=0.0))]
     _run(robot, clips[:1], RetargetConfig())  # warm-up: model building and imports
