@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--vlm", help="the local Qwen3-VL directory the store was built with (default $ROBOMIRROR_VLM "
                                  "or the tiny offline model)")
     n.add_argument("--space", choices=["motion", "video", "text"], default="motion")
+    n.add_argument("--dit-run", default=None, help="with --video and --space motion: the training run (id or "
+                   "folder) whose DiT maps the video latent to a motion latent (default: the newest fitting one)")
     n.add_argument("--k", type=int, default=5)
     n.add_argument("--where", help="a filter on store columns, e.g. \"dataset = 'nymeria' AND stable\"")
     n.add_argument("--html", help="also write a page with the videos, G1 renders, texts and distances here")
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = DataLayout(resolve_data_root(args.data_root))
         try:
             hits = nearest(layout, args.clip, args.text, args.space, args.k, args.where, args.video, args.view,
-                           args.vlm)
+                           args.vlm, args.dit_run)
         except RoboMirrorError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -64,7 +64,8 @@ def _store_vlm_id(table) -> str:
     return rows[0]["vlm_id"]
 
 
-def _embed_video_file(layout: DataLayout, path: Path, view: str, vlm: str | None, table) -> np.ndarray:
+def _embed_video_file(layout: DataLayout, path: Path, view: str, vlm: str | None, table) -> tuple[np.ndarray, np.ndarray]:
+    """(video tokens (n, D) float16, pooled (D,)) of a file, by the store's own VLM."""
     from ingest.video import decode_mp4_bytes
     from latents.video import VideoClip, embed_videos, load_vlm, resolve_vlm_dir
 
@@ -79,12 +80,63 @@ def _embed_video_file(layout: DataLayout, path: Path, view: str, vlm: str | None
     if model.vlm_id != built_with:
         raise NearestError(f"the store's video latents come from {built_with}, but the VLM given is {model.vlm_id}; "
                            "pass --vlm with the directory the store was built with")
-    return embed_videos(model, [VideoClip(frames, fps, view)])[0][1]
+    return embed_videos(model, [VideoClip(frames, fps, view)])[0]
+
+
+def _store_vae_id(table) -> str:
+    rows = table.search().select(["vae_id"]).limit(1).to_list()
+    return rows[0]["vae_id"] if rows else ""
+
+
+def find_dit_run(layout: DataLayout, vae_id: str, vlm_id: str, run: str | None = None) -> Path:
+    """The training run whose DiT speaks this store's latents: `run` (an id or folder) or the newest one
+    trained on the same VAE and video encoder. Anything else is refused: its latents mean nothing here."""
+    import json as _json
+
+    runs = layout.root / "runs" / "train"
+    if run is not None:
+        candidates = [Path(run) if Path(run).is_dir() else runs / run]
+    else:
+        candidates = sorted((p.parent for p in runs.glob("*/run.json")), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not candidates:
+        raise NearestError(f"no trained DiT under {runs}; run `make train` (python -m train run) first")
+    for c in candidates:
+        meta_path = c / "run.json"
+        if not meta_path.is_file():
+            raise NearestError(f"{c} is not a training run (no run.json)")
+        meta = _json.loads(meta_path.read_text())
+        if meta.get("vae_id") == vae_id and meta.get("vlm_id") == vlm_id:
+            return c
+        if run is not None:
+            raise NearestError(f"the DiT of run {c.name} was trained on VAE {meta.get('vae_id')} and video encoder "
+                               f"{meta.get('vlm_id')}, but the store holds {vae_id} and {vlm_id}: retrain it "
+                               "(`make train`) on this store")
+    raise NearestError(f"no DiT under {runs} was trained on this store's VAE {vae_id} and video encoder {vlm_id}; "
+                       "run `make train`")
+
+
+def video_to_motion_latent(layout: DataLayout, tokens: np.ndarray, pooled: np.ndarray, table,
+                           run: str | None = None) -> np.ndarray:
+    """VLM latent -> DiT (2 Euler steps) -> pooled motion latent (D_m,), comparable to `motion_latent`."""
+    import torch
+
+    from robomirror.dit import load_trained, reconstruct
+
+    run_dir = find_dit_run(layout, _store_vae_id(table), _store_vlm_id(table), run)
+    model, flow, meta = load_trained(run_dir)
+    t_m, d_m = model.dit.cfg.motion_tokens, model.dit.cfg.motion_dim
+    video = torch.from_numpy(np.asarray(tokens, dtype=np.float32))[None]
+    batch = {"clip_id": ["query"], "motion_tokens": torch.zeros(1, t_m, d_m),
+             "motion_mask": torch.ones(1, t_m, dtype=torch.bool), "video_tokens": video,
+             "video_mask": torch.ones(1, video.shape[1], dtype=torch.bool),
+             "video_latent": torch.from_numpy(np.asarray(pooled, dtype=np.float32))[None]}
+    out = reconstruct(model, batch, flow, seed=meta["config"]["seed"])
+    return out[0].mean(0).numpy()
 
 
 def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None, space: str = "motion",
             k: int = 5, where: str | None = None, video: str | Path | None = None, view: str = "third_person",
-            vlm: str | None = None) -> list[Neighbour]:
+            vlm: str | None = None, dit_run: str | None = None) -> list[Neighbour]:
     from latents.store import CLIPS, Store
 
     if space not in SPACES:
@@ -116,9 +168,10 @@ def nearest(layout: DataLayout, clip: str | None = None, text: str | None = None
 
         vec = embed_texts([text])[0]
     else:
-        if space != "video":
-            raise NearestError("a video query needs --space video (video -> motion needs the DiT of a later issue)")
-        vec = _embed_video_file(layout, Path(video), view, vlm, table)
+        if space == "text":
+            raise NearestError("a video query needs --space video (VLM latents) or --space motion (VLM -> DiT)")
+        tokens, pooled = _embed_video_file(layout, Path(video), view, vlm, table)
+        vec = pooled if space == "video" else video_to_motion_latent(layout, tokens, pooled, table, dit_run)
     q = table.search(vec, vector_column_name=col).metric("cosine").limit(k + (clip is not None))
     filters = [f"({where})"] if where else []
     if space == "video":

@@ -58,10 +58,14 @@ def _lance_tables(layout: DataLayout) -> dict[str, object]:
         import lance
 
         # token tables (motion_tokens, video_tokens) hold float16, which DuckDB cannot scan from
-        # Arrow; they are for training, not SQL
+        # Arrow; they are for training, not SQL. Other tables with a float16 column (v2m: the DiT's
+        # tokens) are exposed without it.
         for path in sorted(store.glob("*.lance")):
-            if not path.stem.endswith("_tokens"):
-                out[f"store_{path.stem}"] = lance.dataset(str(path))
+            if path.stem.endswith("_tokens"):
+                continue
+            ds = lance.dataset(str(path))
+            keep = [f.name for f in ds.schema if "halffloat" not in str(f.type)]
+            out[f"store_{path.stem}"] = ds if len(keep) == len(ds.schema) else ds.to_table(columns=keep)
     return out
 
 

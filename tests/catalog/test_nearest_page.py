@@ -74,4 +74,4 @@ def test_the_cli_answers_a_video_query_with_a_page(latents_built, tmp_path, caps
     got = _load(page, tmp_path)
     assert got["videos"] == 1 + 2 * 2 and got["loaded"] == got["videos"]  # query video + 2 neighbours x 2
     assert main(["--data-root", str(layout.root), "nearest", "--video", str(video), "--space", "motion"]) == 2
-    assert "needs --space video" in capsys.readouterr().err
+    assert "no trained DiT" in capsys.readouterr().err  # video -> motion goes through a DiT: none trained here

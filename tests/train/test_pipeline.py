@@ -1,0 +1,78 @@
+"""`python -m train run` end to end on the test store: evaluator, DiT, the three-row table in the
+store, v2m rows, the ledger, and video -> motion nearest through the trained DiT."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import lance
+import pytest
+
+from robomirror.paths import DataLayout
+from train.data import SplitConfig
+from train.pipeline import TrainRunConfig, read_evals, run_train
+
+
+@pytest.fixture(scope="module")
+def trained(latents_built, tmp_path_factory):
+    src, _ = latents_built
+    layout = DataLayout(tmp_path_factory.mktemp("train") / "data")
+    shutil.copytree(src.root, layout.root)
+    cfg = TrainRunConfig(dit_steps=40, evaluator_steps=20, global_batch=4, eval_replications=3,
+                         split=SplitConfig(seed=0))
+    return layout, cfg, run_train(layout, cfg, progress=False)
+
+
+def test_the_run_writes_the_table_v2m_and_ledger(trained):
+    layout, cfg, s = trained
+    assert set(s.table) == {"Real (ground truth)", "ours (DiT, velocity)", "shuffled video (floor)"}
+    rows = read_evals(layout.store_dir, s.run_id)
+    assert len(rows) == 3 * 6 and {r["metric"] for r in rows} == {"R@1", "R@2", "R@3", "MM-Dist", "FID", "Diversity"}
+    assert all(r["dit_id"] == s.dit_id and r["evaluator_id"] == s.evaluator_id and r["split_id"] == s.split_id
+               for r in rows)
+    real_fid = next(r["value"] for r in rows if r["method"].startswith("Real") and r["metric"] == "FID")
+    assert abs(real_fid) < 1e-3  # the real motions against themselves
+    v2m = lance.dataset(str(layout.store_dir / "v2m.lance")).to_table().to_pylist()
+    assert len(v2m) == s.n_test and all(r["dit_id"] == s.dit_id and len(r["tokens"]) == r["n_tokens"] for r in v2m)
+    ledger = lance.dataset  # noqa: F841 - the ledger is parquet
+    import pyarrow.parquet as pq
+
+    led = pq.read_table(layout.ledger("train")).to_pylist()
+    assert sorted(r["sequence"] for r in led) == s.skipped and all(r["reason"] == "no_video_tokens" for r in led)
+    meta = json.loads((s.run_dir / "run.json").read_text())
+    assert meta["store_versions"] == s.versions and meta["split_id"] == s.split_id
+    assert list((s.run_dir / "tensorboard" / "dit").glob("events.out.tfevents.*"))
+
+
+def test_a_rerun_of_the_same_run_reuses_its_checkpoints_and_replaces_its_rows(trained):
+    layout, cfg, s = trained
+    again = run_train(layout, cfg, progress=False)
+    assert again.run_id == s.run_id and again.dit_id == s.dit_id
+    assert len(read_evals(layout.store_dir, s.run_id)) == 3 * 6
+
+
+def test_video_to_motion_nearest_goes_through_the_dit(trained, tmp_path, capsys):
+    from catalog.__main__ import main
+    from catalog.sql import query
+    from robomirror.shards import find_sample
+
+    layout, _, s = trained
+    clip, view = query(layout, "SELECT clip_id, view FROM store_clips WHERE view != 'motion_only' "
+                               "ORDER BY clip_id LIMIT 1").fetchone()
+    video = tmp_path / "q.mp4"
+    video.write_bytes(find_sample(layout.root, "ingest", clip)["video.mp4"])
+    rc = main(["--data-root", str(layout.root), "nearest", "--video", str(video), "--view", view, "--space", "motion",
+               "--k", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0 and len([ln for ln in out.splitlines() if ln.strip()[:2].rstrip(".").isdigit()]) == 3
+    # a DiT trained on another VAE's latents is refused by name
+    meta_path = s.run_dir / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "vae_id": "motion-vae-other"}))
+    try:
+        rc = main(["--data-root", str(layout.root), "nearest", "--video", str(video), "--view", view,
+                   "--space", "motion", "--dit-run", s.run_id])
+        assert rc == 2 and "trained on VAE motion-vae-other" in capsys.readouterr().err
+    finally:
+        meta_path.write_text(json.dumps(meta))

@@ -1,0 +1,238 @@
+"""`make train`: split -> pin -> evaluator -> DiT -> test-split reconstructions -> the paper's table.
+
+Every run reads one pinned store version (tags `run-<id>` on the tables it reads) and writes under
+`<root>/runs/train/<run id>/`: the evaluator's and the DiT's checkpoints (safetensors + JSON) and
+TensorBoard events. Results go back into the store: `evals` (one row per method x metric, naming the
+run, split, store versions and every model id) and `v2m` (the DiT's reconstructed motion tokens and
+pooled latent for each test clip, with the DiT's content hash). Clips without video tokens get a
+`no_video_tokens` row in `ledger/train.parquet`, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lance
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ingest.failures import Failure, write_ledger
+from robomirror import FORMAT_VERSION
+from robomirror.atomic import digest_of, publish_bytes
+from robomirror.dit import DiTConfig, NormalizedDiT, reconstruct
+from robomirror.flow import FlowConfig
+from robomirror.paths import DataLayout
+from robomirror.trainer import TrainConfig, fit, latest_checkpoint, load_checkpoint
+from robomirror.writer_lock import writer_lock
+from train.data import ClipDataset, DataError, SplitConfig, collate, current_versions, ensure_split, pin_store
+from train.evaluator import EvaluatorConfig, MotionTextEncoder, weights_id
+from train.metrics import evaluate
+from train.tasks import DiTTask, EvaluatorTask, StoreSide
+
+EVALS, V2M = "evals", "v2m"
+EVAL_SCHEMA = pa.schema([("run_id", pa.string()), ("method", pa.string()), ("metric", pa.string()),
+                         ("value", pa.float64()), ("ci95", pa.float64()), ("batch_size", pa.int32()),
+                         ("n_clips", pa.int32()), ("split_id", pa.string()), ("store_versions", pa.string()),
+                         ("dit_id", pa.string()), ("evaluator_id", pa.string()), ("vae_id", pa.string()),
+                         ("vlm_id", pa.string()), ("objective", pa.string()), ("format_version", pa.int32())])
+
+
+@dataclass(frozen=True)
+class TrainRunConfig:
+    preset: str = "tiny"  # DiT size: "tiny" (CPU) or "paper" (12 x 1024, 8 heads)
+    dit_steps: int = 300
+    evaluator_steps: int = 200
+    global_batch: int = 8
+    lr: float = 1e-3
+    objective: str = "velocity"  # "velocity" | "x0" | "eps" (Table 15)
+    inference_steps: int = 2
+    seed: int = 0
+    split: SplitConfig = SplitConfig()
+    workers: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
+    eval_replications: int = 20
+
+
+@dataclass
+class TrainSummary:
+    run_id: str
+    run_dir: Path
+    split_id: str
+    versions: dict[str, int]
+    n_train: int
+    n_test: int
+    skipped: list[str]
+    table: dict[str, list] = field(default_factory=dict)  # method -> metric rows
+    batch_size: int = 0
+    dit_id: str = ""
+    evaluator_id: str = ""
+    samples_per_s: float = 0.0
+    final_loss: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, progress: bool = True) -> TrainSummary:
+    t0 = time.perf_counter()
+    store = layout.store_dir
+    with writer_lock(layout.root, "train split"):
+        split = ensure_split(store, cfg.split)
+    run_id = digest_of([split.split_id, current_versions(store), asdict(cfg)])[:12]
+    versions = pin_store(store, run_id)
+    run_dir = layout.root / "runs" / "train" / run_id
+    train_side = StoreSide(str(store), versions, split, "train")
+    test_side = StoreSide(str(store), versions, split, "test")
+    train_ds, test_ds = train_side.dataset(), test_side.dataset()
+    if len(train_ds) < 2 or len(test_ds) < 2:
+        raise DataError(f"split {split.split_id} has {len(train_ds)} train and {len(test_ds)} test clips with video "
+                        "tokens; training needs at least 2 of each")
+    summary = TrainSummary(run_id, run_dir, split.split_id, versions, len(train_ds), len(test_ds),
+                           sorted(train_ds.skipped + test_ds.skipped))
+    _ledger_skipped(layout, summary.skipped)
+    video_dim = train_ds[0]["video_tokens"].shape[-1]
+    base = dict(global_batch=cfg.global_batch, lr=cfg.lr, seed=cfg.seed, workers=cfg.workers, executor=cfg.executor,
+                ray_address=cfg.ray_address)
+    logger = _Logger(run_dir / "tensorboard", progress)
+
+    ev_task = EvaluatorTask(train_side, train_ds.vae_id, EvaluatorConfig(feature_dim=_feature_dim(train_side)))
+    ev_cfg = TrainConfig(steps=cfg.evaluator_steps, ckpt_every=max(cfg.evaluator_steps // 4, 1), **base)
+    ev_res = _fit_or_load(ev_task, ev_cfg, run_dir / "evaluator", resume, logger)
+    evaluator = MotionTextEncoder(ev_task.cfg)
+    load_checkpoint(latest_checkpoint(run_dir / "evaluator"), evaluator)
+    evaluator.eval()
+    summary.evaluator_id = weights_id(evaluator)
+
+    flow = FlowConfig(objective=cfg.objective, inference_steps=cfg.inference_steps)
+    dit_task = DiTTask(train_side, DiTConfig.preset(cfg.preset, video_dim=video_dim), flow)
+    dit_cfg = TrainConfig(steps=cfg.dit_steps, ckpt_every=max(cfg.dit_steps // 4, 1), **base)
+    publish_bytes(run_dir / "run.json", json.dumps({
+        "run_id": run_id, "split_id": split.split_id, "store_versions": versions, "vae_id": train_ds.vae_id,
+        "vlm_id": train_ds.vlm_id, "dit": dit_task.dit.to_dict(), "flow": asdict(flow), "config": asdict(cfg),
+        "format_version": FORMAT_VERSION}, sort_keys=True, indent=1).encode())
+    dit_res = _fit_or_load(dit_task, dit_cfg, run_dir / "dit", resume, logger)
+    dit = NormalizedDiT(dit_task.dit)
+    load_checkpoint(latest_checkpoint(run_dir / "dit"), dit)
+    summary.dit_id = weights_id(dit)
+    summary.samples_per_s = dit_res["samples_per_s"]
+    summary.final_loss = {"evaluator": ev_res["loss"], "dit": dit_res["loss"]}
+    logger.close()
+
+    batch = collate([test_ds[i] for i in range(len(test_ds))], dit_task.dit.motion_tokens)
+    with torch.no_grad():
+        text = evaluator.embed_text(batch["text_emb"]).numpy()
+
+        def motion_emb(tokens: torch.Tensor) -> np.ndarray:
+            frames, mask = ev_task.frames(tokens, batch["motion_mask"])
+            return evaluator.embed_motion(frames, mask).numpy()
+
+        real = motion_emb(batch["motion_tokens"])
+        ours_tokens = reconstruct(dit, batch, flow, cfg.seed)
+        ours = motion_emb(ours_tokens)
+        shift = torch.roll(torch.arange(len(test_ds)), 1)  # each clip conditioned on another clip's video
+        shuffled = motion_emb(reconstruct(dit, batch, flow, cfg.seed, video_from=shift))
+    for method, emb in (("Real (ground truth)", real), (f"ours (DiT, {cfg.objective})", ours),
+                        ("shuffled video (floor)", shuffled)):
+        rows, summary.batch_size = evaluate(emb, text, real, seed=cfg.seed, replications=cfg.eval_replications)
+        summary.table[method] = rows
+    with writer_lock(layout.root, "train results"):
+        _write_results(store, summary, train_ds, cfg, batch, ours_tokens, dit)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _feature_dim(side: StoreSide) -> int:
+    from train.evaluator import load_vae
+
+    return load_vae(Path(side.store_dir), side.dataset().vae_id).model.cfg.feature_dim
+
+
+class _Logger:
+    """TensorBoard scalars (one folder per model) and a progress line per report."""
+
+    def __init__(self, path: Path, progress: bool) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path, self.progress, self.writers = path, progress, {}
+        self._writer = SummaryWriter
+
+    def report(self, model: str, row: dict) -> None:
+        if model not in self.writers:
+            self.writers[model] = self._writer(str(self.path / model))
+        for k, v in row.items():
+            if k != "step":
+                self.writers[model].add_scalar(k, v, row["step"])
+        if self.progress:
+            print(f"  {model:9s} step {row['step']:5d}  loss {row['loss']:.4f}  {row['samples_per_s']:.0f} samples/s",
+                  flush=True)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _fit_or_load(task, cfg: TrainConfig, out: Path, resume: bool, logger: _Logger) -> dict:
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["step"] >= cfg.steps:  # already trained by this run id: reuse
+            last = state["history"][-1] if state["history"] else {"loss": float("nan"), "samples_per_s": 0.0}
+            return {"loss": last["loss"], "samples_per_s": last["samples_per_s"]}
+        if not resume:
+            raise DataError(f"{out} holds an unfinished run (step {state['step']} of {cfg.steps}); pass --resume")
+    res = fit(task, cfg, out, resume=ckpt is not None, on_report=lambda row: logger.report(task.name, row))
+    last = res.history[-1] if res.history else {"loss": float("nan")}
+    return {"loss": last["loss"], "samples_per_s": res.samples_per_s}
+
+
+def _ledger_skipped(layout: DataLayout, clip_ids: list[str]) -> None:
+    write_ledger(layout.ledger("train"), [Failure("store", c, str(layout.store_dir), "train", "no_video_tokens",
+                                                  "the clip has no video tokens (motion-only or unreadable video): "
+                                                  "it cannot condition the DiT") for c in clip_ids])
+
+
+def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunConfig, batch: dict,
+                   tokens: torch.Tensor, dit: NormalizedDiT) -> None:
+    import lancedb
+
+    db = lancedb.connect(str(store))
+    rows = [{"run_id": s.run_id, "method": method, "metric": r.name, "value": r.mean, "ci95": r.ci95,
+             "batch_size": s.batch_size, "n_clips": s.n_test, "split_id": s.split_id,
+             "store_versions": json.dumps(s.versions, sort_keys=True), "dit_id": s.dit_id,
+             "evaluator_id": s.evaluator_id, "vae_id": ds.vae_id, "vlm_id": ds.vlm_id, "objective": cfg.objective,
+             "format_version": FORMAT_VERSION} for method, metric_rows in s.table.items() for r in metric_rows]
+    _replace_rows(db, EVALS, pa.Table.from_pylist(rows, schema=EVAL_SCHEMA), f"run_id = '{s.run_id}'")
+    dim = tokens.shape[-1]
+    v2m_schema = pa.schema([("clip_id", pa.string()), ("dit_id", pa.string()), ("run_id", pa.string()),
+                            ("n_tokens", pa.int32()), ("tokens", pa.list_(pa.list_(pa.float16(), dim))),
+                            ("pooled", pa.list_(pa.float32(), dim)), ("format_version", pa.int32())])
+    mask = batch["motion_mask"]
+    v2m = []
+    for i, clip_id in enumerate(batch["clip_id"]):
+        n = int(mask[i].sum())
+        tok = tokens[i, :n].numpy()
+        v2m.append({"clip_id": clip_id, "dit_id": s.dit_id, "run_id": s.run_id, "n_tokens": n,
+                    "tokens": tok.astype(np.float16).tolist(), "pooled": tok.mean(0).astype(np.float32).tolist(),
+                    "format_version": FORMAT_VERSION})
+    _replace_rows(db, V2M, pa.Table.from_pylist(v2m, schema=v2m_schema), f"run_id = '{s.run_id}'")
+
+
+def _replace_rows(db, name: str, table: pa.Table, where: str) -> None:
+    """Rows of this run replace its earlier rows (a rerun of one run id is idempotent)."""
+    if name in db.table_names():
+        t = db.open_table(name)
+        t.delete(where)
+        t.add(table)
+    else:
+        db.create_table(name, data=table)
+
+
+def read_evals(store: Path, run_id: str | None = None) -> list[dict]:
+    path = Path(store) / f"{EVALS}.lance"
+    if not path.exists():
+        return []
+    t = lance.dataset(str(path)).to_table(filter=None if run_id is None else f"run_id = '{run_id}'")
+    return t.to_pylist()
