@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo sample shards render latents compact test bench lint clean clean-data clean-store clean-work
+.PHONY: setup browser demo sample shards render latents compact train test bench lint clean clean-data clean-store clean-work
 
 setup: $(STAMP)
 
@@ -41,11 +41,18 @@ latents: setup
 compact: setup
 	$(BIN)/python -m latents compact
 
-demo: sample shards render latents
+# the evaluator and the tiny DiT on the store (minutes on CPU); TRAIN_ARGS for more, e.g. --preset paper --workers 4
+train: setup
+	@test -d $(DATA)/store/clips.lance || $(MAKE) --no-print-directory sample shards latents
+	$(BIN)/python -m train run $(TRAIN_ARGS)
+
+demo: sample shards render latents train
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
 	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3 --html $(DATA)/report/nearest.html
+	v=$$(ls $(DATA)/sample/motionx/video/*/*.mp4 | head -1); \
+	  $(BIN)/python -m catalog nearest --video $$v --view third_person --space motion --k 3 --html $(DATA)/report/nearest_video.html
 	$(BIN)/python -m catalog report
-	$(BIN)/python -m catalog summary $(DATA)/report/index.html $(DATA)/report/nearest.html
+	$(BIN)/python -m catalog summary $(DATA)/report/index.html $(DATA)/report/nearest.html $(DATA)/report/nearest_video.html
 
 browser:
 	@tools/ensure-chromium.sh

@@ -51,6 +51,79 @@ def _pca_plot(vectors, labels, title: str) -> str:
     return _png(fig)
 
 
+PLOTTED_JOINTS = (("left_hip_pitch_joint", 0), ("left_knee_joint", 3), ("right_hip_pitch_joint", 6),
+                  ("right_knee_joint", 9))  # (name, column in the motion features: joint_pos comes first)
+
+
+def _training_section(layout: DataLayout) -> str:
+    """The newest training run: its paper-style table and, for a few test clips, joint angles decoded
+    from the DiT's reconstruction next to those decoded from the ground-truth latent."""
+    import json
+
+    runs = sorted((layout.root / "runs" / "train").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+    if not runs or not (layout.store_dir / "evals.lance").exists():
+        return ""
+    import lance
+
+    meta = json.loads(runs[-1].read_text())
+    rows = lance.dataset(str(layout.store_dir / "evals.lance")).to_table(
+        filter=f"run_id = '{meta['run_id']}'").to_pylist()
+    if not rows:
+        return ""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    by = {(r["method"], r["metric"]): r for r in rows}
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    body = "".join("<tr><td>" + html.escape(meth) + "</td>" + "".join(
+        f"<td>{100 * by[(meth, m)]['value']:.1f} ± {100 * by[(meth, m)]['ci95']:.1f}</td>" if m.startswith("R@")
+        else f"<td>{by[(meth, m)]['value']:.2f} ± {by[(meth, m)]['ci95']:.2f}</td>" for m in metrics) + "</tr>"
+        for meth in methods)
+    r0 = rows[0]
+    out = (f"<h2>Motion-latent reconstruction (run {html.escape(meta['run_id'])})</h2>"
+           f"<p>test split {html.escape(r0['split_id'])}, {r0['n_clips']} clips, batch {r0['batch_size']}; "
+           f"DiT {html.escape(r0['dit_id'])}, evaluator {html.escape(r0['evaluator_id'])}, VAE "
+           f"{html.escape(r0['vae_id'] or '')}, video {html.escape(r0['vlm_id'] or '')}. Real is the ceiling, "
+           "shuffled video the floor.</p><table border='1' cellpadding='4'><tr><th>method</th>"
+           f"{head}</tr>{body}</table>")
+    fig = _decoded_plot(layout, meta)
+    if fig:
+        out += f"<h3>Decoded motion: DiT vs ground truth</h3><img alt='decoded motion' src='data:image/png;base64,{fig}'>"
+    return out
+
+
+def _decoded_plot(layout: DataLayout, meta: dict, clips: int = 3) -> str:
+    import lance
+    import torch
+
+    from latents.motion_vae import load_checkpoint
+
+    v2m_path, tok_path = layout.store_dir / "v2m.lance", layout.store_dir / "motion_tokens.lance"
+    vae_dir = layout.store_dir / "models" / str(meta.get("vae_id"))
+    if not (v2m_path.exists() and tok_path.exists() and (vae_dir / "model.safetensors").exists()):
+        return ""
+    v2m = lance.dataset(str(v2m_path)).to_table(filter=f"run_id = '{meta['run_id']}'").to_pylist()[:clips]
+    if not v2m:
+        return ""
+    vae = load_checkpoint(vae_dir)
+    gt = {r["clip_id"]: r for r in lance.dataset(str(tok_path)).to_table(
+        filter="clip_id IN (" + ", ".join(f"'{r['clip_id']}'" for r in v2m) + ")").to_pylist()}
+    fig, axes = plt.subplots(len(v2m), len(PLOTTED_JOINTS), figsize=(14, 2.4 * len(v2m)), squeeze=False)
+    for i, r in enumerate(v2m):
+        with torch.no_grad():
+            dec = [vae.model.decode(torch.tensor(np.asarray(t, dtype=np.float32))[None])[0].numpy() * vae.std + vae.mean
+                   for t in (r["tokens"], gt[r["clip_id"]]["tokens"])]
+        n = 5 * r["n_tokens"]
+        for j, (name, col) in enumerate(PLOTTED_JOINTS):
+            ax = axes[i][j]
+            ax.plot(dec[1][:n, col], color="k", label="ground-truth latent")
+            ax.plot(dec[0][:n, col], color="#c0504d", label="DiT from video")
+            ax.set_title(f"{r['clip_id'][:8]} {name.replace('_joint', '')}", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def build_report(layout: DataLayout, out: Path | None = None) -> Path:
     clips = query(layout, "SELECT dataset, view, duration_s, text FROM clips").df()
     figs: list[tuple[str, str]] = []
@@ -108,6 +181,7 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
                          _pca_plot(st.video_latent[has_video], labels[has_video], f"video latents, PCA{note}")))
     body = "\n".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                      for t, b in figs)
+    body += _training_section(layout)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>RoboMirror report</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}} img{{max-width:100%}}</style></head><body>"
             f"<h1>RoboMirror data report</h1><p>{len(clips)} clips under {html.escape(str(layout.root))}"

@@ -32,9 +32,17 @@ def print_summary(layout: DataLayout, pages: list[Path], console: Console | None
         t.add_row("latent store (LanceDB)", f"{layout.store_dir}  ({counts})")
         vae, vlm, text = store_models(layout) or ("?", "?", "?")
         t.add_row("models", escape(f"motion {vae}; video {vlm_label(vlm)}; text {text}"))
+    runs = sorted((layout.root / "runs" / "train").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+    if runs:
+        import json
+
+        meta = json.loads(runs[-1].read_text())
+        t.add_row("trained DiT (newest run)", escape(f"{runs[-1].parent}  (split {meta['split_id']}, preset "
+                                                     f"{meta['config']['preset']}, {meta['flow']['objective']}; "
+                                                     "table: SELECT * FROM store_evals)"))
     for p in pages:
         if p.is_file():
             t.add_row("report" if p.name == "index.html" else "nearest-neighbour page", str(p))
     t.add_row("SQL", "python -m catalog sql \"SELECT * FROM store_clips LIMIT 5\"  (tables: clips, retarget, "
-                     "failures, store_clips)")
+                     "failures, store_clips, store_evals, store_splits, store_v2m)")
     console.print(t)
