@@ -75,8 +75,10 @@ def _embed_video_file(layout: DataLayout, path: Path, view: str, vlm: str | None
         frames, _, fps = decode_mp4_bytes(path.read_bytes())
     except Exception as e:  # noqa: BLE001 - any container/codec error is the file's
         raise NearestError(f"--video {path}: cannot decode it as a video ({type(e).__name__}: {e})") from e
-    model = load_vlm(str(resolve_vlm_dir(vlm, layout.root / "cache" / "vlm")))
     built_with = _store_vlm_id(table)
+    if vlm is None and built_with.startswith("effnet-lite0"):  # the store says which encoder it used
+        vlm = "effnet-lite0"
+    model = load_vlm(str(resolve_vlm_dir(vlm, layout.root / "cache" / "vlm")))
     if model.vlm_id != built_with:
         raise NearestError(f"the store's video latents come from {built_with}, but the VLM given is {model.vlm_id}; "
                            "pass --vlm with the directory the store was built with")

@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--steps", type=int, default=400, help="VAE training steps")
     b.add_argument("--vlm", help="a local Qwen3-VL directory (default $ROBOMIRROR_VLM, else the tiny random "
                                  "model built offline: plumbing, not a measurement)")
+    b.add_argument("--video-encoder", choices=["qwen3vl", "effnet-lite0"], default="qwen3vl",
+                   help="qwen3vl: --vlm (or the tiny random one); effnet-lite0: ImageNet EfficientNet-Lite0 frame "
+                        "features, the one real pretrained encoder offline (a store holds one encoder)")
     b.add_argument("--video-fps", type=float, default=VideoSampling.fps, help="frames sampled per second of video")
     b.add_argument("--max-frames", type=int, default=VideoSampling.max_frames, help="at most this many frames per clip")
     b.add_argument("--executor", choices=["ray", "serial"], default="ray")
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         s = run_latents(layout, Path(args.vae) if args.vae else None, VAEConfig(feature_dim=148, steps=args.steps),
-                        args.executor, args.ray_address, args.num_cpus, args.vlm,
+                        args.executor, args.ray_address, args.num_cpus,
+                        "effnet-lite0" if args.video_encoder == "effnet-lite0" else args.vlm,
                         VideoSampling(fps=args.video_fps, max_frames=args.max_frames), progress=True,
                         prune=args.prune)
     except (RoboMirrorError, FileNotFoundError) as e:

@@ -155,6 +155,11 @@ def build_tiny_vlm(out_dir: Path, seed: int = TINY_SEED) -> Path:
 def resolve_vlm_dir(flag: str | os.PathLike | None, cache_dir: Path) -> Path:
     """The flag, else $ROBOMIRROR_VLM, else the tiny model in `cache_dir` (built on first use)."""
     path = flag or os.environ.get(VLM_ENV)
+    from latents.video_effnet import ENCODER_NAME, is_spec
+    from latents.video_effnet import spec as effnet_spec
+
+    if path and (str(path) == ENCODER_NAME or is_spec(str(path))):  # the ImageNet EfficientNet-Lite0 encoder
+        return Path(effnet_spec() if str(path) == ENCODER_NAME else str(path))
     if path:
         p = Path(path).expanduser().resolve()
         if not (p / "config.json").is_file():
@@ -203,7 +208,12 @@ class VLM:
 
 @lru_cache(maxsize=2)
 def load_vlm(path: str) -> VLM:
-    """Processor + model from a local directory only (no hub); on a GPU when one is present."""
+    """Processor + model from a local directory only (no hub); on a GPU when one is present. An
+    `effnet-lite0:` spec loads the EfficientNet-Lite0 encoder instead (latents/video_effnet.py)."""
+    from latents.video_effnet import is_spec, load_effnet
+
+    if is_spec(path):
+        return load_effnet(path)
     import torch
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
@@ -238,6 +248,11 @@ def embed_videos(vlm: VLM, clips: list[VideoClip], cfg: VideoSampling = VideoSam
     """Per clip: (video tokens (n, D) float16, pooled (D,) float32), in batches of cfg.batch_size."""
     import torch
     from transformers.video_utils import VideoMetadata
+
+    from latents import video_effnet
+
+    if isinstance(vlm, video_effnet.EffNetEncoder):
+        return video_effnet.embed_videos(vlm, clips, cfg)
 
     for c in clips:  # every clip's view is checked before any model work
         prompt_for(c.view)
