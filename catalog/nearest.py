@@ -107,6 +107,10 @@ def find_dit_run(layout: DataLayout, vae_id: str, vlm_id: str, run: str | None =
         if not meta_path.is_file():
             raise NearestError(f"{c} is not a training run (no run.json)")
         meta = _json.loads(meta_path.read_text())
+        if meta.get("method", "dit") != "dit":
+            if run is not None:
+                raise NearestError(f"run {c.name} trained the {meta.get('method')} baseline, not a DiT")
+            continue
         if meta.get("vae_id") == vae_id and meta.get("vlm_id") == vlm_id:
             return c
         if run is not None:

@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--preset", choices=["tiny", "paper"], default="tiny", help="DiT size (paper: 12 x 1024, 8 heads)")
     r.add_argument("--objective", choices=["velocity", "x0", "eps"], default="velocity",
                    help="flow objective (Table 15 ablations: x0, eps)")
-    r.add_argument("--dit-steps", type=int, default=300)
+    r.add_argument("--method", choices=["dit", "align"], default="dit",
+                   help="dit: flow-matching reconstruction; align: the InfoNCE adapter baseline (Table 4)")
+    r.add_argument("--dit-steps", type=int, default=300, help="steps of the DiT (or of the align adapter)")
     r.add_argument("--evaluator-steps", type=int, default=200)
     r.add_argument("--batch", type=int, default=8, help="global batch (all workers)")
     r.add_argument("--lr", type=float, default=1e-3)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         executor = "ray" if args.workers > 1 else args.executor
         cfg = TrainRunConfig(preset=args.preset, dit_steps=args.dit_steps, evaluator_steps=args.evaluator_steps,
-                             global_batch=args.batch, lr=args.lr, objective=args.objective,
+                             global_batch=args.batch, lr=args.lr, objective=args.objective, method=args.method,
                              inference_steps=args.inference_steps, seed=args.seed,
                              split=SplitConfig(args.split_seed, args.test_fraction), workers=args.workers,
                              executor=executor, ray_address=args.ray_address, eval_replications=args.replications)

@@ -49,6 +49,7 @@ class TrainRunConfig:
     global_batch: int = 8
     lr: float = 1e-3
     objective: str = "velocity"  # "velocity" | "x0" | "eps" (Table 15)
+    method: str = "dit"  # "dit" (reconstruction) | "align" (the InfoNCE adapter baseline, Table 4)
     inference_steps: int = 2
     seed: int = 0
     split: SplitConfig = SplitConfig()
@@ -107,21 +108,39 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
     summary.evaluator_id = weights_id(evaluator)
 
     flow = FlowConfig(objective=cfg.objective, inference_steps=cfg.inference_steps)
-    dit_task = DiTTask(train_side, DiTConfig.preset(cfg.preset, video_dim=video_dim), flow)
-    dit_cfg = TrainConfig(steps=cfg.dit_steps, ckpt_every=max(cfg.dit_steps // 4, 1), **base)
+    dit_cfg = DiTConfig.preset(cfg.preset, video_dim=video_dim)
+    model_cfg = TrainConfig(steps=cfg.dit_steps, ckpt_every=max(cfg.dit_steps // 4, 1), **base)
+    if cfg.method == "align":
+        from train.align import AlignAdapter, AlignConfig, AlignTask, adapt
+
+        task = AlignTask(train_side, AlignConfig(video_dim=video_dim, motion_tokens=dit_cfg.motion_tokens))
+        label, model_dir = "ours (align baseline, InfoNCE)", run_dir / "align"
+    else:
+        task = DiTTask(train_side, dit_cfg, flow)
+        label, model_dir = f"ours (DiT, {cfg.objective})", run_dir / "dit"
     publish_bytes(run_dir / "run.json", json.dumps({
         "run_id": run_id, "split_id": split.split_id, "store_versions": versions, "vae_id": train_ds.vae_id,
-        "vlm_id": train_ds.vlm_id, "dit": dit_task.dit.to_dict(), "flow": asdict(flow), "config": asdict(cfg),
-        "format_version": FORMAT_VERSION}, sort_keys=True, indent=1).encode())
-    dit_res = _fit_or_load(dit_task, dit_cfg, run_dir / "dit", resume, logger)
-    dit = NormalizedDiT(dit_task.dit)
-    load_checkpoint(latest_checkpoint(run_dir / "dit"), dit)
-    summary.dit_id = weights_id(dit)
-    summary.samples_per_s = dit_res["samples_per_s"]
-    summary.final_loss = {"evaluator": ev_res["loss"], "dit": dit_res["loss"]}
+        "vlm_id": train_ds.vlm_id, "method": cfg.method, "dit": dit_cfg.to_dict(), "flow": asdict(flow),
+        "config": asdict(cfg), "format_version": FORMAT_VERSION}, sort_keys=True, indent=1).encode())
+    res = _fit_or_load(task, model_cfg, model_dir, resume, logger)
+    if cfg.method == "align":
+        model = AlignAdapter(task.cfg)
+
+        def generate(video_from=None):
+            return adapt(model, batch, video_from)
+    else:
+        model = NormalizedDiT(dit_cfg)
+
+        def generate(video_from=None):
+            return reconstruct(model, batch, flow, cfg.seed, video_from=video_from)
+    load_checkpoint(latest_checkpoint(model_dir), model)
+    model.eval()
+    summary.dit_id = weights_id(model)
+    summary.samples_per_s = res["samples_per_s"]
+    summary.final_loss = {"evaluator": ev_res["loss"], cfg.method: res["loss"]}
     logger.close()
 
-    batch = collate([test_ds[i] for i in range(len(test_ds))], dit_task.dit.motion_tokens)
+    batch = collate([test_ds[i] for i in range(len(test_ds))], dit_cfg.motion_tokens)
     with torch.no_grad():
         text = evaluator.embed_text(batch["text_emb"]).numpy()
 
@@ -130,16 +149,16 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
             return evaluator.embed_motion(frames, mask).numpy()
 
         real = motion_emb(batch["motion_tokens"])
-        ours_tokens = reconstruct(dit, batch, flow, cfg.seed)
+        ours_tokens = generate()
         ours = motion_emb(ours_tokens)
         shift = torch.roll(torch.arange(len(test_ds)), 1)  # each clip conditioned on another clip's video
-        shuffled = motion_emb(reconstruct(dit, batch, flow, cfg.seed, video_from=shift))
-    for method, emb in (("Real (ground truth)", real), (f"ours (DiT, {cfg.objective})", ours),
+        shuffled = motion_emb(generate(video_from=shift))
+    for method, emb in (("Real (ground truth)", real), (label, ours),
                         ("shuffled video (floor)", shuffled)):
         rows, summary.batch_size = evaluate(emb, text, real, seed=cfg.seed, replications=cfg.eval_replications)
         summary.table[method] = rows
     with writer_lock(layout.root, "train results"):
-        _write_results(store, summary, train_ds, cfg, batch, ours_tokens, dit)
+        _write_results(store, summary, train_ds, cfg, batch, ours_tokens)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -195,14 +214,15 @@ def _ledger_skipped(layout: DataLayout, clip_ids: list[str]) -> None:
 
 
 def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunConfig, batch: dict,
-                   tokens: torch.Tensor, dit: NormalizedDiT) -> None:
+                   tokens: torch.Tensor) -> None:
     import lancedb
 
     db = lancedb.connect(str(store))
     rows = [{"run_id": s.run_id, "method": method, "metric": r.name, "value": r.mean, "ci95": r.ci95,
              "batch_size": s.batch_size, "n_clips": s.n_test, "split_id": s.split_id,
              "store_versions": json.dumps(s.versions, sort_keys=True), "dit_id": s.dit_id,
-             "evaluator_id": s.evaluator_id, "vae_id": ds.vae_id, "vlm_id": ds.vlm_id, "objective": cfg.objective,
+             "evaluator_id": s.evaluator_id, "vae_id": ds.vae_id, "vlm_id": ds.vlm_id,
+             "objective": cfg.objective if cfg.method == "dit" else "align-infonce",
              "format_version": FORMAT_VERSION} for method, metric_rows in s.table.items() for r in metric_rows]
     _replace_rows(db, EVALS, pa.Table.from_pylist(rows, schema=EVAL_SCHEMA), f"run_id = '{s.run_id}'")
     dim = tokens.shape[-1]

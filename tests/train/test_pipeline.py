@@ -76,3 +76,16 @@ def test_video_to_motion_nearest_goes_through_the_dit(trained, tmp_path, capsys)
         assert rc == 2 and "trained on VAE motion-vae-other" in capsys.readouterr().err
     finally:
         meta_path.write_text(json.dumps(meta))
+
+
+def test_the_alignment_baseline_and_an_ablation_objective_run_through_the_same_loop(trained):
+    from dataclasses import replace
+
+    layout, cfg, s = trained
+    align = run_train(layout, replace(cfg, method="align", dit_steps=20), progress=False)
+    assert "ours (align baseline, InfoNCE)" in align.table and align.run_id != s.run_id
+    assert (align.run_dir / "align" / "latest").is_file()
+    x0 = run_train(layout, replace(cfg, objective="x0", dit_steps=20), progress=False)
+    assert "ours (DiT, x0)" in x0.table
+    rows = read_evals(layout.store_dir)
+    assert {r["objective"] for r in rows} >= {"velocity", "x0", "align-infonce"}
