@@ -67,6 +67,11 @@ class MotionVAE(nn.Module):
         h = z.repeat_interleave(self.cfg.downsample, dim=1) + self.dec_pos
         return self.out(self.dec(h))
 
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor):
+        """One training pass (DDP wraps forward): reconstruction of x with z = mu + eps * sigma."""
+        mu, logvar, tm = self.encode(x, mask)
+        return self.decode(mu + eps * torch.exp(0.5 * logvar)), mu, logvar, tm
+
     @staticmethod
     def pooled(mu: torch.Tensor, tok_mask: torch.Tensor) -> torch.Tensor:
         m = tok_mask.float().unsqueeze(-1)
@@ -93,34 +98,60 @@ def pad_batch(feats: list[np.ndarray], clip_frames: int) -> tuple[np.ndarray, np
     return x, mask
 
 
-def train(feats: list[np.ndarray], cfg: VAEConfig) -> TrainedVAE:
-    """Deterministic for a seed on the same machine (fixed order, no dropout, deterministic kernels)."""
-    torch.manual_seed(cfg.seed)
-    torch.use_deterministic_algorithms(True)
-    rng = np.random.default_rng(cfg.seed)
-    allf = np.concatenate(feats)
-    mean, std = allf.mean(0), allf.std(0) + 1e-3
-    x, mask = pad_batch([(f - mean) / std for f in feats], cfg.clip_frames)
-    model = MotionVAE(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    xt, mt = torch.from_numpy(x), torch.from_numpy(mask)
-    losses = []
-    for _ in range(cfg.steps):
-        idx = torch.from_numpy(rng.choice(len(feats), size=min(cfg.batch, len(feats)), replace=False))
-        xb, mb = xt[idx], mt[idx]
-        mu, logvar, tm = model.encode(xb, mb)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        rec = model.decode(z)
+@dataclass
+class VAETask:
+    """The VAE as a `robomirror.trainer` task: the same loop, checkpoints and Ray/DDP path as every model."""
+
+    data: object  # latents.motion_stream.FeatureDataset
+    cfg: VAEConfig
+    name: str = "motion-vae"
+
+    def build_model(self) -> MotionVAE:
+        return MotionVAE(self.cfg)
+
+    def dataset(self):
+        return self.data
+
+    def collate(self, items):
+        return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
+
+    def loss(self, model, batch, gen, rows, global_batch):
+        xb, mb = batch
+        tokens = self.cfg.clip_frames // self.cfg.downsample
+        eps = torch.randn(global_batch, tokens, self.cfg.latent_dim, generator=gen)[rows]
+        rec, mu, logvar, tm = model(xb, mb, eps)
         w = mb.float().unsqueeze(-1)
         rec_loss = ((rec - xb) ** 2 * w).sum() / (w.sum() * xb.shape[-1])
         kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()) * tm.float().unsqueeze(-1)).sum() / (tm.sum() * mu.shape[-1])
-        loss = rec_loss + cfg.kl_weight * kl
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(rec_loss.detach()))
+        return rec_loss + self.cfg.kl_weight * kl, {"reconstruction": float(rec_loss.detach())}
+
+
+def train_on(source: list, cfg: VAEConfig, mean: np.ndarray, std: np.ndarray, out_dir: Path | None = None,
+             workers: int = 1, executor: str = "local", ray_address: str | None = None) -> TrainedVAE:
+    """Train on `source` (ClipRefs streamed from the shards, or feature arrays) with the shared trainer.
+    Deterministic for a seed; checkpoints (resumable) go to `out_dir`, else a temporary folder."""
+    import tempfile
+
+    from latents.motion_stream import FeatureDataset
+    from robomirror.trainer import TrainConfig, fit, latest_checkpoint, load_checkpoint
+
+    task = VAETask(FeatureDataset(source, mean, std, cfg.clip_frames), cfg)
+    tcfg = TrainConfig(steps=cfg.steps, global_batch=min(cfg.batch, len(source)) // workers * workers or workers,
+                       lr=cfg.lr, grad_clip=0.0, seed=cfg.seed, ckpt_every=max(cfg.steps // 4, 1), log_every=1,
+                       workers=workers, executor=executor, ray_address=ray_address)
+    with tempfile.TemporaryDirectory(prefix="robomirror-vae-") as tmp:
+        out = Path(out_dir) if out_dir is not None else Path(tmp)
+        res = fit(task, tcfg, out, resume=latest_checkpoint(out) is not None)
+        model = MotionVAE(cfg)
+        load_checkpoint(latest_checkpoint(out), model)
     model.eval()
-    return TrainedVAE(model, mean, std, losses)
+    return TrainedVAE(model, mean, std, [h["reconstruction"] for h in res.history])
+
+
+def train(feats: list[np.ndarray], cfg: VAEConfig) -> TrainedVAE:
+    """In-memory features (tests, small sets): the same trainer as the streaming build."""
+    allf = np.concatenate(feats)
+    return train_on(feats, cfg, allf.mean(0).astype(np.float32), (allf.std(0) + 1e-3).astype(np.float32))
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ingest.failures import Failure, Reason, write_ledger
 from ingest.video import decode_mp4_bytes
 from latents.features import motion_features
-from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train
+from latents.motion_vae import VAEConfig, encode, load_checkpoint, reconstruct, save_checkpoint, train_on
 from latents.recon_error import joint_error_rad, keypoint_error_m
 from latents.store import CLIPS, MOTION_TOKENS, VIDEO_TOKENS, Store, StoreError
 from latents.text import TEXT_MODEL_ID, embed_texts
@@ -64,16 +64,7 @@ def _manifest_rows(layout: DataLayout, stage: str) -> dict[str, dict]:
     return rows
 
 
-def load_motions(layout: DataLayout) -> tuple[list[str], list[dict[str, np.ndarray]]]:
-    """(clip ids, robot.npz arrays) of every retargeted clip, in manifest order."""
-    ids, motions = [], []
-    for m in sorted(layout.root.glob("shards/retarget/*/manifest.parquet")):
-        for shard in sorted({r["shard"] for r in pq.read_table(m, columns=["shard"]).to_pylist()}):
-            for name, data in read_tar(str(m.parent / shard)):
-                if name.endswith(".robot.npz"):
-                    ids.append(name.split(".")[0])
-                    motions.append(dict(np.load(io.BytesIO(data), allow_pickle=False)))
-    return ids, motions
+MAX_HELDOUT_REPORT = 256  # held-out clips whose reconstruction error is reported (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -172,18 +163,21 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     if vae_dir is not None:
         vae = load_checkpoint(vae_dir)
     else:
-        ids, motions = load_motions(layout)
-        if not ids:
+        from latents.motion_stream import clip_index, feature_stats, read_features, read_motion
+
+        refs = clip_index(layout.root)  # streamed from the shards: the corpus is never in memory
+        if not refs:
             raise FileNotFoundError(f"no retargeted clips under {layout.root}; run `make shards` first")
-        feats = [motion_features(m) for m in motions]
-        cfg = vae_cfg or VAEConfig(feature_dim=feats[0].shape[1])
-        held = set(range(0, len(feats), 5))  # every fifth clip is held out for the error report
-        vae = train([f for i, f in enumerate(feats) if i not in held], cfg)
+        cfg = vae_cfg or VAEConfig(feature_dim=read_features(refs[0]).shape[1])
+        held = set(range(0, len(refs), 5))  # every fifth clip is held out for the error report
+        train_refs = [r for i, r in enumerate(refs) if i not in held]
+        mean, std = feature_stats(train_refs)
+        vae = train_on(train_refs, cfg, mean, std)
         s.vae_trained, s.final_loss = True, vae.losses[-1]
-        hf = [feats[i] for i in sorted(held)]
+        hf = [read_features(refs[i]) for i in sorted(held)[:MAX_HELDOUT_REPORT]]
         rec = reconstruct(vae, hf)
         mean_pose = [np.broadcast_to(vae.mean, f.shape) for f in hf]
-        n_dof = motions[0]["joint_pos"].shape[1]
+        n_dof = read_motion(refs[0])["joint_pos"].shape[1]
         s.heldout_joint_err_rad = joint_error_rad(rec, hf, n_dof)
         s.heldout_baseline_err_rad = joint_error_rad(mean_pose, hf, n_dof)
         s.heldout_keypoint_err_m = keypoint_error_m(rec, hf, n_dof)
