@@ -39,6 +39,17 @@ class Regression:
         return ((model(x) - y - noise) ** 2).mean(), {}
 
 
+@dataclass
+class SlowRegression(Regression):
+    """The same task, 5 ms a step: a killer polling the disk always catches it mid-run."""
+
+    def loss(self, model, batch, gen, rows, global_batch):
+        import time
+
+        time.sleep(0.005)
+        return super().loss(model, batch, gen, rows, global_batch)
+
+
 def _weights(out):
     return load_file(str(latest_checkpoint(out) / "model.safetensors"))
 
@@ -96,3 +107,33 @@ def test_two_ray_workers_equal_one_at_the_same_global_batch(tmp_path):
     fit(Regression(), TrainConfig(steps=12, global_batch=8, ckpt_every=12, log_every=4), local)
     c = _weights(local)
     assert all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # the same loop in-process
+
+
+def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path):
+    """A real SIGKILL of a training process between checkpoints; resuming in another process ends on
+    the weights of an uninterrupted run, bit for bit."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    cfg = TrainConfig(steps=400, global_batch=8, ckpt_every=50, log_every=50, lr=1e-2)
+    fit(Regression(), cfg, tmp_path / "whole")
+    script = ("import sys; from robomirror.trainer import TrainConfig, fit; from tests.train.test_trainer import "
+              "SlowRegression; fit(SlowRegression(), TrainConfig(steps=400, global_batch=8, ckpt_every=50, log_every=50, "
+              "lr=1e-2), sys.argv[1], resume=len(sys.argv) > 2)")
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(out)], cwd=REPO)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / "ckpt-00000100").is_dir():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = int(latest_checkpoint(out).name.split("-")[1])
+    assert 100 <= step < 400
+    assert subprocess.run([sys.executable, "-c", script, str(out), "resume"], cwd=REPO, timeout=300).returncode == 0
+    a, b = _weights(tmp_path / "whole"), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
