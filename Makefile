@@ -24,8 +24,8 @@ $(STAMP): requirements.txt pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-sample: setup
-	$(BIN)/python -m ingest sample
+sample: setup  # SAMPLE_ARGS="--motionx 400 --nymeria 40" for a larger corpus
+	$(BIN)/python -m ingest sample $(SAMPLE_ARGS)
 
 shards: setup
 	@test -d $(DATA)/sample/motionx || $(BIN)/python -m ingest sample
@@ -66,6 +66,7 @@ bench: setup  # lance/lancedb log a warning per empty IVF partition and k-means 
 	$(BIN)/python -m ingest.bench
 	$(BIN)/python -m retarget.bench
 	$(BIN)/python -m latents.bench
+	$(BIN)/python -m train.bench $(TRAIN_BENCH_ARGS)  # --corpus: Real / ours / shuffled on a larger sample, both encoders
 
 lint: setup
 	$(BIN)/ruff check robomirror ingest catalog retarget latents train deploy tests
