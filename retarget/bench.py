@@ -100,18 +100,14 @@ HOLOSOMA_MOCAP_JOINTS = (
 
 def _holosoma_mocap(cache: Path, frames: int = 600) -> list[tuple[str, np.ndarray]]:
     """Real human mocap from the holosoma-retargeting wheel (downloaded once into `cache`)."""
-    import subprocess
-    import sys
     import zipfile
 
-    wheels = sorted(cache.glob("holosoma_retargeting-*.whl"))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), HOLOSOMA_WHEEL],
-                       check=False, capture_output=True, timeout=600)
-        wheels = sorted(cache.glob("holosoma_retargeting-*.whl"))
-    if not wheels:
+    from robomirror.wheel_cache import cached_wheel
+
+    wheel = cached_wheel(cache, HOLOSOMA_WHEEL, "holosoma_retargeting-*.whl")
+    if wheel is None:
         return []
+    wheels = [wheel]
     out = []
     with zipfile.ZipFile(wheels[-1]) as z:
         for name in sorted(n for n in z.namelist() if n.endswith(".npy") and "/climb/" in n):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
@@ -121,13 +119,9 @@ def read_motion(name: str, text: str, urdf_text: str) -> MocapClip:
 
 def download_wheel(cache: Path) -> Path | None:
     """pybullet's wheel in `cache` (pip download once; None when no registry is reachable)."""
-    wheels = sorted(cache.glob("pybullet-*.whl"))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), PYBULLET_WHEEL],
-                       check=False, capture_output=True, timeout=900)
-        wheels = sorted(cache.glob("pybullet-*.whl"))
-    return wheels[-1] if wheels else None
+    from robomirror.wheel_cache import cached_wheel
+
+    return cached_wheel(cache, PYBULLET_WHEEL, "pybullet-*.whl")
 
 
 def load_clips(wheel: Path, names: tuple[str, ...] | None = None) -> list[MocapClip]:
