@@ -118,6 +118,12 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
     else:
         task = DiTTask(train_side, dit_cfg, flow)
         label, model_dir = f"ours (DiT, {cfg.objective})", run_dir / "dit"
+    if (run_dir / "run.json").is_file():  # a resumed run must read the latents it was trained on
+        before = json.loads((run_dir / "run.json").read_text())
+        if (before.get("vae_id"), before.get("vlm_id")) != (train_ds.vae_id, train_ds.vlm_id):
+            raise DataError(f"{run_dir} was trained on VAE {before.get('vae_id')} and video encoder "
+                            f"{before.get('vlm_id')}, but the store now holds {train_ds.vae_id} and "
+                            f"{train_ds.vlm_id}: its checkpoints do not fit; start a new run")
     publish_bytes(run_dir / "run.json", json.dumps({
         "run_id": run_id, "split_id": split.split_id, "store_versions": versions, "vae_id": train_ds.vae_id,
         "vlm_id": train_ds.vlm_id, "method": cfg.method, "dit": dit_cfg.to_dict(), "flow": asdict(flow),
@@ -170,27 +176,36 @@ def _feature_dim(side: StoreSide) -> int:
 
 
 class _Logger:
-    """TensorBoard scalars (one folder per model) and a progress line per report."""
+    """TensorBoard scalars (one folder per model) and a progress bar per model (loss, samples/s)."""
 
     def __init__(self, path: Path, progress: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.path, self.progress, self.writers = path, progress, {}
+        self.path, self.progress, self.writers, self.bars, self.totals = path, progress, {}, {}, {}
         self._writer = SummaryWriter
 
+    def start(self, model: str, total_steps: int) -> None:
+        self.totals[model] = total_steps
+
     def report(self, model: str, row: dict) -> None:
+        from tqdm import tqdm
+
         if model not in self.writers:
             self.writers[model] = self._writer(str(self.path / model))
+            self.bars[model] = tqdm(total=self.totals.get(model), desc=f"train {model}", unit="step",
+                                    disable=not self.progress)
         for k, v in row.items():
             if k != "step":
                 self.writers[model].add_scalar(k, v, row["step"])
-        if self.progress:
-            print(f"  {model:9s} step {row['step']:5d}  loss {row['loss']:.4f}  {row['samples_per_s']:.0f} samples/s",
-                  flush=True)
+        bar = self.bars[model]
+        bar.update(row["step"] - bar.n)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", samples_s=f"{row['samples_per_s']:.0f}")
 
     def close(self) -> None:
         for w in self.writers.values():
             w.close()
+        for b in self.bars.values():
+            b.close()
 
 
 def _fit_or_load(task, cfg: TrainConfig, out: Path, resume: bool, logger: _Logger) -> dict:
@@ -202,6 +217,7 @@ def _fit_or_load(task, cfg: TrainConfig, out: Path, resume: bool, logger: _Logge
             return {"loss": last["loss"], "samples_per_s": last["samples_per_s"]}
         if not resume:
             raise DataError(f"{out} holds an unfinished run (step {state['step']} of {cfg.steps}); pass --resume")
+    logger.start(task.name, cfg.steps)
     res = fit(task, cfg, out, resume=ckpt is not None, on_report=lambda row: logger.report(task.name, row))
     last = res.history[-1] if res.history else {"loss": float("nan")}
     return {"loss": last["loss"], "samples_per_s": res.samples_per_s}

@@ -89,3 +89,17 @@ def test_the_alignment_baseline_and_an_ablation_objective_run_through_the_same_l
     assert "ours (DiT, x0)" in x0.table
     rows = read_evals(layout.store_dir)
     assert {r["objective"] for r in rows} >= {"velocity", "x0", "align-infonce"}
+
+
+def test_a_run_whose_store_changed_model_is_refused(trained):
+    from train.data import DataError
+
+    layout, cfg, s = trained
+    meta_path = s.run_dir / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "vae_id": "motion-vae-older"}))
+    try:
+        with pytest.raises(DataError, match="trained on VAE motion-vae-older"):
+            run_train(layout, cfg, progress=False)
+    finally:
+        meta_path.write_text(json.dumps(meta))
