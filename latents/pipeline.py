@@ -41,6 +41,7 @@ class LatentsSummary:
     vae_id: str = ""
     vlm_id: str = ""
     video_dim: int = 0
+    deduplicated: int = 0  # clips whose duplicated rows (from old racing builds) were rewritten once
     clips_without_video: int = 0
     pruned: int = 0  # orphan rows removed by --prune
     failures: int = 0  # rows in ledger/latents.parquet
@@ -205,6 +206,11 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
         raise StoreError(f"{len(stale)} store rows belong to clips no longer in the retarget shards and were made "
                          f"with other models (e.g. {stale[0]}: {orphans[stale[0]][0]}); the store would mix two "
                          f"model generations. The store's tables were not changed: rerun with --prune to remove the orphans")
+    # rows duplicated by builds that raced before the writer lock existed: every current clip is
+    # re-embedded below, so its duplicated rows are dropped first and written once
+    dupes = [c for c in store.duplicate_clip_ids() if c in current]
+    store.delete_clips(dupes)
+    s.deduplicated = len(dupes)
     all_ids = []
     failures: list[Failure] = []
     bar = tqdm(total=len(jobs), desc="embed shards", unit="shard", disable=not progress)

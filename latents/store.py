@@ -171,6 +171,17 @@ class Store:
             if (self.path / f"{name}.lance").exists():
                 self.table(name).delete(f"clip_id IN ({quoted})")
 
+    def duplicate_clip_ids(self) -> list[str]:
+        """Clip ids with more than one row in any table (left by builds that raced before the writer lock)."""
+        from collections import Counter
+
+        dupes: set[str] = set()
+        for name in TABLES:
+            if (self.path / f"{name}.lance").exists():
+                counts = Counter(self.table(name).to_arrow().column("clip_id").to_pylist())
+                dupes |= {c for c, n in counts.items() if n > 1}
+        return sorted(dupes)
+
     def tag(self, name: str, tag: str) -> None:
         t = self.table(name)
         if tag not in t.tags.list():

@@ -164,3 +164,21 @@ def test_the_store_holds_one_model_generation(latents_built, tmp_path):
     assert s.pruned == 1 and s.clips == first.clips
     assert store_models(layout)[0] == first.vae_id
     assert nearest(layout, text="a person walks", space="text", k=2)
+
+
+def test_rows_duplicated_by_old_racing_builds_are_written_once_again(latents_built, tmp_path):
+    """Builds that raced before the writer lock left two rows per clip; the next build leaves one."""
+    import lance
+
+    src, _ = latents_built
+    layout = DataLayout(tmp_path / "d")
+    shutil.copytree(src.root, layout.root)
+    for name in ("clips", "motion_tokens"):
+        path = str(layout.store_dir / f"{name}.lance")
+        lance.write_dataset(lance.dataset(path).to_table().slice(0, 3), path, mode="append")  # 3 clips twice
+    store = Store(layout.store_dir)
+    assert len(store.duplicate_clip_ids()) == 3
+    s = run_latents(layout, vae_dir=next((layout.store_dir / "models").iterdir()))
+    assert s.deduplicated == 3 and Store(layout.store_dir).duplicate_clip_ids() == []
+    ids = lance.dataset(str(layout.store_dir / "clips.lance")).to_table(columns=["clip_id"]).column(0).to_pylist()
+    assert len(ids) == len(set(ids)) == s.clips
