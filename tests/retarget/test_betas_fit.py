@@ -77,3 +77,23 @@ def test_retarget_clip_records_the_betas_fit(model_dir, small_sample):
     fit = res.report["shape_fit"]["betas_fit"]
     assert fit is not None and len(fit["betas"]) == 10 and fit["residual_after_m"] < fit["residual_before_m"]
     assert res.report["metrics"]["joint_limit_violations"] == 0
+
+
+def test_the_body_model_is_loaded_once_per_process_not_per_clip(model_dir, small_sample, monkeypatch):
+    """Loading SMPL-X per clip cost ~3/4 of the retarget time with --body-models."""
+    import ingest.body_model as bm
+    import retarget.clip as rc
+    from ingest.motionx import discover_motionx, read_motionx
+
+    rc._body_model.cache_clear()
+    loads = []
+    real = bm.load_body_model
+    monkeypatch.setattr(bm, "load_body_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    ref = discover_motionx(small_sample["motionx"])[0]
+    seq = read_motionx(ref, real("smplx", model_dir))
+    params = {k: v.astype(np.float64) for k, v in seq.params.items()}
+    for _ in range(3):
+        retarget_clip(G1(), seq.joint_names, seq.joint_pos_w[:40], seq.fps,
+                      RetargetConfig(body_models_dir=str(model_dir)), params={k: v[:40] if v.ndim and len(v) == len(
+                          seq.joint_pos_w) else v for k, v in params.items()})
+    assert len(loads) == 1

@@ -99,3 +99,12 @@ def test_bad_clip_goes_to_the_ledger_and_the_rest_is_kept(retargeted, tmp_path):
     assert len(ledger) == 1 and ledger[0].reason == "retarget_error" and victim in ledger[0].path
     assert "no keypoint table fits" in ledger[0].detail
     assert s.clips == summary.clips - 1
+
+
+def test_per_clip_timing_reaches_the_catalog_and_the_report(retargeted):
+    from catalog.sql import query
+
+    layout, summary = retargeted
+    rows = query(layout, "SELECT clip_id, n_frames, ik_frames_per_s, total_frames_per_s FROM retarget_timing").fetchall()
+    clips = query(layout, "SELECT count(*) FROM retarget").fetchone()[0]
+    assert len(rows) == clips and all(r[1] > 0 and r[2] > 0 and 0 < r[3] <= r[2] for r in rows)
