@@ -107,6 +107,42 @@ def keep_floor_clearance(human: dict[str, np.ndarray], targets: dict[str, np.nda
     return out
 
 
+def keep_sole_clearance(robot: G1, human: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                        contact: np.ndarray) -> dict[str, np.ndarray]:
+    """A swing foot's lowest sole point stays at least as high above the floor as the human's.
+
+    The G1's sole is not the human's: with the ankle on its target and the foot at its target
+    orientation, the G1's heel (5.4 cm behind the ankle) can reach the floor while the human's is still
+    above it, so the robot skims the floor at walking speed on heel strike. For frames where a foot is
+    not in contact, the ankle and toe targets are lifted by the shortfall, computed from the robot's
+    own sole points under the target foot rotation; the lift fades out above CLEARANCE_BAND_M."""
+    from retarget.ik import foot_pitch, foot_rotations
+
+    out = dict(targets)
+    sole = robot.sole_points_ankle_frame()  # side -> (P, 3) lowest surface points in the ankle frame
+    t_low = np.minimum.reduce([targets[f"{s}_{p}"][:, 2] for s in ("left", "right") for p in ("ankle", "toe")])
+    h_low = np.minimum.reduce([human[f"{s}_{p}"][:, 2] for s in ("left", "right") for p in ("ankle", "toe")])
+    t_floor, h_floor = float(np.percentile(t_low, 5)), float(np.percentile(h_low, 5))
+    lo, hi = CLEARANCE_BAND_M
+    for k, side in enumerate(("left", "right")):
+        in_contact = contact[:, k]
+        # the human's sole: its ankle height in contact, below the ankle; or the toe, whichever is lower
+        ankle_h = human[f"{side}_ankle"][:, 2] - h_floor
+        rest = float(np.median(ankle_h[in_contact])) if in_contact.any() else float(np.percentile(ankle_h, 5))
+        human_low = np.minimum(ankle_h - rest, human[f"{side}_toe"][:, 2] - h_floor).clip(min=0.0)
+        pitch = foot_pitch(targets, side)
+        flat = float(np.median(pitch[in_contact] if in_contact.any() else pitch))
+        rot = foot_rotations(targets, side, flat)
+        robot_low = targets[f"{side}_ankle"][:, 2] - t_floor + np.einsum("tij,pj->tpi", rot, sole[side])[..., 2].min(1)
+        fade = np.clip((hi - human_low) / (hi - lo), 0.0, 1.0)
+        lift = np.where(in_contact, 0.0, fade * np.maximum(human_low - robot_low, 0.0))
+        for part in ("ankle", "toe"):
+            p = out[f"{side}_{part}"].copy()
+            p[:, 2] += lift
+            out[f"{side}_{part}"] = p
+    return out
+
+
 def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarray, fps: float,
                   cfg: RetargetConfig, shape: ShapeFit | None = None,
                   params: dict[str, np.ndarray] | None = None) -> ClipResult:
@@ -124,6 +160,8 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
     contact = contact_labels(foot_z, foot_xy, fps)
+    if cfg.sole_clearance:
+        targets = keep_sole_clearance(robot, source, targets, contact)
 
     ik_cfg = IKConfig(iterations_per_frame=cfg.iterations_per_frame, posture_cost=cfg.posture_cost,
                       contact_lock=cfg.contact_lock, foot_frame=cfg.foot_frame)

@@ -23,6 +23,7 @@ class RetargetConfig:
     contact_lock: bool = True  # pin feet in contact to their previous position
     smooth_sigma_frames: float = 0.0  # optional Gaussian smoothing [frames]; off: it costs foot skate (bench)
     foot_frame: str = "shin"  # foot orientation target: "shin" (level, continuous) or "heading" (the old one, bench)
+    sole_clearance: bool = True  # swing feet: the G1's own sole kept as high above the floor as the human's
     floor_z_m: float | None = None  # floor height in the source frame if known; None: estimated per clip
     stab_eps_m: float = 0.1  # CoM-CoP distance under which a frame is stable [m]
     stab_max_unstable_run: int = 100  # a clip fails at this many consecutive unstable frames

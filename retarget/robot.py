@@ -17,6 +17,7 @@ import pinocchio as pin
 
 from retarget.g1 import (
     DEFAULT_CONFIG,
+    FEET,
     FOOT_GEOM_PREFIX,
     KEYPOINT_FRAMES,
     MOTORS,
@@ -143,6 +144,25 @@ class G1:
                     low = min(low, c[2] - abs(axis[2]) * half - self.mj.geom_size[g, 0])
                 out[i, k] = low
         return out
+
+    def sole_points_ankle_frame(self) -> dict[str, np.ndarray]:
+        """side -> (P, 3) the lowest surface points of each foot capsule's two end spheres, in the
+        ankle keypoint frame [m] (fixed geometry: computed once at the zero pose)."""
+        if getattr(self, "_sole_points", None) is None:
+            self.forward(self.zero_qpos)
+            out = {}
+            for side in ("left", "right"):
+                body = self.mj.body(FEET[side]).id
+                rot, pos = self.mj_data.xmat[body].reshape(3, 3), self.mj_data.xpos[body]
+                pts = []
+                for g in self.foot_geoms[side]:
+                    half, radius = self.mj.geom_size[g, 1], self.mj.geom_size[g, 0]
+                    axis, c = self.mj_data.geom_xmat[g].reshape(3, 3)[:, 2], self.mj_data.geom_xpos[g]
+                    for end in (c + axis * half, c - axis * half):
+                        pts.append(rot.T @ (end - pos) - rot.T @ np.array([0.0, 0.0, radius]))
+                out[side] = np.array(pts)
+            self._sole_points = out
+        return self._sole_points
 
     @cached_property
     def zero_qpos(self) -> np.ndarray:

@@ -49,3 +49,26 @@ def test_a_vertical_foot_keeps_the_previous_side_axis():
     kp["left_knee"] = kp["left_ankle"] - 0.4 * kp["left_toe"] / 0.15  # the shin along the foot: no side axis
     r = foot_rotations(kp, "left", 0.0)
     assert np.isfinite(r).all() and np.allclose(np.linalg.det(r), 1.0)
+
+
+def test_a_swing_heel_is_kept_as_high_as_the_humans_sole():
+    """Toe up and low, not in contact: the G1's heel (further behind the ankle than the toe keypoint
+    suggests) would touch the floor; the ankle target is lifted by the shortfall. In contact: untouched."""
+    from retarget.clip import keep_sole_clearance
+    from retarget.robot import G1
+
+    n = 6
+    pitch_up = np.radians(25.0)
+    kp = {}
+    for side, y in (("left", 0.1), ("right", -0.1)):
+        ankle = np.tile([0.0, y, 0.045], (n, 1))
+        toe = ankle + 0.13 * np.array([np.cos(pitch_up), 0.0, np.sin(pitch_up)])
+        toe[:3] = ankle[:3] + [0.13, 0.0, -0.035]  # frames 0-2 flat on the floor
+        kp[f"{side}_ankle"], kp[f"{side}_toe"] = ankle, toe
+        kp[f"{side}_knee"] = ankle + [0.0, 0.0, 0.4]
+    contact = np.zeros((n, 2), bool)
+    contact[:3] = True
+    out = keep_sole_clearance(G1(), kp, kp, contact)
+    lift = out["left_ankle"][:, 2] - kp["left_ankle"][:, 2]
+    assert np.all(lift[:3] == 0) and np.all(lift[3:] > 0.005)
+    assert np.allclose(out["left_toe"][:, 2] - kp["left_toe"][:, 2], lift)
