@@ -73,6 +73,7 @@ class TrainSummary:
     dit_id: str = ""
     evaluator_id: str = ""
     samples_per_s: float = 0.0
+    steps: int = 0
     final_loss: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -143,6 +144,7 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
     model.eval()
     summary.dit_id = weights_id(model)
     summary.samples_per_s = res["samples_per_s"]
+    summary.steps = cfg.dit_steps
     summary.final_loss = {"evaluator": ev_res["loss"], cfg.method: res["loss"]}
     logger.close()
 

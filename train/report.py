@@ -26,7 +26,9 @@ def print_summary(s: TrainSummary, console: Console | None = None) -> None:
     console.print(f"{note}; 95% CI over replications. Real = ground-truth motion latents (the ceiling); "
                   "shuffled = the DiT fed another clip's video (the floor). No gap between ours and shuffled "
                   "means the video did not inform the motion.")
-    console.print(f"DiT {s.dit_id}: {s.samples_per_s:.0f} training samples/s, final loss {s.final_loss.get('dit', 0):.4f}; "
+    model = next((k for k in s.final_loss if k != "evaluator"), "dit")
+    console.print(f"{model} {s.dit_id}: {s.steps} steps, {s.samples_per_s:.0f} training samples/s, final loss "
+                  f"{s.final_loss.get(model, 0):.4f}; "
                   f"evaluator {s.evaluator_id}: final loss {s.final_loss.get('evaluator', 0):.4f}; "
                   f"{s.n_train} train clips, {len(s.skipped)} without video tokens (ledger/train.parquet); "
                   f"store versions {s.versions}")

@@ -97,16 +97,20 @@ def test_refusals(tmp_path):
 
 
 def test_two_ray_workers_equal_one_at_the_same_global_batch(tmp_path):
-    cfg = dict(steps=12, global_batch=8, ckpt_every=12, log_every=4, executor="ray")
-    fit(Regression(), TrainConfig(workers=1, **cfg), tmp_path / "one")
-    fit(Regression(), TrainConfig(workers=2, **cfg), tmp_path / "two")
+    """The DiT's own loss (flow noise and τ drawn per step for the global batch) on store-shaped
+    tensors: 2 DDP workers end on the weights of 1 worker, within 1e-4 (float summation order)."""
+    from train.bench import SyntheticDiTTask
+
+    task = SyntheticDiTTask(n=24)
+    cfg = dict(steps=8, global_batch=8, ckpt_every=8, log_every=4, executor="ray")
+    fit(task, TrainConfig(workers=1, **cfg), tmp_path / "one")
+    fit(task, TrainConfig(workers=2, **cfg), tmp_path / "two")
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
-    # DDP averages two half-batch gradients: equal up to float summation order
-    assert all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
-    local = tmp_path / "local"
-    fit(Regression(), TrainConfig(steps=12, global_batch=8, ckpt_every=12, log_every=4), local)
-    c = _weights(local)
-    assert all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)  # the same loop in-process
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+    moved = fit(task, TrainConfig(steps=8, global_batch=8, ckpt_every=8, log_every=4), tmp_path / "local")
+    c = _weights(tmp_path / "local")
+    assert max(float((a[k] - c[k]).abs().max()) for k in a) < 1e-5  # the same loop in-process
+    assert moved.history[-1]["loss"] != moved.history[0]["loss"]
 
 
 def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path):
