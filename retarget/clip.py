@@ -124,18 +124,24 @@ def keep_sole_clearance(robot: G1, human: dict[str, np.ndarray], targets: dict[s
     h_low = np.minimum.reduce([human[f"{s}_{p}"][:, 2] for s in ("left", "right") for p in ("ankle", "toe")])
     t_floor, h_floor = float(np.percentile(t_low, 5)), float(np.percentile(h_low, 5))
     lo, hi = CLEARANCE_BAND_M
+    human_low, robot_low = {}, {}
     for k, side in enumerate(("left", "right")):
         in_contact = contact[:, k]
         # the human's sole: its ankle height in contact, below the ankle; or the toe, whichever is lower
         ankle_h = human[f"{side}_ankle"][:, 2] - h_floor
         rest = float(np.median(ankle_h[in_contact])) if in_contact.any() else float(np.percentile(ankle_h, 5))
-        human_low = np.minimum(ankle_h - rest, human[f"{side}_toe"][:, 2] - h_floor).clip(min=0.0)
+        human_low[side] = np.minimum(ankle_h - rest, human[f"{side}_toe"][:, 2] - h_floor).clip(min=0.0)
         pitch = foot_pitch(targets, side)
         flat = float(np.median(pitch[in_contact] if in_contact.any() else pitch))
         rot = foot_rotations(targets, side, flat)
-        robot_low = targets[f"{side}_ankle"][:, 2] - t_floor + np.einsum("tij,pj->tpi", rot, sole[side])[..., 2].min(1)
-        fade = np.clip((hi - human_low) / (hi - lo), 0.0, 1.0)
-        lift = np.where(in_contact, 0.0, fade * np.maximum(human_low - robot_low, 0.0))
+        robot_low[side] = (targets[f"{side}_ankle"][:, 2] - t_floor
+                           + np.einsum("tij,pj->tpi", rot, sole[side])[..., 2].min(1))
+    # grounding (after the IK) puts a stance foot's sole on the floor: the swing foot moves with it
+    stance = np.where(contact, np.stack([robot_low["left"], robot_low["right"]], 1), np.inf).min(1)
+    shift = np.where(np.isfinite(stance), stance, 0.0)
+    for k, side in enumerate(("left", "right")):
+        fade = np.clip((hi - human_low[side]) / (hi - lo), 0.0, 1.0)
+        lift = np.where(contact[:, k], 0.0, fade * np.maximum(human_low[side] - (robot_low[side] - shift), 0.0))
         for part in ("ankle", "toe"):
             p = out[f"{side}_{part}"].copy()
             p[:, 2] += lift
