@@ -1,7 +1,7 @@
 """`make bench` for ingest: throughput and memory, each next to a baseline measured in the same run.
 
 - ingest clips/s end to end (Ray, 2 local workers) on the sample corpus at 1x and 2x size;
-- shard write MB/s (packing staged clips into published shards: read, tar, fsync, rename, hash)
+- shard write MB/s (packing staged clips into published shards: kernel copy by byte range, fsync, rename)
   against a raw sequential write + fsync of the same bytes: the ratio is the figure; measured on
   the sample (small 2 MB shards, so per-file costs weigh) and on ~170 MB of staged clips packed
   into default 32 MB shards (what a real corpus sees);

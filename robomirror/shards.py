@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +39,7 @@ from robomirror.atomic import (
     sha256_file,
 )
 from robomirror.errors import FormatVersionError, InfrastructureError, IntegrityError
-from robomirror.tario import BLOCK, TarWriter, read_tar, tar_member_bytes, write_tar
+from robomirror.tario import BLOCK, TarWriter, read_tar, tar_member_bytes, ustar_header, write_tar
 
 SHARD_PATTERN = "shard-%06d-%s.tar"  # index, plan digest prefix
 SHARD_GLOB = "shard-*.tar"
@@ -105,7 +106,12 @@ def plan_shards(staged: list[tuple[Path, dict]], target_bytes: int) -> list[Plan
 
 
 def verify_shard(path: Path, plan_digest: str | None = None) -> dict | None:
-    """The shard's sidecar if the shard is complete and matches it (and the plan), else None."""
+    """The shard's sidecar if the shard is complete and matches it (and the plan), else None.
+
+    A shard's identity is its member list (name, size, sha256 of each member, in order: the plan
+    digest), and its bytes follow from that list (our deterministic writer). So verifying reads the
+    file once: every header must be the one the writer makes for that member, every member's data
+    must hash to its sha256, the tail must be the writer's, and the size must match."""
     side_path = path.with_suffix(".json")
     try:
         side = json.loads(side_path.read_text())
@@ -115,9 +121,35 @@ def verify_shard(path: Path, plan_digest: str | None = None) -> dict | None:
         raise FormatVersionError(str(side_path), side["format_version"], FORMAT_VERSION)
     if plan_digest is not None and side.get("plan_digest") != plan_digest:
         return None
-    if not path.is_file() or path.stat().st_size != side.get("bytes") or sha256_file(path) != side.get("sha256"):
+    members = side.get("members")
+    if not members or not path.is_file() or path.stat().st_size != side.get("bytes"):
         return None
-    return side
+    if digest_of([(name, sha) for name, _, sha in members]) != side.get("plan_digest"):
+        return None
+    return side if _bytes_match(path, members, side["bytes"]) else None
+
+
+def _bytes_match(path: Path, members: list, nbytes: int) -> bool:
+    pos = 0
+    with open(path, "rb") as f:
+        for name, size, sha in members:
+            if f.read(BLOCK) != ustar_header(name, size):
+                return False
+            h = hashlib.sha256()
+            left = size
+            while left:
+                chunk = f.read(min(left, 8 << 20))
+                if not chunk:
+                    return False
+                h.update(chunk)
+                left -= len(chunk)
+            if h.hexdigest() != sha:
+                return False
+            pad = -size % BLOCK
+            if f.read(pad) != b"\0" * pad:
+                return False
+            pos += tar_member_bytes(size)
+        return f.read() == TarWriter.tail(pos) and pos + len(TarWriter.tail(pos)) == nbytes
 
 
 _RANGE_BYTES = 16 << 20  # at most this much of a staged tar is read at once
@@ -142,89 +174,56 @@ def _ranges(shard: PlannedShard):
         yield run[0], run[1], run[3]
 
 
-def _checked(tar: Path, data, start: int, samples: list) -> None:
-    """Every member header of the run (in `data`, the staged tar's bytes) names the planned member
-    with the planned size."""
+def _checked(tar: Path, fd: int, samples: list) -> None:
+    """Every member header of the run (read from the staged tar at its offset) is exactly the header
+    our writer makes for the planned member: its name and size."""
     for s, off in samples:
         pos = off
         for m in s["members"]:
-            hdr = bytes(data[pos:pos + BLOCK])
-            name = m["name"].encode()
-            if (len(hdr) < BLOCK or hdr[:len(name)] != name or hdr[len(name)] != 0
-                    or int(hdr[124:135].rstrip(b"\0 ") or b"0", 8) != m["size"]):
+            if os.pread(fd, BLOCK, pos) != ustar_header(m["name"], m["size"]):
                 raise IntegrityError(f"{tar}: member {m['name']} missing or changed since staging")
             pos += tar_member_bytes(m["size"])
 
 
-def _write_shard(f, shard: PlannedShard) -> tuple[int, Callable[[], str]]:
-    """Write the shard's tar into the open file `f`; returns (bytes, a call that gives its sha256).
+def _write_shard(f, shard: PlannedShard) -> int:
+    """Write the shard's tar into the open file `f`; returns its size in bytes.
 
-    Each run of samples is copied inside the kernel (copy_file_range) while a helper thread hashes
-    the same bytes from a read-only map of the staged tar; the hash may still run while the caller
-    fsyncs the file, so a shard costs about one copy plus its fsync, not a read, a hash, a write and
-    an fsync in turn. Every member header is checked against the plan before its run is copied."""
-    import mmap
-    from concurrent.futures import ThreadPoolExecutor
-
+    Each run of samples that lies back to back in a staged tar is copied inside the kernel
+    (copy_file_range): no read into Python, no hash at publish time (the staged bytes were hashed
+    when staged, or verified when the cache was reused; the shard's identity is its member list).
+    Every member header is checked against the plan before its run is copied."""
     f.flush()
     fd = f.fileno()
-    digest, total = hashlib.sha256(), 0
-    maps: dict[Path, tuple] = {}
-    views: list[memoryview] = []
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-hash")  # one thread: updates stay in order
-    hashing = []
-
-    def finish() -> str:
-        try:
-            for h in hashing:
-                h.result()
-            return digest.hexdigest()
-        finally:
-            pool.shutdown(wait=True)
-            for v in views:
-                v.release()
-            for src, mm in maps.values():
-                mm.close()
-                src.close()
-
+    total = 0
+    files: dict[Path, object] = {}
     try:
         for tar, start, samples in _ranges(shard):
-            if tar not in maps:
-                src = open(tar, "rb")  # noqa: SIM115 - closed by finish()
-                maps[tar] = (src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ))
-            src, mm = maps[tar]
+            if tar not in files:
+                files[tar] = open(tar, "rb")  # noqa: SIM115 - closed below
+            src = files[tar]
             end = samples[-1][1] + sum(tar_member_bytes(m["size"]) for m in samples[-1][0]["members"])
-            if end > len(mm):
-                raise IntegrityError(f"{tar}: shorter than its sidecar says ({len(mm)} < {end} bytes)")
-            _checked(tar, mm, start, samples)
-            views.append(memoryview(mm)[start:end])
-            hashing.append(pool.submit(digest.update, views[-1]))
+            if os.fstat(src.fileno()).st_size < end:
+                raise IntegrityError(f"{tar}: shorter than its sidecar says (< {end} bytes)")
+            _checked(tar, src.fileno(), samples)
             copy_range(src.fileno(), fd, start, end - start)
             total += end - start
-        tail = TarWriter.tail(total)
-        f.write(tail)
-        hashing.append(pool.submit(digest.update, tail))
-    except BaseException:
-        finish()
-        raise
-    return total + len(tail), finish
+    finally:
+        for src in files.values():
+            src.close()
+    tail = TarWriter.tail(total)
+    f.write(tail)
+    return total + len(tail)
 
 
 def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
     """Write one shard and its sidecar. Their directory entry is synced once, before the commit (pack)."""
     path = out_dir / shard.name
-    written: list[tuple[int, Callable[[], str]]] = []
-    try:
-        publish_with(path, lambda f: written.append(_write_shard(f, shard)), sync_dir=False)
-    except BaseException:
-        if written:
-            written[-1][1]()  # stop the hash thread and close the maps
-        raise
-    nbytes, sha = written[-1][0], written[-1][1]()
+    written: list[int] = []
+    publish_with(path, lambda f: written.append(_write_shard(f, shard)), sync_dir=False)
     side = {
-        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": nbytes,
-        "sha256": sha, "n_samples": len(shard.samples),
+        "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": written[-1], "n_samples": len(shard.samples),
         "keys": [s["key"] for s in shard.samples], "plan_digest": shard.plan_digest,
+        "members": [[m["name"], m["size"], m["sha256"]] for s in shard.samples for m in s["members"]],
     }
     publish_with(path.with_suffix(".json"), lambda f: f.write(json_bytes(side)), sync_dir=False)
     return side

@@ -18,7 +18,7 @@ import webdataset as wds
 from ingest.failures import read_ledger
 from retarget.config import RetargetConfig
 from retarget.pipeline import run_retarget
-from robomirror.atomic import npz_bytes, sha256_file
+from robomirror.atomic import digest_of, npz_bytes, sha256_bytes
 from robomirror.paths import DataLayout
 from robomirror.tario import read_tar, write_tar
 from tests.conftest import REPO, stage_digests
@@ -91,8 +91,9 @@ def test_bad_clip_goes_to_the_ledger_and_the_rest_is_kept(retargeted, tmp_path):
         patched.append((name, data))
     with open(shard, "wb") as f:
         write_tar(f, patched)
-    side = json.loads(shard.with_suffix(".json").read_text())
-    side.update(bytes=shard.stat().st_size, sha256=sha256_file(shard))
+    side = json.loads(shard.with_suffix(".json").read_text())  # a valid shard whose one clip is bad
+    side["members"] = [[n, len(d), sha256_bytes(d)] for n, d in patched]
+    side.update(bytes=shard.stat().st_size, plan_digest=digest_of([(n, h) for n, _, h in side["members"]]))
     shard.with_suffix(".json").write_text(json.dumps(side))
     s = run_retarget(DataLayout(root), RetargetConfig(), executor="serial", progress=False)
     ledger = read_ledger(DataLayout(root).ledger("retarget"))

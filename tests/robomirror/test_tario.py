@@ -35,3 +35,15 @@ def test_writer_bytes_equal_tarfile_and_spans_find_every_member(sizes, tmp_path)
     spans = member_spans(str(path))
     data = path.read_bytes()
     assert {n: data[o:o + s] for n, (o, s) in spans.items()} == dict(members)
+
+
+@pytest.mark.parametrize("name,size", [("a" * 64 + ".video.mp4", 12345), ("x.meta.json", 0), ("k" * 99, 8 ** 10),
+                                       ("k" * 100, 3)])
+def test_the_fast_header_is_tarfiles_header(name, size):
+    import tarfile
+
+    from robomirror.tario import ustar_header
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = size, 0, 0o644, 0, 0, "", ""
+    assert ustar_header(name, size) == info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
