@@ -158,8 +158,9 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, store_dir: Path, versions: dict[str, int], split: Split, side: str) -> None:
         self.store_dir, self.versions = Path(store_dir), dict(versions)
+        # scalar columns only: the vectors stay on disk until an item is read
         clips = lance.dataset(str(self.store_dir / f"{CLIPS}.lance"), version=versions[CLIPS]).to_table(
-            columns=["clip_id", "vae_id", "vlm_id", "text", "video_latent"]).to_pylist()
+            columns=["clip_id", "vae_id", "vlm_id", "text"]).to_pylist()
         wanted = set(split.clips(side))
         rows = [r for r in clips if r["clip_id"] in wanted]
         vae_ids = {r["vae_id"] for r in rows}
@@ -170,8 +171,8 @@ class ClipDataset(torch.utils.data.Dataset):
         self.vae_id = next(iter(vae_ids), None)
         self.vlm_id = next(iter(vlm_ids), None)
         self._rows = {name: self._row_index(name) for name in (MOTION_TOKENS, VIDEO_TOKENS)}
-        self.skipped = sorted(r["clip_id"] for r in rows if r["video_latent"] is None
-                              or r["clip_id"] not in self._rows[VIDEO_TOKENS])  # no video tokens: ledger
+        self.skipped = sorted(r["clip_id"] for r in rows
+                              if r["clip_id"] not in self._rows[VIDEO_TOKENS])  # no video tokens: ledger
         keep = [r for r in rows if r["clip_id"] not in set(self.skipped)]
         self.clip_ids = [r["clip_id"] for r in keep]
         self.texts = [r["text"] or "" for r in keep]

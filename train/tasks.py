@@ -37,9 +37,18 @@ class StoreSide:
 
 
 def latent_stats(ds: ClipDataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and std of the real motion tokens (flow matching wants unit-scale data)."""
-    toks = torch.cat([ds[i]["motion_tokens"] for i in range(len(ds))])
-    return toks.mean(0), toks.std(0).clamp_min(1e-3)
+    """Per-dimension mean and std of the real motion tokens (flow matching wants unit-scale data), in
+    one streaming pass of float64 sums: memory for one clip, not for the split."""
+    total = sq = None
+    n = 0
+    for i in range(len(ds)):
+        t = ds[i]["motion_tokens"].double()
+        total = t.sum(0) if total is None else total + t.sum(0)
+        sq = (t ** 2).sum(0) if sq is None else sq + (t ** 2).sum(0)
+        n += len(t)
+    mean = total / n
+    var = (sq / n - mean ** 2).clamp_min(0.0) * n / max(n - 1, 1)  # the unbiased std, as torch.std
+    return mean.float(), var.sqrt().float().clamp_min(1e-3)
 
 
 @dataclass
