@@ -161,12 +161,15 @@ class NormalizedDiT(torch.nn.Module):
 def reconstruct(model: NormalizedDiT, batch: dict, flow: FlowConfig, seed: int,
                 video_from: torch.Tensor | None = None) -> torch.Tensor:
     """DiT samples of the motion tokens (B, T_m, D_m), de-normalised; padded positions zeroed.
-    `video_from`: a permutation of the batch whose video conditions each clip (the shuffled floor)."""
+    `video_from`: a permutation of the batch whose video conditions each clip (the shuffled floor).
+    The noise is drawn on the CPU from `seed` and moved to the batch's device and dtype, so a GPU run
+    starts from the same noise."""
 
     model.eval()
     idx = torch.arange(len(batch["clip_id"])) if video_from is None else video_from
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch["motion_tokens"].shape, generator=gen)
+    tokens = batch["motion_tokens"]
+    noise = torch.randn(tokens.shape, generator=gen).to(tokens.device, tokens.dtype)
 
     def predict(x, tau):
         return model(x, tau_buckets(tau, flow), batch["video_tokens"][idx], batch["video_mask"][idx],

@@ -152,7 +152,7 @@ def _bytes_match(path: Path, members: list, nbytes: int) -> bool:
         return f.read() == TarWriter.tail(pos) and pos + len(TarWriter.tail(pos)) == nbytes
 
 
-_RANGE_BYTES = 16 << 20  # at most this much of a staged tar is read at once
+_RANGE_BYTES = 16 << 20  # at most this much of a staged tar per copy_file_range run (bounded syscalls)
 
 
 def _ranges(shard: PlannedShard):

@@ -78,24 +78,12 @@ def sampling_latency_ms(preset: str, device: str = "cpu", repeats: int = 20) -> 
     for i in range(repeats + 3):
         t0 = time.perf_counter()
         with torch.autocast(device_type=device, dtype=dtype, enabled=device == "cuda"):
-            _ = _reconstruct_on(model, batch, device)
+            _ = reconstruct(model, batch, FlowConfig(), seed=0)
         if device == "cuda":
             torch.cuda.synchronize()
         if i >= 3:
             times.append(1000 * (time.perf_counter() - t0))
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
-
-
-def _reconstruct_on(model, batch, device):
-    if device == "cpu":
-        return reconstruct(model, batch, FlowConfig(), seed=0)
-    with torch.no_grad():  # reconstruct() draws its noise on the CPU; do the same steps on the device
-        from robomirror.flow import euler_sample
-
-        noise = torch.randn(batch["motion_tokens"].shape, device=device, dtype=batch["motion_tokens"].dtype)
-        flow = FlowConfig()
-        return euler_sample(lambda x, tau: model(x, tau_buckets(tau, flow), batch["video_tokens"], batch["video_mask"],
-                                                 batch["video_latent"], batch["motion_mask"]), noise, flow)
 
 
 def evaluator_throughput(n: int = 64) -> float:
