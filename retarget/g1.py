@@ -18,21 +18,8 @@ from robomirror.errors import ConfigError
 ENV_ROBOT_XML = "ROBOMIRROR_G1_XML"
 MJLAB_G1_XML = "mjlab/asset_zoo/robots/unitree_g1/xmls/g1.xml"
 
-# MuJoCo / pinocchio joint order of the 29-DoF model (depth-first, as in the MJCF).
-G1_29DOF_JOINTS = (
-    "left_hip_pitch_joint", "left_hip_roll_joint", "left_hip_yaw_joint", "left_knee_joint",
-    "left_ankle_pitch_joint", "left_ankle_roll_joint",
-    "right_hip_pitch_joint", "right_hip_roll_joint", "right_hip_yaw_joint", "right_knee_joint",
-    "right_ankle_pitch_joint", "right_ankle_roll_joint",
-    "waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint",
-    "left_shoulder_pitch_joint", "left_shoulder_roll_joint", "left_shoulder_yaw_joint", "left_elbow_joint",
-    "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
-    "right_shoulder_pitch_joint", "right_shoulder_roll_joint", "right_shoulder_yaw_joint", "right_elbow_joint",
-    "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
-)
-WRIST_JOINTS = tuple(j for j in G1_29DOF_JOINTS if "wrist" in j)
-# PHC/PBHC "g1_29dof_anneal_23dof": legs 12, waist 3, per arm shoulder p/r/y + elbow; wrists locked at 0.
-G1_23DOF_JOINTS = tuple(j for j in G1_29DOF_JOINTS if j not in WRIST_JOINTS)
+# Joint orders live in the contract the policy env and the robot runtime share.
+from robomirror.g1_contract import G1_23DOF_JOINTS, G1_29DOF_JOINTS, WRIST_JOINTS  # noqa: E402,F401
 
 # Motor class -> (velocity limit [rad/s], effort limit [N m]).
 MOTORS = {"7520_14": (32.0, 88.0), "7520_22": (20.0, 139.0), "5020": (37.0, 25.0), "4010": (22.0, 5.0),

@@ -37,6 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--resume", action="store_true", help="continue this run's checkpoints")
     r.add_argument("--replications", type=int, default=20)
     r.add_argument("--no-progress", action="store_true")
+    p = sub.add_parser("policy", help="teacher (PPO) + student (DAgger) + sim2sim evaluation + ONNX on the store")
+    p.add_argument("--where", default="stable", help="SQL condition over store_clips columns and `split`")
+    p.add_argument("--max-clips", type=int, default=8, help="clips per split (0: all)")
+    p.add_argument("--envs", type=int, default=16, help="MuJoCo worlds in the training process")
+    p.add_argument("--teacher-iterations", type=int, default=40)
+    p.add_argument("--experts", type=int, default=5, help="MoE experts (paper text: 5; its Table 8: 4)")
+    p.add_argument("--actor-hidden", default="768,512,128")
+    p.add_argument("--critic-hidden", default="512,256,128")
+    p.add_argument("--student", choices=["diffusion", "mlp"], default="diffusion")
+    p.add_argument("--student-width", type=int, default=1792, help="AdaLN-MLP width (paper 1792)")
+    p.add_argument("--prediction", choices=["x0", "eps"], default="x0", help="Table 14 ablation")
+    p.add_argument("--ddim-steps", type=int, default=2, help="Table 12 ablation")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (Table 13: 0 / 0.5)")
+    p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    p.add_argument("--dagger-rounds", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue this run's checkpoints")
+    p.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     layout = DataLayout(resolve_data_root(args.data_root))
     try:
@@ -50,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 s = ensure_split(layout.store_dir, SplitConfig(args.seed, args.test_fraction))
             print(f"split {s.split_id}: {len(s.clips('train'))} train / {len(s.clips('test'))} test clips")
             return 0
+        if args.cmd == "policy":
+            return _policy(layout, args)
         from train.pipeline import TrainRunConfig, run_train
         from train.report import print_summary
 
@@ -64,6 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     except RoboMirrorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _policy(layout: DataLayout, args) -> int:
+    from train.dagger import DaggerConfig
+    from train.policy import PolicyRunConfig, print_policy_summary, run_policy
+    from train.student import StudentConfig
+    from train.teacher import TeacherConfig
+
+    dims = lambda s: tuple(int(x) for x in s.split(","))  # noqa: E731
+    cfg = PolicyRunConfig(
+        where=args.where, max_clips=args.max_clips or None, num_envs=args.envs,
+        teacher=TeacherConfig(iterations=args.teacher_iterations, num_experts=args.experts,
+                              actor_hidden=dims(args.actor_hidden), critic_hidden=dims(args.critic_hidden), seed=args.seed),
+        student=StudentConfig(kind=args.student, width=args.student_width, prediction=args.prediction,
+                              ddim_steps=args.ddim_steps, eta=args.eta, sampler=args.sampler),
+        dagger=DaggerConfig(rounds=args.dagger_rounds, seed=args.seed))
+    print_policy_summary(run_policy(layout, cfg, resume=args.resume, progress=not args.no_progress))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,233 @@
+"""The G1 contract shared by the policy environment (train/env) and the robot runtime (deploy/).
+
+numpy only: the runtime imports this on a Jetson without the training stack. Everything a policy
+needs to act on a G1 is here, named: joint orders (MuJoCo depth-first, Isaac breadth-first, Unitree
+motor index), default pose, PD gains, effort limits, action scale and the observation layout of the
+paper's Tables 6-7.
+
+Gains follow BeyondMimic / mjlab (`asset_zoo/robots/unitree_g1/g1_constants.py`): every motor's
+reflected inertia (armature) from its two-stage planetary gearbox, stiffness kp = armature * w^2 and
+damping kd = 2 * zeta * armature * w with w = 2 pi 10 Hz and zeta = 2; action scale
+0.25 * effort_limit / kp. Waist roll/pitch and ankles are two 5020 motors in a linkage (2x each).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# ------------------------------------------------------------------------------------------ joints
+# MuJoCo / pinocchio joint order of the 29-DoF Menagerie G1 (depth-first, as in the MJCF). This is
+# also Unitree's motor index order on the G1 (LowCmd motor_cmd[0..28]).
+G1_29DOF_JOINTS = (
+    "left_hip_pitch_joint", "left_hip_roll_joint", "left_hip_yaw_joint", "left_knee_joint",
+    "left_ankle_pitch_joint", "left_ankle_roll_joint",
+    "right_hip_pitch_joint", "right_hip_roll_joint", "right_hip_yaw_joint", "right_knee_joint",
+    "right_ankle_pitch_joint", "right_ankle_roll_joint",
+    "waist_yaw_joint", "waist_roll_joint", "waist_pitch_joint",
+    "left_shoulder_pitch_joint", "left_shoulder_roll_joint", "left_shoulder_yaw_joint", "left_elbow_joint",
+    "left_wrist_roll_joint", "left_wrist_pitch_joint", "left_wrist_yaw_joint",
+    "right_shoulder_pitch_joint", "right_shoulder_roll_joint", "right_shoulder_yaw_joint", "right_elbow_joint",
+    "right_wrist_roll_joint", "right_wrist_pitch_joint", "right_wrist_yaw_joint",
+)
+WRIST_JOINTS = tuple(j for j in G1_29DOF_JOINTS if "wrist" in j)
+# PHC/PBHC "g1_29dof_anneal_23dof": legs 12, waist 3, per arm shoulder p/r/y + elbow; wrists locked.
+G1_23DOF_JOINTS = tuple(j for j in G1_29DOF_JOINTS if j not in WRIST_JOINTS)
+POLICY_JOINTS = G1_23DOF_JOINTS  # the policy's action and observation order (MuJoCo depth-first)
+N_ACT = len(POLICY_JOINTS)
+
+# Kinematic parent of each joint (the joint that moves its parent body; None = the pelvis).
+JOINT_PARENT: dict[str, str | None] = {}
+for _chain in (G1_29DOF_JOINTS[0:6], G1_29DOF_JOINTS[6:12], G1_29DOF_JOINTS[12:15]):
+    for _i, _j in enumerate(_chain):
+        JOINT_PARENT[_j] = _chain[_i - 1] if _i else None
+for _chain in (G1_29DOF_JOINTS[15:22], G1_29DOF_JOINTS[22:29]):
+    for _i, _j in enumerate(_chain):
+        JOINT_PARENT[_j] = _chain[_i - 1] if _i else "waist_pitch_joint"
+
+
+def breadth_first(joints: tuple[str, ...]) -> tuple[str, ...]:
+    """Isaac Gym / Isaac Lab order: joints by depth in the tree, ties in MuJoCo (depth-first) order."""
+    def depth(j: str) -> int:
+        d = 0
+        while JOINT_PARENT[j] is not None:
+            j, d = JOINT_PARENT[j], d + 1
+        return d
+    return tuple(sorted(joints, key=lambda j: (depth(j), G1_29DOF_JOINTS.index(j))))
+
+
+ISAAC_POLICY_JOINTS = breadth_first(POLICY_JOINTS)
+# x_isaac = x_mujoco[MUJOCO_TO_ISAAC]; x_mujoco = x_isaac[ISAAC_TO_MUJOCO]
+MUJOCO_TO_ISAAC = np.array([POLICY_JOINTS.index(j) for j in ISAAC_POLICY_JOINTS])
+ISAAC_TO_MUJOCO = np.argsort(MUJOCO_TO_ISAAC)
+
+# Unitree hg LowCmd: 35 motor slots; the G1 29-DoF uses 0..28 in G1_29DOF_JOINTS order.
+N_MOTOR_SLOTS = 35
+POLICY_TO_MOTOR = np.array([G1_29DOF_JOINTS.index(j) for j in POLICY_JOINTS])
+LOCKED_TO_MOTOR = np.array([G1_29DOF_JOINTS.index(j) for j in WRIST_JOINTS])
+
+# --------------------------------------------------------------------------------------- actuators
+NATURAL_FREQ_RAD_S = 10 * 2.0 * math.pi
+DAMPING_RATIO = 2.0
+
+
+def _reflected_inertia(rotor: tuple[float, float, float], gears: tuple[float, float, float]) -> float:
+    """Two-stage planetary gearbox: each stage's rotor inertia seen through the gears after it."""
+    return rotor[0] * (gears[1] * gears[2]) ** 2 + rotor[1] * gears[2] ** 2 + rotor[2]
+
+
+# motor class -> (armature [kg m^2], velocity limit [rad/s], effort limit [N m]); Unitree's figures
+ARMATURE_KG_M2 = {
+    "5020": _reflected_inertia((0.139e-4, 0.017e-4, 0.169e-4), (1, 1 + 46 / 18, 1 + 56 / 16)),
+    "7520_14": _reflected_inertia((0.489e-4, 0.098e-4, 0.533e-4), (1, 4.5, 1 + 48 / 22)),
+    "7520_22": _reflected_inertia((0.489e-4, 0.109e-4, 0.738e-4), (1, 4.5, 5)),
+    "4010": _reflected_inertia((0.068e-4, 0.0, 0.0), (1, 5, 5)),
+}
+MOTOR_LIMITS = {"7520_14": (32.0, 88.0), "7520_22": (20.0, 139.0), "5020": (37.0, 25.0), "4010": (22.0, 5.0)}
+
+
+def motor_of(joint: str) -> tuple[str, int]:
+    """(motor class, how many of them drive the joint)."""
+    if any(k in joint for k in ("hip_pitch", "hip_yaw", "waist_yaw")):
+        return "7520_14", 1
+    if any(k in joint for k in ("hip_roll", "knee")):
+        return "7520_22", 1
+    if any(k in joint for k in ("waist_roll", "waist_pitch", "ankle")):
+        return "5020", 2
+    if any(k in joint for k in ("wrist_pitch", "wrist_yaw")):
+        return "4010", 1
+    return "5020", 1  # shoulders, elbows, wrist roll
+
+
+def armature_kg_m2(joint: str) -> float:
+    motor, n = motor_of(joint)
+    return n * ARMATURE_KG_M2[motor]
+
+
+def effort_limit_nm(joint: str) -> float:
+    motor, n = motor_of(joint)
+    return n * MOTOR_LIMITS[motor][1]
+
+
+def velocity_limit_rad_s(joint: str) -> float:
+    return MOTOR_LIMITS[motor_of(joint)[0]][0]
+
+
+def kp_nm_rad(joint: str) -> float:
+    return armature_kg_m2(joint) * NATURAL_FREQ_RAD_S ** 2
+
+
+def kd_nm_s_rad(joint: str) -> float:
+    return 2.0 * DAMPING_RATIO * armature_kg_m2(joint) * NATURAL_FREQ_RAD_S
+
+
+def _per(joints: tuple[str, ...], f) -> np.ndarray:
+    return np.array([f(j) for j in joints], dtype=np.float64)
+
+
+KP = _per(POLICY_JOINTS, kp_nm_rad)
+KD = _per(POLICY_JOINTS, kd_nm_s_rad)
+EFFORT_LIMIT_NM = _per(POLICY_JOINTS, effort_limit_nm)
+VELOCITY_LIMIT_RAD_S = _per(POLICY_JOINTS, velocity_limit_rad_s)
+ARMATURE = _per(POLICY_JOINTS, armature_kg_m2)
+ACTION_SCALE = 0.25 * EFFORT_LIMIT_NM / KP  # [rad per unit action]
+LOCKED_KP = _per(WRIST_JOINTS, kp_nm_rad)
+LOCKED_KD = _per(WRIST_JOINTS, kd_nm_s_rad)
+
+# Default pose: mjlab's KNEES_BENT_KEYFRAME (the BeyondMimic G1 standing pose). Wrists at 0.
+_DEFAULT = {"hip_pitch": -0.312, "knee": 0.669, "ankle_pitch": -0.363, "elbow": 0.6, "shoulder_pitch": 0.2}
+DEFAULT_ROOT_HEIGHT_M = 0.76
+
+
+def _default(j: str) -> float:
+    if j == "left_shoulder_roll_joint":
+        return 0.2
+    if j == "right_shoulder_roll_joint":
+        return -0.2
+    return next((v for k, v in _DEFAULT.items() if f"_{k}_joint" in j), 0.0)
+
+
+DEFAULT_JOINT_POS_RAD = _per(POLICY_JOINTS, _default)
+LOCKED_JOINT_POS_RAD = np.zeros(len(WRIST_JOINTS))
+
+
+def target_from_action(action: np.ndarray) -> np.ndarray:
+    """Joint position target [rad] of a policy action (policy order, any leading shape)."""
+    return DEFAULT_JOINT_POS_RAD + ACTION_SCALE * action
+
+
+def action_from_target(target_rad: np.ndarray) -> np.ndarray:
+    return (target_rad - DEFAULT_JOINT_POS_RAD) / ACTION_SCALE
+
+
+# ------------------------------------------------------------------------------------- keypoints
+# The 27 bodies whose positions make the 81-d reference keypoints (Table 6/7): the pelvis, the child
+# link of each policy joint (waist_pitch moves the torso), the head and both hands. (body, offset m)
+KEYPOINT_BODIES: tuple[tuple[str, tuple[float, float, float]], ...] = (
+    ("pelvis", (0.0, 0.0, 0.0)),
+    *((("torso_link" if j == "waist_pitch_joint" else j.replace("_joint", "_link")), (0.0, 0.0, 0.0))
+      for j in POLICY_JOINTS),
+    ("torso_link", (0.0, 0.0, 0.43)),  # head
+    ("left_wrist_yaw_link", (0.08, 0.0, 0.0)),  # hands: the locked wrists' last link
+    ("right_wrist_yaw_link", (0.08, 0.0, 0.0)),
+)
+KEYPOINT_NAMES = ("pelvis", *(j.replace("_joint", "") for j in POLICY_JOINTS), "head", "left_hand", "right_hand")
+N_KEYPOINTS = len(KEYPOINT_BODIES)
+FEET_KEYPOINTS = (KEYPOINT_NAMES.index("left_ankle_roll"), KEYPOINT_NAMES.index("right_ankle_roll"))
+VR_KEYPOINTS = (KEYPOINT_NAMES.index("head"), KEYPOINT_NAMES.index("left_hand"), KEYPOINT_NAMES.index("right_hand"))
+# Link masses randomized and seen by the critic (22): the pelvis and every policy joint's link but
+# the two small waist links (0.21 and 0.09 kg).
+MASS_BODIES = tuple(b for b, _ in KEYPOINT_BODIES[: 1 + N_ACT] if b not in ("waist_yaw_link", "waist_roll_link"))
+
+# ------------------------------------------------------------------------------ observation layout
+POLICY_HZ = 50.0
+PROPRIO_TERMS = (("dof_pos_rel_rad", N_ACT), ("dof_vel_rad_s", N_ACT), ("last_action", N_ACT),
+                 ("root_ang_vel_b_rad_s", 3), ("projected_gravity_b", 3))
+PROPRIO_DIM = sum(n for _, n in PROPRIO_TERMS)  # 75
+
+
+@dataclass(frozen=True)
+class ObsLayout:
+    """Named slices of one flat observation vector; frames are newest first."""
+
+    terms: tuple[tuple[str, int], ...]
+
+    @property
+    def dim(self) -> int:
+        return sum(n for _, n in self.terms)
+
+    def slices(self) -> dict[str, slice]:
+        out, at = {}, 0
+        for name, n in self.terms:
+            out[name] = slice(at, at + n)
+            at += n
+        return out
+
+    def as_json(self) -> list[list]:
+        return [[name, n] for name, n in self.terms]
+
+
+def proprio_history(frames: int, prefix: str = "proprio") -> tuple[tuple[str, int], ...]:
+    return tuple((f"{prefix}_t-{k}", PROPRIO_DIM) for k in range(frames))
+
+
+TEACHER_HISTORY = 4  # + the current frame (Table 6: 75 x (1 + 4))
+STUDENT_HISTORY = 25  # Table 7: 75 x (25 + 1)
+TEACHER_OBS = ObsLayout(proprio_history(1 + TEACHER_HISTORY) + (
+    ("ref_dof_pos_rad", N_ACT), ("ref_keypoints_b_m", 3 * N_KEYPOINTS), ("ref_root_lin_vel_b_m_s", 3),
+    ("ref_root_ang_vel_b_rad_s", 3), ("ref_root_rotvec_b_rad", 3), ("ref_root_height_m", 1)))
+# 489: Table 7's rows sum to 488 while its total says 489; the 489th entry is the reference root
+# height above the floor, which a tracker needs for kneeling and getting up and the rows leave out.
+PRIVILEGED_OBS = ObsLayout(tuple((f"root_lin_vel_b_m_s_t-{k}", 3) for k in range(1 + TEACHER_HISTORY)) + (
+    ("ref_keypoints_w_rel_m", 3 * N_KEYPOINTS), ("keypoint_diff_b_m", 3 * N_KEYPOINTS), ("com_offset_m", 3),
+    ("link_mass_scale", len(MASS_BODIES)), ("kp_scale", N_ACT), ("kd_scale", N_ACT), ("friction", 1),
+    ("control_delay_s", 1)))  # 250
+
+
+def student_obs(latent_dim: int = 256) -> ObsLayout:
+    return ObsLayout((("motion_latent", latent_dim),) + proprio_history(1 + STUDENT_HISTORY))  # 2206
+
+
+STUDENT_OBS = student_obs()

@@ -1,0 +1,5 @@
+"""G1 motion-tracking environment in MuJoCo (CPU), one concept per module.
+
+actuation (the model and its PD), motion_library (reference motions from the store), observations,
+rewards, terminations, randomization, curriculum; tracking_env composes them into an rsl-rl VecEnv.
+"""

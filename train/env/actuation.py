@@ -1,0 +1,104 @@
+"""The G1 as the policy sees it: 23 actuated joints, wrists welded, BeyondMimic/mjlab PD gains.
+
+Two actuation setups share one contract:
+- `train` (the training simulator): MuJoCo position actuators (kp, kd inside the implicitfast
+  integrator), physics dt 0.005 s, decimation 4 -> 50 Hz.
+- `sim2sim` (the cross-simulator stand-in): torque motors, PD computed outside the actuator model
+  every physics step and clipped to the effort limit, physics dt 0.002 s, decimation 10 -> 50 Hz,
+  as the public sim2sim deploy scripts do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from retarget.g1 import find_g1_xml
+from robomirror import g1_contract as g1
+from robomirror.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    name: str = "train"
+    physics_dt_s: float = 0.005
+    decimation: int = 4
+    explicit_pd: bool = False  # PD outside the actuator model (sim2sim)
+
+    def __post_init__(self) -> None:
+        if abs(self.physics_dt_s * self.decimation - 1.0 / g1.POLICY_HZ) > 1e-9:
+            raise ConfigError(f"simulator {self.name!r}: physics_dt_s * decimation must be the policy period "
+                              f"{1 / g1.POLICY_HZ} s, got {self.physics_dt_s} * {self.decimation}")
+
+
+SIMS = {"train": SimConfig(), "sim2sim": SimConfig("sim2sim", 0.002, 10, explicit_pd=True)}
+
+FOOT_GEOMS = {side: tuple(f"{side}_foot{i}_collision" for i in range(1, 8)) for side in ("left", "right")}
+
+
+def build_model(sim: SimConfig, robot_xml: str | None = None) -> mujoco.MjModel:
+    spec = mujoco.MjSpec.from_file(str(find_g1_xml(robot_xml)))
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.timestep = sim.physics_dt_s
+    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05],
+                            rgba=[0.45, 0.47, 0.5, 1], friction=[1.0, 0.005, 0.0001])
+    spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
+    for j in g1.WRIST_JOINTS:  # locked: the hand welds to the forearm
+        spec.delete(spec.joint(j))
+    for j, arm, kp, kd, eff in zip(g1.POLICY_JOINTS, g1.ARMATURE, g1.KP, g1.KD, g1.EFFORT_LIMIT_NM, strict=True):
+        spec.joint(j).armature = float(arm)
+        act = spec.add_actuator(name=j, target=j, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        if sim.explicit_pd:
+            act.gainprm[0] = 1.0
+            act.ctrllimited, act.ctrlrange = True, [-eff, eff]
+        else:
+            act.gainprm[0] = kp
+            act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+            act.biasprm[:3] = [0.0, -kp, -kd]
+            act.forcelimited, act.forcerange = True, [-eff, eff]
+    for side in FOOT_GEOMS.values():  # mjlab FULL_COLLISION: feet condim 3, priority 1, friction 0.6
+        for name in side:
+            geom = spec.geom(name)
+            geom.condim, geom.priority, geom.friction = 3, 1, [0.6, 0.005, 0.0001]
+    return spec.compile()
+
+
+@dataclass(frozen=True)
+class ModelIndex:
+    """Addresses into a built model, looked up by name once."""
+
+    qpos_adr: np.ndarray  # (23,) policy joints
+    dof_adr: np.ndarray
+    keypoint_body: np.ndarray  # (27,)
+    keypoint_offset: np.ndarray  # (27, 3)
+    mass_body: np.ndarray  # (22,)
+    foot_geoms: tuple[frozenset, frozenset]
+    floor_geom: int
+    ankle_dof: np.ndarray  # the four ankle dofs (inertia randomization)
+    joint_range: np.ndarray  # (23, 2)
+
+    @classmethod
+    def of(cls, m: mujoco.MjModel) -> "ModelIndex":
+        def jid(j: str) -> int:
+            i = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j)
+            if i < 0:
+                raise ConfigError(f"joint {j!r} is not in the G1 model; expected the Menagerie G1 joint names")
+            return i
+        joints = [jid(j) for j in g1.POLICY_JOINTS]
+        body = lambda b: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)  # noqa: E731
+        geoms = tuple(frozenset(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for g in FOOT_GEOMS[s])
+                      for s in ("left", "right"))
+        return cls(m.jnt_qposadr[joints].copy(), m.jnt_dofadr[joints].copy(),
+                   np.array([body(b) for b, _ in g1.KEYPOINT_BODIES]),
+                   np.array([o for _, o in g1.KEYPOINT_BODIES], dtype=np.float64),
+                   np.array([body(b) for b in g1.MASS_BODIES]), geoms,  # type: ignore[arg-type]
+                   mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor"),
+                   m.jnt_dofadr[[jid(j) for j in g1.POLICY_JOINTS if "ankle" in j]].copy(),
+                   m.jnt_range[joints].copy())
+
+
+def pd_torque(target: np.ndarray, q: np.ndarray, qd: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
+    """Explicit PD clipped to the effort limits [N m]."""
+    return np.clip(kp * (target - q) - kd * qd, -g1.EFFORT_LIMIT_NM, g1.EFFORT_LIMIT_NM)

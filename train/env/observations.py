@@ -1,0 +1,98 @@
+"""Observation terms of the paper's Tables 6-7, laid out by `robomirror.g1_contract`.
+
+Frames: `_b` is the robot's root (pelvis) frame, `_w` the world. Histories are newest first and a
+reset fills every frame with the first observation (no zeros a real robot never produces).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robomirror import g1_contract as g1
+from robomirror.rotations import matrix_to_axis_angle, quat_wxyz_to_matrix
+
+GRAVITY_W = np.array([0.0, 0.0, -1.0])
+
+
+@dataclass
+class RobotState:
+    """What the simulator (or the robot) reports each policy step, one row per env."""
+
+    joint_pos: np.ndarray  # (N, 23) [rad]
+    joint_vel: np.ndarray  # (N, 23) [rad/s]
+    root_pos_w: np.ndarray  # (N, 3)
+    root_quat_w: np.ndarray  # (N, 4) wxyz
+    root_lin_vel_w: np.ndarray  # (N, 3) [m/s]
+    root_ang_vel_b: np.ndarray  # (N, 3) [rad/s] (the IMU's frame)
+    kp_pos_w: np.ndarray  # (N, 27, 3)
+    kp_quat_w: np.ndarray  # (N, 27, 4)
+    kp_lin_vel_w: np.ndarray  # (N, 27, 3)
+    kp_ang_vel_w: np.ndarray  # (N, 27, 3)
+    foot_force_w: np.ndarray  # (N, 2, 3) [N], left, right
+    self_collision: np.ndarray  # (N,) bool
+    torque: np.ndarray  # (N, 23) [N m]
+
+    @property
+    def root_rot(self) -> np.ndarray:
+        return quat_wxyz_to_matrix(self.root_quat_w)
+
+
+def to_body(rot_w: np.ndarray, v_w: np.ndarray) -> np.ndarray:
+    """R^T v for (N, 3, 3) rotations and (N, ..., 3) vectors."""
+    if v_w.ndim == 2:
+        return np.einsum("nji,nj->ni", rot_w, v_w)
+    return np.einsum("nji,nkj->nki", rot_w, v_w)
+
+
+def proprio(q: np.ndarray, qd: np.ndarray, last_action: np.ndarray, ang_vel_b: np.ndarray,
+            root_quat_w: np.ndarray) -> np.ndarray:
+    """One frame (N, 75): DoF pos (rel. default), DoF vel, last action, root angular velocity, gravity."""
+    gravity_b = to_body(quat_wxyz_to_matrix(root_quat_w), np.broadcast_to(GRAVITY_W, ang_vel_b.shape))
+    return np.concatenate([q - g1.DEFAULT_JOINT_POS_RAD, qd, last_action, ang_vel_b, gravity_b], -1)
+
+
+class History:
+    """The last `frames` rows of a per-env vector, newest first, as one flat (N, frames * dim)."""
+
+    def __init__(self, n_envs: int, frames: int, dim: int) -> None:
+        self.buf = np.zeros((n_envs, frames, dim))
+
+    def push(self, x: np.ndarray) -> None:
+        self.buf[:, 1:] = self.buf[:, :-1]
+        self.buf[:, 0] = x
+
+    def fill(self, ids: np.ndarray, x: np.ndarray) -> None:
+        self.buf[ids] = x[:, None, :]
+
+    def flat(self, frames: int | None = None) -> np.ndarray:
+        b = self.buf if frames is None else self.buf[:, :frames]
+        return b.reshape(len(b), -1)
+
+
+def teacher_reference(s: RobotState, ref: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, 114): the reference part of the teacher's 489 (after the 375 of proprioception)."""
+    rot = s.root_rot
+    ref_rot = quat_wxyz_to_matrix(ref["root_quat"])
+    kp_b = to_body(rot, ref["kp_pos"] - s.root_pos_w[:, None, :]).reshape(len(rot), -1)
+    rel = np.einsum("nji,njk->nik", rot, ref_rot)
+    return np.concatenate([ref["joint_pos"], kp_b, to_body(ref_rot, ref["root_lin_vel"]),
+                           to_body(ref_rot, ref["root_ang_vel"]), matrix_to_axis_angle(rel),
+                           ref["root_pos"][:, 2:3]], -1)
+
+
+def privileged(lin_vel_hist: np.ndarray, s: RobotState, ref: dict[str, np.ndarray], params: np.ndarray) -> np.ndarray:
+    """(N, 250): root velocity history, reference body positions, body differences, randomized physics."""
+    rot = s.root_rot
+    ref_rel = (ref["kp_pos"] - ref["root_pos"][:, None, :]).reshape(len(rot), -1)
+    diff_b = to_body(rot, ref["kp_pos"] - s.kp_pos_w).reshape(len(rot), -1)
+    return np.concatenate([lin_vel_hist, ref_rel, diff_b, params], -1)
+
+
+def check_layout(obs: dict[str, np.ndarray], latent_dim: int) -> None:
+    dims = {"teacher": g1.TEACHER_OBS.dim, "privileged": g1.PRIVILEGED_OBS.dim,
+            "student": g1.student_obs(latent_dim).dim, "residual_base": g1.N_ACT}
+    for k, d in dims.items():
+        if obs[k].shape[-1] != d:
+            raise AssertionError(f"observation {k!r} has {obs[k].shape[-1]} values; the contract says {d}")

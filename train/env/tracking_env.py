@@ -1,0 +1,280 @@
+"""The G1 motion-tracking env: N MuJoCo worlds in one process, an rsl-rl `VecEnv`.
+
+One policy step (50 Hz): the action becomes joint targets (default + scale * a, as in the
+contract), held through `decimation` physics steps behind the env's control delay, with ERFI
+torques; then state, rewards, terminations, resets (Reference State Initialization) and the
+observation groups: `teacher` (489), `privileged` (250), `student` (2206) and `residual_base`
+(the next reference joint positions in action units, which the teacher's residual adds to).
+Reference frames: observations show frame k+1 (the next target); rewards compare the state after
+the step with frame k+1 too, which is then the current frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import mujoco
+import numpy as np
+import torch
+from rsl_rl.env import VecEnv
+from tensordict import TensorDict
+
+from robomirror import g1_contract as g1
+from train.env import curriculum, observations, rewards, terminations
+from train.env.actuation import SIMS, ModelIndex, build_model, pd_torque
+from train.env.motion_library import MotionLibrary
+from train.env.observations import History, RobotState
+from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    num_envs: int = 16
+    sim: str = "train"  # "train" | "sim2sim" (see actuation.py)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    rsi: bool = True  # Reference State Initialization: start at a uniformly sampled phase
+    max_episode_s: float = 10.0
+    adaptive_sigma: bool = True
+    curriculum: bool = True
+    seed: int = 0
+    latent_dim: int = 256
+
+    def evaluation(self, sim: str = "train") -> "EnvConfig":
+        """Nominal physics, every clip from its first frame, fixed thresholds."""
+        return EnvConfig(self.num_envs, sim, NOMINAL, False, 1e9, False, False, self.seed, self.latent_dim)
+
+
+class TrackingEnv(VecEnv):
+    def __init__(self, library: MotionLibrary, cfg: EnvConfig = EnvConfig(), device: str = "cpu") -> None:
+        self.library, self.cfg_t, self.device = library, cfg, device
+        self.cfg = asdict(cfg)
+        self.sim = SIMS[cfg.sim]
+        self.model = build_model(self.sim)
+        self.ix = ModelIndex.of(self.model)
+        n = self.num_envs = cfg.num_envs
+        self.num_actions = g1.N_ACT
+        self.max_episode_length = int(cfg.max_episode_s * g1.POLICY_HZ) if cfg.max_episode_s < 1e8 else 10 ** 9
+        self.episode_length_buf = torch.zeros(n, dtype=torch.long)
+        self.datas = [mujoco.MjData(self.model) for _ in range(n)]
+        self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.clip = np.zeros(n, dtype=int)
+        self.frame = np.zeros(n, dtype=int)
+        self.steps = np.zeros(n, dtype=int)
+        self._last_len = np.zeros(n, dtype=int)
+        self.action = np.zeros((n, g1.N_ACT))
+        self.last_action = np.zeros((n, g1.N_ACT))
+        self.targets = np.tile(g1.DEFAULT_JOINT_POS_RAD, (n, 3, 1))  # newest first: the delay line
+        self.air_time = np.zeros((n, 2))
+        self.push_timer = np.zeros(n)
+        self.erfi = np.zeros((n, g1.N_ACT))
+        self.proprio = History(n, 1 + g1.STUDENT_HISTORY, g1.PROPRIO_DIM)
+        self.lin_vel = History(n, 1 + g1.TEACHER_HISTORY, 3)
+        self.term_curriculum = curriculum.TerminationCurriculum()
+        self.penalty_curriculum = curriculum.PenaltyCurriculum()
+        if not cfg.curriculum:  # evaluation: fixed thresholds, full penalties
+            self.term_curriculum = curriculum.TerminationCurriculum(theta=terminations.SUCC_MAX_DEVIATION_M, decay=0.0)
+            self.penalty_curriculum = curriculum.PenaltyCurriculum(alpha=1.0, growth=0.0)
+        self.sigma = rewards.AdaptiveSigma(enabled=cfg.adaptive_sigma)
+        self.state: RobotState | None = None
+        self.last_terms: dict[str, np.ndarray] = {}
+        self.reset(np.arange(n))
+
+    # ----------------------------------------------------------------------------------- reset
+    def reset(self, ids: np.ndarray, clips: np.ndarray | None = None, frames: np.ndarray | None = None) -> None:
+        lib = self.library
+        self.clip[ids] = self.rng.integers(0, lib.n_clips, len(ids)) if clips is None else clips
+        last = lib.lengths[self.clip[ids]] - 2  # leave at least one step
+        if frames is not None:
+            self.frame[ids] = frames
+        elif self.cfg_t.rsi:
+            self.frame[ids] = np.floor(self.rng.uniform(0, 1, len(ids)) * (last + 1)).astype(int)
+        else:
+            self.frame[ids] = 0
+        self.frame[ids] = np.clip(self.frame[ids], 0, np.maximum(last, 0))
+        ref = lib.frame(self.clip[ids], self.frame[ids])
+        for k, i in enumerate(ids):
+            d = self.datas[i]
+            mujoco.mj_resetData(self.model, d)
+            d.qpos[:3], d.qpos[3:7] = ref["root_pos"][k], ref["root_quat"][k]
+            d.qpos[self.ix.qpos_adr] = ref["joint_pos"][k]
+            rot = observations.quat_wxyz_to_matrix(ref["root_quat"][k])
+            d.qvel[:3] = ref["root_lin_vel"][k]
+            d.qvel[3:6] = rot.T @ ref["root_ang_vel"][k]  # the free joint's angular velocity is local
+            d.qvel[self.ix.dof_adr] = ref["joint_vel"][k]
+            mujoco.mj_forward(self.model, d)
+        self.params.sample(ids, self.cfg_t.randomization, self.rng)
+        self.steps[ids] = 0
+        self.episode_length_buf[torch.as_tensor(ids)] = 0
+        self.action[ids] = 0.0
+        self.last_action[ids] = 0.0
+        self.targets[ids] = ref["joint_pos"][:, None, :]
+        self.air_time[ids] = 0.0
+        self.push_timer[ids] = self.rng.uniform(*self.cfg_t.randomization.push_interval_s, len(ids))
+        state = self._read_state(ref_vel=(ids, ref))
+        self.state = state if self.state is None else _merge(self.state, state, ids)
+        s = self.state
+        frame = observations.proprio(s.joint_pos[ids], s.joint_vel[ids], self.action[ids], s.root_ang_vel_b[ids],
+                                     s.root_quat_w[ids])
+        self.proprio.fill(ids, frame)
+        self.lin_vel.fill(ids, observations.to_body(s.root_rot[ids], s.root_lin_vel_w[ids]))
+
+    # ------------------------------------------------------------------------------- physics
+    def _read_state(self, ref_vel: tuple[np.ndarray, dict] | None = None) -> RobotState:
+        """Read every world (or only the reset ids, with reference velocities for the keypoints)."""
+        ids = ref_vel[0] if ref_vel is not None else np.arange(self.num_envs)
+        n, ix = len(ids), self.ix
+        q, qd = np.empty((n, g1.N_ACT)), np.empty((n, g1.N_ACT))
+        root = np.empty((n, 13))
+        kp_pos, kp_quat = np.empty((n, g1.N_KEYPOINTS, 3)), np.empty((n, g1.N_KEYPOINTS, 4))
+        force = np.zeros((n, 2, 3))
+        collide = np.zeros(n, dtype=bool)
+        torque = np.empty((n, g1.N_ACT))
+        f6 = np.zeros(6)
+        for k, i in enumerate(ids):
+            d = self.datas[i]
+            q[k], qd[k] = d.qpos[ix.qpos_adr], d.qvel[ix.dof_adr]
+            root[k, :7], root[k, 7:10], root[k, 10:] = d.qpos[:7], d.qvel[:3], d.qvel[3:6]
+            rot = d.xmat[ix.keypoint_body].reshape(-1, 3, 3)
+            kp_pos[k] = d.xpos[ix.keypoint_body] + np.einsum("kij,kj->ki", rot, ix.keypoint_offset)
+            kp_quat[k] = d.xquat[ix.keypoint_body]
+            torque[k] = d.actuator_force
+            for c in range(d.ncon):
+                con = d.contact[c]
+                g = (con.geom1, con.geom2)
+                if ix.floor_geom not in g:
+                    collide[k] = True
+                    continue
+                other = g[1] if g[0] == ix.floor_geom else g[0]
+                side = 0 if other in ix.foot_geoms[0] else 1 if other in ix.foot_geoms[1] else -1
+                if side < 0:
+                    continue
+                mujoco.mj_contactForce(self.model, d, c, f6)
+                frame = con.frame.reshape(3, 3)
+                f_w = frame.T @ f6[:3]
+                force[k, side] += f_w if f_w[2] >= 0 else -f_w  # the floor pushes up
+        if ref_vel is not None:
+            ref = ref_vel[1]
+            kp_lin, kp_ang = ref["kp_lin_vel"], ref["kp_ang_vel"]
+        else:
+            dt = 1.0 / g1.POLICY_HZ
+            kp_lin = (kp_pos - self.state.kp_pos_w) / dt
+            rel = np.einsum("nkij,nkjl->nkil", observations.quat_wxyz_to_matrix(kp_quat),
+                            np.swapaxes(observations.quat_wxyz_to_matrix(self.state.kp_quat_w), -1, -2))
+            kp_ang = observations.matrix_to_axis_angle(rel) / dt
+        return RobotState(q, qd, root[:, :3], root[:, 3:7], root[:, 7:10], root[:, 10:], kp_pos, kp_quat, kp_lin,
+                          kp_ang, force, collide, torque)
+
+    def _physics(self) -> None:
+        """Hold the delayed targets for one policy period in every world."""
+        dec, explicit = self.sim.decimation, self.sim.explicit_pd
+        for i, d in enumerate(self.datas):
+            self.params.apply(i, explicit)
+            d.qfrc_applied[self.ix.dof_adr] = self.erfi[i]
+            s = 0
+            while s < dec:
+                lag = self.params.delay_steps[i] - s  # physics steps until the newest target arrives
+                slot = 0 if lag <= 0 else (1 if lag <= dec else 2)
+                run = dec - s if slot == 0 else min(dec - s, lag if slot == 1 else lag - dec)
+                target = self.targets[i, slot]
+                if explicit:
+                    kp, kd = g1.KP * self.params.kp_scale[i], g1.KD * self.params.kd_scale[i]
+                    for _ in range(run):
+                        d.ctrl[:] = pd_torque(target, d.qpos[self.ix.qpos_adr], d.qvel[self.ix.dof_adr], kp, kd)
+                        mujoco.mj_step(self.model, d)
+                else:
+                    d.ctrl[:] = target
+                    mujoco.mj_step(self.model, d, nstep=run)
+                s += run
+            mujoco.mj_kinematics(self.model, d)
+            mujoco.mj_comPos(self.model, d)
+
+    # ---------------------------------------------------------------------------------- step
+    def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
+        a = actions.detach().cpu().numpy().astype(np.float64)
+        if not np.all(np.isfinite(a)):
+            raise FloatingPointError("the policy produced a NaN/inf action")
+        self.last_action, self.action = self.action, a
+        self.targets[:, 1:] = self.targets[:, :-1]
+        self.targets[:, 0] = g1.target_from_action(a)
+        rand = self.cfg_t.randomization
+        self.erfi = erfi_torque(self.rng, self.num_envs, rand)
+        self._physics()
+        self.frame += 1
+        self.steps += 1
+        self.episode_length_buf += 1
+        if rand.enabled:
+            self.push_timer -= 1.0 / g1.POLICY_HZ
+            kick = np.flatnonzero(self.push_timer <= 0)
+            if len(kick):
+                vel = push_velocity(self.rng, len(kick), rand)
+                for k, i in enumerate(kick):
+                    self.datas[i].qvel[:3] += vel[k]
+                self.push_timer[kick] = self.rng.uniform(*rand.push_interval_s, len(kick))
+        s = self.state = self._read_state()
+        ref = self.library.frame(self.clip, self.frame)
+        contact = rewards.foot_contact(s)
+        self.air_time = np.where(contact, 0.0, self.air_time + 1.0 / g1.POLICY_HZ)
+        theta = self.term_curriculum.theta
+        term = terminations.terminated(s.kp_pos_w, ref["kp_pos"], s.root_quat_w, ref["root_quat"], theta)
+        terminated = term["deviation"] | term["tilt"]
+        time_out = terminations.timed_out(self.frame, self.library.lengths[self.clip], self.steps,
+                                          self.max_episode_length) & ~terminated
+        errors = rewards.tracking_errors(s, ref)
+        pens = rewards.penalties(s, self.action, self.last_action, self.air_time, self.ix.joint_range)
+        reward, terms = rewards.total_reward(errors, self.sigma.sigma, contact.astype(float), ref["contact"], pens,
+                                             self.penalty_curriculum.alpha, terminated)
+        self.sigma.update(errors)
+        self.term_curriculum.step()
+        self.penalty_curriculum.step()
+        self.last_terms = terms
+        joint_err = np.abs(s.joint_pos - ref["joint_pos"])
+        metrics = {"mpjpe_rad": joint_err.mean(-1), "joint_abs_err_rad": joint_err,
+                   "mpkpe_m": terminations.mean_keypoint_deviation(s.kp_pos_w, ref["kp_pos"]),
+                   "tilt_rad": terminations.tilt_error(s.root_quat_w, ref["root_quat"])}
+        self.proprio.push(observations.proprio(s.joint_pos, s.joint_vel, self.action, s.root_ang_vel_b, s.root_quat_w))
+        self.lin_vel.push(observations.to_body(s.root_rot, s.root_lin_vel_w))
+        done = terminated | time_out
+        ids = np.flatnonzero(done)
+        extras = {"time_outs": torch.as_tensor(time_out, device=self.device),
+                  "metrics": metrics, "terminated": terminated, "clip": self.clip.copy(),
+                  "log": {"/reward/" + k: float(np.mean(v)) for k, v in terms.items()}
+                  | {"/curriculum/theta_m": theta, "/curriculum/penalty_scale": self.penalty_curriculum.alpha,
+                     "/tracking/mpkpe_m": float(metrics["mpkpe_m"].mean())}}
+        self._last_len = self.steps.copy()
+        if len(ids):
+            self.reset(ids)
+        return (self.get_observations(), torch.as_tensor(reward, dtype=torch.float32, device=self.device),
+                torch.as_tensor(done, device=self.device), extras)
+
+    # ---------------------------------------------------------------------------- observations
+    def observation_arrays(self) -> dict[str, np.ndarray]:
+        s = self.state
+        nxt = self.library.frame(self.clip, self.frame + 1)
+        teacher = np.concatenate([self.proprio.flat(1 + g1.TEACHER_HISTORY), observations.teacher_reference(s, nxt)], -1)
+        priv = observations.privileged(self.lin_vel.flat(), s, nxt, self.params.vector())
+        student = np.concatenate([self.library.latents[self.clip], self.proprio.flat()], -1)
+        out = {"teacher": teacher, "privileged": priv, "student": student,
+               "residual_base": g1.action_from_target(nxt["joint_pos"])}
+        observations.check_layout(out, self.cfg_t.latent_dim)
+        return out
+
+    def get_observations(self) -> TensorDict:
+        arrays = self.observation_arrays()
+        return TensorDict({k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in arrays.items()},
+                          batch_size=[self.num_envs], device=self.device)
+
+    def curriculum_state(self) -> dict:
+        return {"termination": asdict(self.term_curriculum), "penalty": asdict(self.penalty_curriculum),
+                "sigma": dict(self.sigma.sigma), "ema": dict(self.sigma.ema)}
+
+    def load_curriculum_state(self, st: dict) -> None:
+        self.term_curriculum = curriculum.TerminationCurriculum(**st["termination"])
+        self.penalty_curriculum = curriculum.PenaltyCurriculum(**st["penalty"])
+        self.sigma.sigma, self.sigma.ema = dict(st["sigma"]), dict(st["ema"])
+
+
+def _merge(old: RobotState, new: RobotState, ids: np.ndarray) -> RobotState:
+    for f in old.__dataclass_fields__:
+        getattr(old, f)[ids] = getattr(new, f)
+    return old

@@ -1,0 +1,142 @@
+"""`python -m train policy`: teacher (PPO) -> student (DAgger) -> sim2sim evaluation -> ONNX, on the store.
+
+runs/policy/<run_id>/{run.json, teacher/, student/, policy.onnx, eval.json}; rows in the store's
+`policy_evals` (per clip, policy and simulator) and `policy_verdicts` (the paper's filter: per
+training clip e(s) = alpha * E_key + beta * E_dof(lower body) under the teacher, flagged above 0.6;
+a verdict column, never a deletion). Third-person clips come first in the teacher's library.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from robomirror.atomic import digest_of, json_bytes, publish_bytes
+from robomirror.paths import DataLayout
+from robomirror.writer_lock import writer_lock
+from train.dagger import DaggerConfig, load_student, train_student
+from train.env.actuation import SIMS, build_model
+from train.env.motion_library import MotionError, MotionLibrary, select_clips
+from train.env.tracking_env import EnvConfig, TrackingEnv
+from train.export import TOLERANCE, export_student, onnx_torch_gap
+from train.sim2sim import evaluate, summarize
+from train.student import StudentConfig
+from train.teacher import TeacherConfig, load_teacher, train_teacher
+
+POLICY_EVALS, POLICY_VERDICTS = "policy_evals", "policy_verdicts"
+FILTER_THRESHOLD = 0.6  # the paper's e(s) > 0.6
+FILTER_ALPHA, FILTER_BETA = 1.0, 1.0  # weights of E_key [m] and lower-body E_dof [rad]
+
+
+@dataclass(frozen=True)
+class PolicyRunConfig:
+    where: str = "stable"
+    max_clips: int | None = 8
+    num_envs: int = 16
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
+    sims: tuple[str, ...] = ("train", "sim2sim")
+
+
+def _library(layout: DataLayout, where: str, split: str, latents: str, limit: int | None) -> MotionLibrary:
+    clips = select_clips(layout, f"({where}) AND split = '{split}'", latents, limit=None)
+    clips.sort(key=lambda c: (c.provenance.get("view") != "third_person", c.clip_id))  # third person first
+    return MotionLibrary(clips[:limit] if limit else clips, build_model(SIMS["train"]))
+
+
+def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, progress: bool = True) -> dict:
+    say = print if progress else (lambda *a, **k: None)
+    train_lib = _library(layout, cfg.where, "train", "vae", cfg.max_clips)
+    test_lib = _library(layout, cfg.where, "test", "vae", cfg.max_clips)
+    prov = train_lib.provenance[0]
+    run_id = digest_of([asdict(cfg), train_lib.clip_ids, test_lib.clip_ids, prov["vae_id"]])[:12]
+    run_dir = layout.root / "runs" / "policy" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"run_id": run_id, "config": json.loads(json.dumps(asdict(cfg), default=list)),
+            "train_clips": train_lib.clip_ids, "test_clips": test_lib.clip_ids, "vae_id": prov["vae_id"],
+            "vlm_id": prov["vlm_id"], "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    publish_bytes(run_dir / "run.json", json_bytes(meta))
+    say(f"policy run {run_id}: {train_lib.n_clips} train clips, {test_lib.n_clips} test clips -> {run_dir}")
+
+    env = TrackingEnv(train_lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed))
+    t0 = time.time()
+    teacher_summary = train_teacher(env, cfg.teacher, run_dir / "teacher", resume=resume,
+                             progress=lambda h: say(f"  teacher it {h['iteration']}: episode length "
+                                                    f"{h['mean_episode_len']:.1f}, reward {h['mean_episode_reward']:.1f}, "
+                                                    f"mpkpe {h['mean_mpkpe_m'] * 100:.1f} cm"))
+    teacher = load_teacher(env, run_dir / "teacher")
+    student_summary = train_student(env, teacher, cfg.student, cfg.dagger, run_dir / "student", resume=resume,
+                                    progress=lambda h: say(f"  student round {h['round']}: loss {h['loss']:.4f}, "
+                                                           f"beta {h['beta']:.2f}, buffer {h['buffer']}"))
+    student = load_student(run_dir / "student")
+    train_s = time.time() - t0
+
+    def student_policy(obs):
+        return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
+
+    rows, table = [], {}
+    policies = [("teacher", lambda o: teacher(o), test_lib), ("student_vae", student_policy, test_lib)]
+    try:
+        v2m_lib = _library(layout, cfg.where, "test", "v2m", cfg.max_clips)
+        policies.append(("student_v2m", student_policy, v2m_lib))
+    except (MotionError, Exception) as e:  # noqa: BLE001 - no DiT run on this store: say so, evaluate the rest
+        say(f"  student_v2m skipped: {e}")
+    for sim in cfg.sims:
+        for name, fn, lib in policies:
+            res = evaluate(fn, lib, sim)
+            table[f"{name}/{sim}"] = summarize(res)
+            rows += [{"run_id": run_id, "policy": name, "sim": sim, "clip_id": r.clip_id, "success": r.success,
+                      "mpjpe_rad": r.mpjpe_rad, "mpkpe_m": r.mpkpe_m, "steps": r.steps, "vae_id": prov["vae_id"],
+                      "vlm_id": prov["vlm_id"] or "", "latents": lib.provenance[0]["latents"],
+                      "dit_run": lib.provenance[0].get("dit_run") or ""} for r in res]
+    verdicts = _verdicts(run_id, teacher, train_lib)
+    onnx_path = export_student(student, run_dir / "policy.onnx",
+                               {"run_id": run_id, "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"],
+                                "latents": "vae", "dit_run": (policies[-1][2].provenance[0].get("dit_run")
+                                                              if len(policies) > 2 else None)})
+    gap = onnx_torch_gap(student, onnx_path)
+    if gap > TOLERANCE:
+        raise RuntimeError(f"exported ONNX differs from torch by {gap:.2e} > {TOLERANCE}")
+    with writer_lock(layout.root, "policy results"):
+        _write_rows(layout.store_dir, POLICY_EVALS, rows, run_id)
+        _write_rows(layout.store_dir, POLICY_VERDICTS, verdicts, run_id)
+    summary = {"run_id": run_id, "run_dir": str(run_dir), "table": table, "onnx": str(onnx_path),
+               "onnx_max_abs_diff": gap, "train_seconds": round(train_s, 1), "teacher": teacher_summary["history"],
+               "student": student_summary["history"], "flagged_clips": sum(not v["keep"] for v in verdicts)}
+    publish_bytes(run_dir / "eval.json", json_bytes({k: v for k, v in summary.items()}))
+    return summary
+
+
+def _verdicts(run_id: str, teacher, lib: MotionLibrary) -> list[dict]:
+    """e(s) = alpha * E_key [m] + beta * E_dof of the 12 leg joints [rad], under the teacher."""
+    out = []
+    for r in evaluate(lambda o: teacher(o), lib, "train"):
+        e = FILTER_ALPHA * r.mpkpe_m + FILTER_BETA * float(np.mean(r.joint_err_rad[:12]))
+        out.append({"run_id": run_id, "clip_id": r.clip_id, "e_s": float(e), "keep": bool(e <= FILTER_THRESHOLD),
+                    "teacher_success": r.success})
+    return out
+
+
+def _write_rows(store: Path, name: str, rows: list[dict], run_id: str) -> None:
+    import lancedb
+
+    from train.pipeline import _replace_rows
+
+    if rows:
+        _replace_rows(lancedb.connect(str(store)), name, pa.Table.from_pylist(rows), f"run_id = '{run_id}'")
+
+
+def print_policy_summary(s: dict) -> None:
+    print(f"\npolicy run {s['run_id']} ({s['train_seconds']} s of training) -> {s['run_dir']}")
+    print(f"{'policy/sim':28s} {'Succ':>6s} {'E_mpjpe rad':>12s} {'E_mpkpe m':>10s} {'clips':>6s}")
+    for k, v in s["table"].items():
+        print(f"{k:28s} {v['succ']:6.2f} {v['mpjpe_rad']:12.3f} {v['mpkpe_m']:10.3f} {v['clips']:6d}")
+    print(f"ONNX {s['onnx']} (onnxruntime vs torch max |diff| {s['onnx_max_abs_diff']:.1e}); "
+          f"{s['flagged_clips']} training clip(s) flagged e(s) > {FILTER_THRESHOLD} in policy_verdicts")

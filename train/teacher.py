@@ -1,0 +1,214 @@
+"""The teacher: PPO (rsl-rl's, unmodified) on a Mixture-of-Experts residual actor.
+
+The actor sees the teacher observation (489: proprioception history + reference); its experts and
+a softmax gate read the same normalized input and their gate-weighted sum is a residual added to
+the reference joint positions (obs group `residual_base`, in action units), so an untrained teacher
+already replays the reference through the PD. The critic reads the teacher observation and the
+privileged one (250). Hyperparameters are the paper's Table 8; widths are configurable for CPU.
+
+Training runs in segments of `save_every` PPO iterations. Each segment starts from a reset env and
+generators seeded by (seed, iteration), and ends with a safetensors checkpoint (actor, critic,
+optimizer, curricula, adaptive sigmas): a run killed mid-way resumes from its last checkpoint and
+ends bit-identical to one that never stopped. rsl-rl's own checkpoints (torch pickles) are not used.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rsl_rl.models import MLPModel
+from rsl_rl.modules import MLP
+from rsl_rl.runners import OnPolicyRunner
+from tensordict import TensorDict
+
+from robomirror import g1_contract as g1
+from robomirror.errors import RoboMirrorError
+from robomirror.trainer import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+class PolicyError(RoboMirrorError):
+    pass
+
+
+class MoE(torch.nn.Module):
+    """`n` expert MLPs and a softmax gate over the same input; output = sum_i gate_i * expert_i."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...], activation: str, n: int) -> None:
+        super().__init__()
+        self.experts = torch.nn.ModuleList(MLP(in_dim, out_dim, hidden, activation) for _ in range(n))
+        self.gate = MLP(in_dim, n, hidden[:1], activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.gate(x), -1)
+        return torch.einsum("...e,e...o->...o", w, torch.stack([e(x) for e in self.experts]))
+
+    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.gate(x), -1)
+
+
+class MoEResidualModel(MLPModel):
+    """rsl-rl model: normalized observation -> MoE -> + reference joint positions -> Gaussian."""
+
+    def __init__(self, obs: TensorDict, obs_groups: dict, obs_set: str, output_dim: int,
+                 hidden_dims=(768, 512, 128), activation: str = "elu", obs_normalization: bool = True,
+                 distribution_cfg: dict | None = None, num_experts: int = 5, residual_group: str = "residual_base") -> None:
+        super().__init__(obs, obs_groups, obs_set, output_dim, hidden_dims, activation, obs_normalization,
+                         distribution_cfg)
+        out = self.distribution.input_dim if self.distribution is not None else output_dim
+        self.mlp = MoE(self._get_latent_dim(), out, tuple(hidden_dims), activation, num_experts)
+        self.residual_group = residual_group
+
+    def forward(self, obs, masks=None, hidden_state=None, stochastic_output: bool = False) -> torch.Tensor:
+        mean = self.mlp(self.get_latent(obs, masks, hidden_state)) + obs[self.residual_group]
+        if self.distribution is not None:
+            if stochastic_output:
+                self.distribution.update(mean)
+                return self.distribution.sample()
+            return self.distribution.deterministic_output(mean)
+        return mean
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    iterations: int = 50
+    save_every: int = 10
+    steps_per_env: int = 24
+    num_experts: int = 5  # the paper's text; its Table 8 says 4
+    actor_hidden: tuple[int, ...] = (768, 512, 128)
+    critic_hidden: tuple[int, ...] = (512, 256, 128)
+    init_std: float = 0.3
+    learning_rate: float = 1e-3
+    seed: int = 0
+    ppo: dict = field(default_factory=lambda: {
+        "num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
+        "value_loss_coef": 1.0, "entropy_coef": 0.01, "max_grad_norm": 1.0, "schedule": "adaptive",
+        "desired_kl": 0.01})
+
+    def runner_cfg(self) -> dict:
+        return {
+            "num_steps_per_env": self.steps_per_env, "save_interval": 10 ** 9, "check_for_nan": True,
+            "obs_groups": {"actor": ["teacher"], "critic": ["teacher", "privileged"]},
+            "algorithm": {"class_name": "rsl_rl.algorithms:PPO", "learning_rate": self.learning_rate, **self.ppo},
+            "actor": {"class_name": MoEResidualModel, "hidden_dims": list(self.actor_hidden), "activation": "elu",
+                      "obs_normalization": True, "num_experts": self.num_experts,
+                      "distribution_cfg": {"class_name": "rsl_rl.modules.distribution:GaussianDistribution",
+                                           "init_std": self.init_std}},
+            "critic": {"class_name": "rsl_rl.models:MLPModel", "hidden_dims": list(self.critic_hidden),
+                       "activation": "elu", "obs_normalization": True},
+        }
+
+
+def seed_all(seed: int, iteration: int) -> None:
+    torch.manual_seed(int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0]))
+
+
+def build_runner(env, cfg: TeacherConfig) -> OnPolicyRunner:
+    import contextlib
+    import io
+
+    seed_all(cfg.seed, 2 ** 31)  # the initial weights
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints its models and observation sets
+        return OnPolicyRunner(env, cfg.runner_cfg(), log_dir=None, device="cpu")
+
+
+def _modules(runner: OnPolicyRunner) -> torch.nn.ModuleDict:
+    return torch.nn.ModuleDict({"actor": runner.alg.actor, "critic": runner.alg.critic})
+
+
+def layout_meta() -> dict:
+    return {"teacher": g1.TEACHER_OBS.as_json(), "privileged": g1.PRIVILEGED_OBS.as_json(),
+            "joints": list(g1.POLICY_JOINTS)}
+
+
+def check_layout(meta: dict, what: str) -> None:
+    if meta.get("obs_layout") != layout_meta():
+        raise PolicyError(f"{what} was trained with another observation layout than this env's "
+                          f"({len(meta.get('obs_layout', {}).get('teacher', []))} teacher terms); retrain it")
+
+
+def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, progress=None) -> dict:
+    """PPO segments with checkpoints; returns the summary (per-iteration rows in history)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runner = build_runner(env, cfg)
+    start, history = 0, []
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, _modules(runner), runner.alg.optimizer)
+        check_layout(state, f"checkpoint {ckpt}")
+        runner.alg.learning_rate = runner.alg.optimizer.param_groups[0]["lr"]
+        env.load_curriculum_state(state["curriculum"])
+        start, history = state["iteration"], state["history"]
+    t0 = time.time()
+    while start < cfg.iterations:
+        n = min(cfg.save_every, cfg.iterations - start)
+        seed_all(cfg.seed, start)
+        env.rng = np.random.default_rng([cfg.seed, start])
+        env.reset(np.arange(env.num_envs))
+        stats = _Collect(env)
+        runner.current_learning_iteration = start
+        runner.learn(n)
+        start += n
+        history.append({"iteration": start, **stats.summary(), "seconds": round(time.time() - t0, 2)})
+        stats.close()
+        save_checkpoint(out, start, _modules(runner), runner.alg.optimizer,
+                        {"iteration": start, "curriculum": env.curriculum_state(), "history": history,
+                         "obs_layout": layout_meta(), "config": _jsonable(asdict(cfg))})
+        if progress:
+            progress(history[-1])
+    return {"iterations": start, "history": history, "checkpoint": str(latest_checkpoint(out))}
+
+
+class _Collect:
+    """Episode statistics of a segment, read from the env's step results without changing them."""
+
+    def __init__(self, env) -> None:
+        self.env, self.inner = env, env.step
+        self.rewards, self.lengths, self.mpkpe = [], [], []
+        self.ep_ret = np.zeros(env.num_envs)
+
+        def step(actions):
+            obs, rew, done, extras = self.inner(actions)
+            r, d = rew.numpy(), done.numpy()
+            self.ep_ret += r
+            self.mpkpe.append(float(extras["metrics"]["mpkpe_m"].mean()))
+            for i in np.flatnonzero(d):
+                self.rewards.append(self.ep_ret[i])
+                self.lengths.append(int(env._last_len[i]))
+                self.ep_ret[i] = 0.0
+            return obs, rew, done, extras
+        env.step = step
+
+    def summary(self) -> dict:
+        return {"episodes": len(self.lengths), "mean_episode_len": float(np.mean(self.lengths)) if self.lengths else 0.0,
+                "mean_episode_reward": float(np.mean(self.rewards)) if self.rewards else 0.0,
+                "mean_mpkpe_m": float(np.mean(self.mpkpe)) if self.mpkpe else 0.0}
+
+    def close(self) -> None:
+        del self.env.step
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=list))
+
+
+def load_teacher(env, run_dir: Path, cfg: TeacherConfig | None = None) -> torch.nn.Module:
+    """The trained actor (deterministic), refusing a checkpoint from another observation layout."""
+    ckpt = latest_checkpoint(Path(run_dir))
+    if ckpt is None:
+        raise PolicyError(f"no teacher checkpoint under {run_dir}; run `python -m train teacher` first")
+    state = json.loads((ckpt / "state.json").read_text())
+    check_layout(state, f"teacher checkpoint {ckpt}")
+    c = state["config"]
+    cfg = cfg or TeacherConfig(num_experts=c["num_experts"], actor_hidden=tuple(c["actor_hidden"]),
+                               critic_hidden=tuple(c["critic_hidden"]))
+    runner = build_runner(env, cfg)
+    load_checkpoint(ckpt, _modules(runner))
+    actor = runner.alg.actor
+    actor.eval()
+    return actor
