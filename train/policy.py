@@ -43,6 +43,7 @@ class PolicyRunConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
     sims: tuple[str, ...] = ("train", "sim2sim")
+    videos: int = 2  # test clips rendered as student-vs-reference mp4s (0: none)
 
 
 def _library(layout: DataLayout, where: str, split: str, latents: str, limit: int | None) -> MotionLibrary:
@@ -82,7 +83,9 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
         return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
 
     rows, table = [], {}
-    policies = [("teacher", lambda o: teacher(o), test_lib), ("student_vae", student_policy, test_lib)]
+    # the floor: the PD replaying the reference with no policy (what the residual teacher starts from)
+    policies = [("replay_reference", lambda o: o["residual_base"], test_lib), ("teacher", lambda o: teacher(o), test_lib),
+                ("student_vae", student_policy, test_lib)]
     try:
         v2m_lib = _library(layout, cfg.where, "test", "v2m", cfg.max_clips)
         policies.append(("student_v2m", student_policy, v2m_lib))
@@ -97,6 +100,7 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
                       "vlm_id": prov["vlm_id"] or "", "latents": lib.provenance[0]["latents"],
                       "dit_run": lib.provenance[0].get("dit_run") or ""} for r in res]
     verdicts = _verdicts(run_id, teacher, train_lib)
+    videos = _videos(run_dir, student_policy, test_lib, cfg.videos, say)
     onnx_path = export_student(student, run_dir / "policy.onnx",
                                {"run_id": run_id, "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"],
                                 "latents": "vae", "dit_run": (policies[-1][2].provenance[0].get("dit_run")
@@ -109,7 +113,7 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
         _write_rows(layout.store_dir, POLICY_VERDICTS, verdicts, run_id)
     summary = {"run_id": run_id, "run_dir": str(run_dir), "table": table, "onnx": str(onnx_path),
                "onnx_max_abs_diff": gap, "train_seconds": round(train_s, 1), "teacher": teacher_summary["history"],
-               "student": student_summary["history"], "flagged_clips": sum(not v["keep"] for v in verdicts)}
+               "student": student_summary["history"], "videos": videos, "flagged_clips": sum(not v["keep"] for v in verdicts)}
     publish_bytes(run_dir / "eval.json", json_bytes({k: v for k, v in summary.items()}))
     return summary
 
@@ -121,6 +125,23 @@ def _verdicts(run_id: str, teacher, lib: MotionLibrary) -> list[dict]:
         e = FILTER_ALPHA * r.mpkpe_m + FILTER_BETA * float(np.mean(r.joint_err_rad[:12]))
         out.append({"run_id": run_id, "clip_id": r.clip_id, "e_s": float(e), "keep": bool(e <= FILTER_THRESHOLD),
                     "teacher_success": r.success})
+    return out
+
+
+def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say) -> list[str]:
+    from robomirror.errors import RoboMirrorError
+    from train.policy_video import render_policy_clip
+
+    if n <= 0:
+        return []
+    sub = lib.subset(list(range(min(n, lib.n_clips))))
+    out = []
+    try:
+        for i, r in enumerate(evaluate(policy, sub, "train", record=True)):
+            path = render_policy_clip(build_model(SIMS["train"]), r.qpos, sub, i, run_dir / "videos" / f"{r.clip_id}.mp4")
+            out.append(str(path))
+    except RoboMirrorError as e:  # no GL here: the numbers stand without the pictures
+        say(f"  videos skipped: {e}")
     return out
 
 

@@ -110,6 +110,18 @@ class MotionLibrary:
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.latents = np.stack([c.latent for c in clips]).astype(np.float32)
 
+    def subset(self, clips: list[int]) -> "MotionLibrary":
+        """A library of some of this one's clips (no recomputation)."""
+        out = object.__new__(MotionLibrary)
+        out.clip_ids = [self.clip_ids[i] for i in clips]
+        out.provenance = [self.provenance[i] for i in clips]
+        idx = np.concatenate([np.arange(self.starts[i], self.starts[i] + self.lengths[i]) for i in clips])
+        out.arrays = {k: v[idx] for k, v in self.arrays.items()}
+        out.lengths = self.lengths[clips]
+        out.starts = np.concatenate([[0], np.cumsum(out.lengths)[:-1]])
+        out.latents = self.latents[clips]
+        return out
+
     @property
     def n_clips(self) -> int:
         return len(self.clip_ids)
