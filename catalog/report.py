@@ -91,6 +91,42 @@ def _training_section(layout: DataLayout) -> str:
     return out
 
 
+def _policy_section(layout: DataLayout, page_dir: Path) -> str:
+    """The newest policy run: Succ / E_mpjpe / E_mpkpe per policy and simulator (the reference replay is
+    the floor, zero error the ceiling), the teacher's and the student's training curves, and videos."""
+    import json
+    import os
+
+    runs = sorted((layout.root / "runs" / "policy").glob("*/eval.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return ""
+    s = json.loads(runs[-1].read_text())
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['succ']:.2f}</td><td>{v['mpjpe_rad']:.3f}</td>"
+                   f"<td>{v['mpkpe_m']:.3f}</td><td>{v['clips']}</td></tr>" for k, v in s["table"].items())
+    out = (f"<h2>Policy: teacher, student, sim2sim (run {html.escape(s['run_id'])})</h2>"
+           f"<p>{s['train_seconds']} s of CPU training: a plumbing run, not the paper's 1e9 steps. Floor: "
+           "replay_reference (the PD on the reference, no policy); ceiling: zero error. Rows also in the store's "
+           "<code>policy_evals</code>.</p><table border='1' cellpadding='4'><tr><th>policy/simulator</th><th>Succ</th>"
+           f"<th>E_mpjpe [rad]</th><th>E_mpkpe [m]</th><th>clips</th></tr>{body}</table>")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    t = s["teacher"]
+    axes[0].plot([h["iteration"] for h in t], [h["mean_episode_len"] for h in t], "o-", label="episode length")
+    axes[0].set_xlabel("PPO iteration")
+    axes[0].set_title("teacher")
+    axes[0].legend()
+    st = s["student"]
+    axes[1].plot([h["round"] for h in st], [h["loss"] for h in st], "o-")
+    axes[1].set_xlabel("DAgger round")
+    axes[1].set_title("student loss")
+    fig.tight_layout()
+    out += f"<img alt='policy training' src='data:image/png;base64,{_png(fig)}'>"
+    for v in s.get("videos", []):
+        rel = os.path.relpath(v, page_dir)
+        out += (f"<figure style='display:inline-block'><video src='{html.escape(rel)}' controls loop width='480'>"
+                f"</video><figcaption>student (left) vs reference (right): {html.escape(Path(v).stem)}</figcaption></figure>")
+    return out
+
+
 def _decoded_plot(layout: DataLayout, meta: dict, clips: int = 3) -> str:
     import lance
     import torch
@@ -182,6 +218,7 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
     body = "\n".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                      for t, b in figs)
     body += _training_section(layout)
+    body += _policy_section(layout, (out or layout.root / "report" / "index.html").parent)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>RoboMirror report</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}} img{{max-width:100%}}</style></head><body>"
             f"<h1>RoboMirror data report</h1><p>{len(clips)} clips under {html.escape(str(layout.root))}"

@@ -153,6 +153,32 @@ DEFAULT_JOINT_POS_RAD = _per(POLICY_JOINTS, _default)
 LOCKED_JOINT_POS_RAD = np.zeros(len(WRIST_JOINTS))
 
 
+# Joint position limits [rad] of the policy joints, from the Menagerie G1 MJCF (a test checks them
+# against the model); the runtime clamps targets to their soft range without loading the MJCF.
+_RANGE = {"hip_pitch": (-2.5307, 2.8798), "left_hip_roll": (-0.5236, 2.9671), "right_hip_roll": (-2.9671, 0.5236),
+          "hip_yaw": (-2.7576, 2.7576), "knee": (-0.087267, 2.8798), "ankle_pitch": (-0.87267, 0.5236),
+          "ankle_roll": (-0.2618, 0.2618), "waist_yaw": (-2.618, 2.618), "waist_roll": (-0.52, 0.52),
+          "waist_pitch": (-0.52, 0.52), "shoulder_pitch": (-3.0892, 2.6704),
+          "left_shoulder_roll": (-1.5882, 2.2515), "right_shoulder_roll": (-2.2515, 1.5882),
+          "shoulder_yaw": (-2.618, 2.618), "elbow": (-1.0472, 2.0944)}
+
+
+def _range(j: str) -> tuple[float, float]:
+    name = j.replace("_joint", "")
+    if name in _RANGE:
+        return _RANGE[name]
+    return next(v for k, v in _RANGE.items() if name.endswith(k) and not k.startswith(("left", "right")))
+
+
+JOINT_RANGE_RAD = np.array([_range(j) for j in POLICY_JOINTS])  # (23, 2)
+
+
+def soft_range(alpha: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The hard range shrunk about its midpoint by alpha (the paper's eqs. 3-6)."""
+    mid, half = JOINT_RANGE_RAD.mean(1), 0.5 * (JOINT_RANGE_RAD[:, 1] - JOINT_RANGE_RAD[:, 0]) * alpha
+    return mid - half, mid + half
+
+
 def target_from_action(action: np.ndarray) -> np.ndarray:
     """Joint position target [rad] of a policy action (policy order, any leading shape)."""
     return DEFAULT_JOINT_POS_RAD + ACTION_SCALE * action
@@ -224,6 +250,47 @@ PRIVILEGED_OBS = ObsLayout(tuple((f"root_lin_vel_b_m_s_t-{k}", 3) for k in range
     ("ref_keypoints_w_rel_m", 3 * N_KEYPOINTS), ("keypoint_diff_b_m", 3 * N_KEYPOINTS), ("com_offset_m", 3),
     ("link_mass_scale", len(MASS_BODIES)), ("kp_scale", N_ACT), ("kd_scale", N_ACT), ("friction", 1),
     ("control_delay_s", 1)))  # 250
+
+
+def projected_gravity_b(root_quat_wxyz: np.ndarray) -> np.ndarray:
+    """The world's down axis in the root (IMU) frame, (..., 3), from wxyz quaternions."""
+    q = np.asarray(root_quat_wxyz, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    # R^T (0, 0, -1) = -(third row of R)
+    return -np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)
+
+
+def proprio_frame(joint_pos: np.ndarray, joint_vel: np.ndarray, last_action: np.ndarray, ang_vel_b: np.ndarray,
+                  root_quat_wxyz: np.ndarray) -> np.ndarray:
+    """One proprioception frame (..., 75): DoF pos (rel. default), DoF vel, last action, IMU angular
+    velocity (body frame), projected gravity. Policy joint order."""
+    return np.concatenate([joint_pos - DEFAULT_JOINT_POS_RAD, joint_vel, last_action, ang_vel_b,
+                           projected_gravity_b(root_quat_wxyz)], -1)
+
+
+class ProprioHistory:
+    """The last `frames` proprioception frames per env, newest first; a reset fills every frame with the
+    first observation (no zeros a real robot never produces)."""
+
+    def __init__(self, n_envs: int, frames: int, dim: int = PROPRIO_DIM) -> None:
+        self.buf = np.zeros((n_envs, frames, dim))
+
+    def push(self, x: np.ndarray) -> None:
+        self.buf[:, 1:] = self.buf[:, :-1]
+        self.buf[:, 0] = x
+
+    def fill(self, ids, x: np.ndarray) -> None:
+        self.buf[ids] = x[:, None, :]
+
+    def flat(self, frames: int | None = None) -> np.ndarray:
+        b = self.buf if frames is None else self.buf[:, :frames]
+        return b.reshape(len(b), -1)
+
+
+def student_observation(latent: np.ndarray, history: ProprioHistory) -> np.ndarray:
+    """(N, 256 + 75 x 26) in STUDENT_OBS order."""
+    return np.concatenate([np.atleast_2d(latent), history.flat(1 + STUDENT_HISTORY)], -1)
 
 
 def student_obs(latent_dim: int = 256) -> ObsLayout:

@@ -58,3 +58,14 @@ def test_the_env_model_has_23_actuators_and_no_wrist_joints():
         m = build_model(sim)
         assert m.nu == 23 and m.nq == 7 + 23 and abs(m.opt.timestep * sim.decimation - 0.02) < 1e-12
         assert all(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) < 0 for j in g1.WRIST_JOINTS)
+
+
+def test_the_contract_joint_ranges_are_the_mjcf_ones_and_gravity_matches_rotation():
+    from robomirror.rotations import quat_wxyz_to_matrix
+
+    m = build_model(SIMS["train"])
+    ids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in g1.POLICY_JOINTS]
+    assert np.allclose(m.jnt_range[ids], g1.JOINT_RANGE_RAD)
+    q = np.random.default_rng(0).normal(size=(5, 4))
+    want = np.einsum("nji,j->ni", quat_wxyz_to_matrix(q), [0, 0, -1.0])
+    assert np.allclose(g1.projected_gravity_b(q), want)

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from robomirror import g1_contract as g1
-from tests.train.policy_fixtures import library, sway_clip
 from train.env import curriculum, rewards, terminations
 from train.env.actuation import SIMS, build_model
 from train.env.motion_library import MotionError, MotionLibrary
 from train.env.observations import RobotState
 from train.env.randomization import RandomizationConfig
+from train.env.synthetic import library, sway_clip
 from train.env.tracking_env import EnvConfig, TrackingEnv
 
 

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from robomirror import g1_contract as g1
-from tests.train.policy_fixtures import library
 from train.dagger import DaggerConfig, train_student
+from train.env.synthetic import library
 from train.env.tracking_env import EnvConfig, TrackingEnv
 from train.export import TOLERANCE, export_student, onnx_torch_gap
 from train.student import StudentConfig, build_student

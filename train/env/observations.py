@@ -13,8 +13,6 @@ import numpy as np
 from robomirror import g1_contract as g1
 from robomirror.rotations import matrix_to_axis_angle, quat_wxyz_to_matrix
 
-GRAVITY_W = np.array([0.0, 0.0, -1.0])
-
 
 @dataclass
 class RobotState:
@@ -46,29 +44,8 @@ def to_body(rot_w: np.ndarray, v_w: np.ndarray) -> np.ndarray:
     return np.einsum("nji,nkj->nki", rot_w, v_w)
 
 
-def proprio(q: np.ndarray, qd: np.ndarray, last_action: np.ndarray, ang_vel_b: np.ndarray,
-            root_quat_w: np.ndarray) -> np.ndarray:
-    """One frame (N, 75): DoF pos (rel. default), DoF vel, last action, root angular velocity, gravity."""
-    gravity_b = to_body(quat_wxyz_to_matrix(root_quat_w), np.broadcast_to(GRAVITY_W, ang_vel_b.shape))
-    return np.concatenate([q - g1.DEFAULT_JOINT_POS_RAD, qd, last_action, ang_vel_b, gravity_b], -1)
-
-
-class History:
-    """The last `frames` rows of a per-env vector, newest first, as one flat (N, frames * dim)."""
-
-    def __init__(self, n_envs: int, frames: int, dim: int) -> None:
-        self.buf = np.zeros((n_envs, frames, dim))
-
-    def push(self, x: np.ndarray) -> None:
-        self.buf[:, 1:] = self.buf[:, :-1]
-        self.buf[:, 0] = x
-
-    def fill(self, ids: np.ndarray, x: np.ndarray) -> None:
-        self.buf[ids] = x[:, None, :]
-
-    def flat(self, frames: int | None = None) -> np.ndarray:
-        b = self.buf if frames is None else self.buf[:, :frames]
-        return b.reshape(len(b), -1)
+proprio = g1.proprio_frame
+History = g1.ProprioHistory
 
 
 def teacher_reference(s: RobotState, ref: dict[str, np.ndarray]) -> np.ndarray:

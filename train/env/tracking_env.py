@@ -253,7 +253,7 @@ class TrackingEnv(VecEnv):
         nxt = self.library.frame(self.clip, self.frame + 1)
         teacher = np.concatenate([self.proprio.flat(1 + g1.TEACHER_HISTORY), observations.teacher_reference(s, nxt)], -1)
         priv = observations.privileged(self.lin_vel.flat(), s, nxt, self.params.vector())
-        student = np.concatenate([self.library.latents[self.clip], self.proprio.flat()], -1)
+        student = g1.student_observation(self.library.latents[self.clip], self.proprio)
         out = {"teacher": teacher, "privileged": priv, "student": student,
                "residual_base": g1.action_from_target(nxt["joint_pos"])}
         observations.check_layout(out, self.cfg_t.latent_dim)

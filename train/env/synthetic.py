@@ -1,4 +1,4 @@
-"""Synthetic G1 reference motions for the policy tests: a knees-bent stand with a slow arm/hip sway."""
+"""A synthetic G1 reference (labelled: a knees-bent stand with a slow arm/waist sway) for tests and benches."""
 
 from __future__ import annotations
 
