@@ -1,9 +1,44 @@
-"""`python -m deploy`: not implemented yet (see the package docstring and the open issues)."""
+"""`python -m deploy run`: a video drives the simulated (or a real) G1 through the exported policy."""
 
+from __future__ import annotations
+
+import argparse
 import sys
 
-import deploy
-from robomirror.cli import not_yet
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
+    ap.add_argument("--data-root", help=f"data root (default ${ENV_DATA_ROOT} or ./data)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="video -> intent process -> 50 Hz runtime -> G1")
+    r.add_argument("--video", required=True, help="a video file or a stream URL (PyAV)")
+    r.add_argument("--view", choices=["third_person", "egocentric"], default="third_person")
+    r.add_argument("--policy", help="policy .onnx (default: the newest `make policy` export)")
+    r.add_argument("--backend", choices=["sim", "lcm", "dds"], default="sim")
+    r.add_argument("--seconds", type=float, help="policy time after the start-up ramp (default: video + 3 s)")
+    r.add_argument("--dit-run", help="training run whose DiT makes the latents (default: newest on this store)")
+    r.add_argument("--vlm", help="VLM directory the store was built with (default: the store's)")
+    r.add_argument("--url", default="udpm://239.255.76.67:7667?ttl=0", help="LCM URL of the latent channel")
+    r.add_argument("--dds-interface", default="lo")
+    args = ap.parse_args(argv)
+    layout = DataLayout(resolve_data_root(args.data_root))
+    from deploy.runtime import DeployError
+
+    try:
+        from deploy.run import DeployRunConfig, print_report, run_deploy
+
+        cfg = DeployRunConfig(video=args.video, view=args.view, policy=args.policy, backend=args.backend,
+                              seconds=args.seconds, url=args.url, dit_run=args.dit_run, vlm=args.vlm,
+                              dds_interface=args.dds_interface)
+        print_report(run_deploy(layout, cfg))
+        return 0
+    except (RoboMirrorError, DeployError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
 
 if __name__ == "__main__":
-    sys.exit(not_yet("deploy", deploy.__doc__))
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backends behind one interface (deploy.runtime.Backend): `sim` (MuJoCo), `lcm`, `dds` (optional)."""
