@@ -207,6 +207,8 @@ class Runtime:
         self.estop_requested = True
 
     def reset(self) -> None:
+        """The operator's reset: clears the e-stop and the latched damping; the ramp starts again."""
+        self.estop_requested = False
         self.safety.reset(self.clock.now())
         self.t_start, self.ramp_from, self.prev_target = None, None, None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,27 +125,49 @@ def test_the_onnx_export_holds_the_ddim_loop_and_matches_torch(tmp_path):
         export_student(build_student(StudentConfig(width=16, blocks=1, eta=0.5)), tmp_path / "q.onnx", {})
 
 
-def test_the_policy_pipeline_writes_policy_evals_verdicts_and_onnx(latents_built, tmp_path):
-    from catalog.sql import query
+@pytest.fixture(scope="module")
+def policy_store(latents_built, tmp_path_factory):
     from robomirror.paths import DataLayout
     from train.data import SplitConfig
     from train.pipeline import TrainRunConfig, run_train
     from train.policy import PolicyRunConfig, run_policy
 
     src, _ = latents_built
-    layout = DataLayout(tmp_path / "data")
+    layout = DataLayout(tmp_path_factory.mktemp("policy") / "data")
     shutil.copytree(src.root, layout.root)
     run_train(layout, TrainRunConfig(dit_steps=10, evaluator_steps=5, global_batch=4, eval_replications=2,
                                      split=SplitConfig(seed=0)), progress=False)
     cfg = PolicyRunConfig(where="TRUE", max_clips=3, num_envs=4, teacher=SMALL,
                           student=StudentConfig(width=32, blocks=1),
-                          dagger=DaggerConfig(rounds=1, steps_per_round=4, updates_per_round=2))
-    s = run_policy(layout, cfg, progress=False)
+                          dagger=DaggerConfig(rounds=1, steps_per_round=4, updates_per_round=2), videos=1)
+    return layout, run_policy(layout, cfg, progress=False)
+
+
+def test_the_policy_pipeline_writes_policy_evals_verdicts_and_onnx(policy_store):
+    from catalog.sql import query
+
+    layout, s = policy_store
     rows = query(layout, f"SELECT policy, sim, count(*) AS n, avg(mpkpe_m) AS e FROM store_policy_evals "
                          f"WHERE run_id = '{s['run_id']}' GROUP BY ALL ORDER BY ALL").fetchall()
     names = {(p, sim) for p, sim, _, _ in rows}
-    assert {("teacher", "train"), ("student_vae", "sim2sim")} <= names
+    assert {("replay_reference", "train"), ("teacher", "train"), ("student_vae", "sim2sim")} <= names
     assert all(n >= 1 and e >= 0 for _, _, n, e in rows)
     verdicts = query(layout, "SELECT count(*), count(*) FILTER (WHERE keep) FROM store_policy_verdicts").fetchone()
     assert verdicts[0] >= 1
     assert s["onnx_max_abs_diff"] <= TOLERANCE
+    assert len(s["videos"]) == 1 and Path(s["videos"][0]).stat().st_size > 1000
+
+
+def test_deploy_run_drives_the_sim_g1_from_a_sample_video(policy_store, small_sample):
+    from deploy.run import DeployRunConfig, run_deploy
+
+    layout, s = policy_store
+    video = sorted(small_sample["motionx"].glob("video/*/*.mp4"))[0]
+    r = run_deploy(layout, DeployRunConfig(video=str(video), seconds=1.5, url="udpm://239.255.76.67:7671?ttl=0"),
+                   log=lambda *a: None)
+    assert r["latents_received"] >= 1 and r["video_to_first_action_s"] is not None
+    assert r["video_to_first_action_s"] > 0 and r["period_error_ms"]["p50"] < 5.0
+    assert Path(r["mp4"]).stat().st_size > 1000
+    assert any("ramp->hold" in t or "ramp->policy" in t for t in r["transitions"])
+    saved = json.loads((Path(r["mp4"]).parent / "latency.json").read_text())
+    assert saved["run_id"] == r["run_id"] and len(saved["period_error_hist_ms"]) == 20
