@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo sample shards render latents compact train policy test bench lint clean clean-data clean-store clean-work
+.PHONY: setup browser demo sample shards render latents compact train policy deploy test bench lint clean clean-data clean-store clean-work
 
 setup: $(STAMP)
 
@@ -51,7 +51,13 @@ policy: setup
 	@test -d $(DATA)/runs/train || $(MAKE) --no-print-directory train
 	$(BIN)/python -m train policy $(POLICY_ARGS)
 
-demo: sample shards render latents train policy
+# a sample video drives the simulated G1: intent process (VLM -> DiT) + the 50 Hz runtime; DEPLOY_ARGS for more
+deploy: setup
+	@ls $(DATA)/runs/policy/*/policy.onnx >/dev/null 2>&1 || $(MAKE) --no-print-directory policy
+	v=$$(ls $(DATA)/sample/motionx/video/*/*.mp4 | head -1); \
+	  $(BIN)/python -m deploy run --video $$v --backend sim $(DEPLOY_ARGS)
+
+demo: sample shards render latents train policy deploy
 	$(BIN)/python -m catalog sql "SELECT c.dataset, c.view, count(*) AS clips, round(sum(c.duration_s),1) AS seconds, sum(r.stable::INT) AS stable, round(median(r.mpkpe_aligned_mean_m)*100,1) AS mpkpe_cm, round(median(r.foot_skate_cm_s),1) AS skate_cm_s FROM clips c JOIN retarget r USING (clip_id) GROUP BY ALL ORDER BY ALL"
 	$(BIN)/python -m catalog nearest --text "a person jogs forward" --space text --k 3 --html $(DATA)/report/nearest.html
 	v=$$(ls $(DATA)/sample/motionx/video/*/*.mp4 | head -1); \
@@ -73,6 +79,7 @@ bench: setup  # lance/lancedb log a warning per empty IVF partition and k-means 
 	$(BIN)/python -m latents.bench
 	$(BIN)/python -m train.bench $(TRAIN_BENCH_ARGS)  # --corpus: Real / ours / shuffled on a larger sample, both encoders
 	$(BIN)/python -m train.policy_bench $(POLICY_BENCH_ARGS)
+	$(BIN)/python -m deploy.bench
 
 lint: setup
 	$(BIN)/ruff check robomirror ingest catalog retarget latents train deploy tests

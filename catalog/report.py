@@ -127,6 +127,39 @@ def _policy_section(layout: DataLayout, page_dir: Path) -> str:
     return out
 
 
+def _deploy_section(layout: DataLayout, page_dir: Path) -> str:
+    """The newest `deploy run`: its latency table, the loop's period-error histogram, its mp4."""
+    import json
+    import os
+
+    runs = sorted((layout.root / "runs" / "deploy").glob("*/latency.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return ""
+    r = json.loads(runs[-1].read_text())
+    pe = r.get("period_error_ms") or {}
+    rows = [("loop period error p50 / p99 / max [ms]", f"{pe.get('p50', 0):.2f} / {pe.get('p99', 0):.2f} / "
+                                                       f"{pe.get('max', 0):.2f}"),
+            ("video -> first latent at the robot [s]", r.get("video_to_first_latent_s")),
+            ("video -> first policy action [s]", r.get("video_to_first_action_s"))]
+    rows += [(f"first latent: {k} [ms]", v) for k, v in r.get("first_latent_stages_ms", {}).items()]
+    body = "".join(f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(str(b))}</td></tr>" for a, b in rows)
+    out = (f"<h2>Deploy: video -> G1 ({html.escape(r['backend'])} backend, run {html.escape(r['run_id'])})</h2>"
+           f"<table border='1' cellpadding='4'>{body}</table><p>Transitions: "
+           + "; ".join(html.escape(t) for t in r.get("transitions", [])) + "</p>")
+    hist = r.get("period_error_hist_ms")
+    if hist:
+        fig, ax = plt.subplots(figsize=(5, 2.5))
+        edges = np.linspace(-5, 5, len(hist) + 1)
+        ax.bar(edges[:-1], hist, width=edges[1] - edges[0], align="edge")
+        ax.set_xlabel("period - 20 ms [ms]")
+        ax.set_ylabel("cycles")
+        ax.set_title("50 Hz loop jitter")
+        out += f"<img alt='loop jitter' src='data:image/png;base64,{_png(fig)}'>"
+    if r.get("mp4") and Path(r["mp4"]).is_file():
+        out += f"<video src='{html.escape(os.path.relpath(r['mp4'], page_dir))}' controls loop width='480'></video>"
+    return out
+
+
 def _decoded_plot(layout: DataLayout, meta: dict, clips: int = 3) -> str:
     import lance
     import torch
@@ -219,6 +252,7 @@ def build_report(layout: DataLayout, out: Path | None = None) -> Path:
                      for t, b in figs)
     body += _training_section(layout)
     body += _policy_section(layout, (out or layout.root / "report" / "index.html").parent)
+    body += _deploy_section(layout, (out or layout.root / "report" / "index.html").parent)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>RoboMirror report</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}} img{{max-width:100%}}</style></head><body>"
             f"<h1>RoboMirror data report</h1><p>{len(clips)} clips under {html.escape(str(layout.root))}"

@@ -64,3 +64,53 @@ def onnx_torch_gap(student: torch.nn.Module, path: Path, n: int = 16, seed: int 
     with torch.no_grad():
         want = student(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
     return float(np.abs(got - want).max())
+
+
+class DiTSampler(torch.nn.Module):
+    """The DiT's whole sampling loop (Euler, the run's inference steps) for one clip, every token real:
+    (noise (1, T_m, D_m), video tokens (1, T_v, D_v), pooled video (1, D_v)) -> pooled motion latent (1, D_m)."""
+
+    def __init__(self, model, flow) -> None:
+        super().__init__()
+        self.model, self.flow = model, flow
+
+    def forward(self, noise: torch.Tensor, video_tokens: torch.Tensor, video_pooled: torch.Tensor) -> torch.Tensor:
+        from robomirror.flow import euler_sample, tau_buckets
+
+        video_mask = torch.ones(video_tokens.shape[:2], dtype=torch.bool)
+        motion_mask = torch.ones(noise.shape[:2], dtype=torch.bool)
+
+        def predict(x, tau):
+            return self.model(x, tau_buckets(tau, self.flow), video_tokens, video_mask, video_pooled, motion_mask)
+
+        out = euler_sample(predict, noise, self.flow) * self.model.latent_std + self.model.latent_mean
+        return out.mean(1)
+
+
+def export_dit(model, flow, path: Path, metadata: dict, video_tokens: int = 10) -> Path:
+    """ONNX of the DiT sampler for a Jetson that runs both the DiT and the policy (opset 18, dynamo=False).
+    The attention's token counts are traced as constants: the graph takes exactly `video_tokens` video
+    tokens (the count the store's VLM makes per clip, in the metadata)."""
+    import io
+
+    import onnx
+
+    cfg = model.dit.cfg
+    sampler = DiTSampler(model.eval(), flow).eval()
+    args = (torch.zeros(1, cfg.motion_tokens, cfg.motion_dim), torch.zeros(1, video_tokens, cfg.video_dim),
+            torch.zeros(1, cfg.video_dim))
+    buf = io.BytesIO()
+    fast = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel has no ONNX export
+    try:
+        with torch.no_grad():
+            torch.onnx.export(sampler, args, buf, input_names=["noise", "video_tokens", "video_pooled"],
+                              output_names=["motion_latent"], opset_version=OPSET, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast)
+    m = onnx.load_from_string(buf.getvalue())
+    for k, v in (metadata | {"video_tokens": video_tokens, "inference_steps": flow.inference_steps}).items():
+        m.metadata_props.add(key=k, value=json.dumps(v))
+    onnx.checker.check_model(m)
+    publish_bytes(Path(path), m.SerializeToString())
+    return Path(path)

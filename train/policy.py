@@ -104,7 +104,9 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
     onnx_path = export_student(student, run_dir / "policy.onnx",
                                {"run_id": run_id, "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"],
                                 "latents": "vae", "dit_run": (policies[-1][2].provenance[0].get("dit_run")
-                                                              if len(policies) > 2 else None)})
+                                                              if len(policies) > 3 else None)})
+    dit_run = policies[-1][2].provenance[0].get("dit_run") if len(policies) > 3 else None
+    dit_onnx = _export_dit(layout, dit_run, run_dir, prov) if dit_run else None
     gap = onnx_torch_gap(student, onnx_path)
     if gap > TOLERANCE:
         raise RuntimeError(f"exported ONNX differs from torch by {gap:.2e} > {TOLERANCE}")
@@ -112,7 +114,7 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
         _write_rows(layout.store_dir, POLICY_EVALS, rows, run_id)
         _write_rows(layout.store_dir, POLICY_VERDICTS, verdicts, run_id)
     summary = {"run_id": run_id, "run_dir": str(run_dir), "table": table, "onnx": str(onnx_path),
-               "onnx_max_abs_diff": gap, "train_seconds": round(train_s, 1), "teacher": teacher_summary["history"],
+               "onnx_max_abs_diff": gap, "dit_onnx": dit_onnx, "train_seconds": round(train_s, 1), "teacher": teacher_summary["history"],
                "student": student_summary["history"], "videos": videos, "flagged_clips": sum(not v["keep"] for v in verdicts)}
     publish_bytes(run_dir / "eval.json", json_bytes({k: v for k, v in summary.items()}))
     return summary
@@ -143,6 +145,20 @@ def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say) -> list[str]
     except RoboMirrorError as e:  # no GL here: the numbers stand without the pictures
         say(f"  videos skipped: {e}")
     return out
+
+
+def _export_dit(layout: DataLayout, dit_run: str, run_dir: Path, prov: dict) -> str:
+    """The DiT the v2m latents came from, as ONNX beside the policy (for a Jetson that runs both)."""
+    import lance
+
+    from robomirror.dit import load_trained
+    from train.export import export_dit
+
+    model, flow, meta = load_trained(layout.root / "runs" / "train" / dit_run)
+    counts = lance.dataset(str(layout.store_dir / "video_tokens.lance")).to_table(columns=["n_tokens"])
+    n = int(np.bincount(counts["n_tokens"].to_numpy()).argmax())
+    return str(export_dit(model, flow, run_dir / "dit.onnx", {"dit_run": dit_run, "vae_id": prov["vae_id"],
+                                                                "vlm_id": prov["vlm_id"]}, video_tokens=n))
 
 
 def _write_rows(store: Path, name: str, rows: list[dict], run_id: str) -> None:

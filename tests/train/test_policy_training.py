@@ -171,3 +171,25 @@ def test_deploy_run_drives_the_sim_g1_from_a_sample_video(policy_store, small_sa
     assert any("ramp->hold" in t or "ramp->policy" in t for t in r["transitions"])
     saved = json.loads((Path(r["mp4"]).parent / "latency.json").read_text())
     assert saved["run_id"] == r["run_id"] and len(saved["period_error_hist_ms"]) == 20
+
+
+def test_the_dit_exports_to_onnx_and_matches_torch(policy_store):
+    import onnxruntime as ort
+
+    from robomirror.dit import load_trained
+    from train.export import DiTSampler
+
+    layout, s = policy_store
+    assert s["dit_onnx"] is not None
+    sess = ort.InferenceSession(s["dit_onnx"], providers=["CPUExecutionProvider"])
+    meta = {k: json.loads(v) for k, v in sess.get_modelmeta().custom_metadata_map.items()}
+    model, flow, _ = load_trained(layout.root / "runs" / "train" / meta["dit_run"])
+    cfg = model.dit.cfg
+    rng = np.random.default_rng(0)
+    feed = {"noise": rng.normal(size=(1, cfg.motion_tokens, cfg.motion_dim)).astype(np.float32),
+            "video_tokens": rng.normal(size=(1, meta["video_tokens"], cfg.video_dim)).astype(np.float32),
+            "video_pooled": rng.normal(size=(1, cfg.video_dim)).astype(np.float32)}
+    got = sess.run(None, feed)[0]
+    with torch.no_grad():
+        want = DiTSampler(model, flow)(*(torch.from_numpy(feed[k]) for k in ("noise", "video_tokens", "video_pooled")))
+    assert got.shape == (1, cfg.motion_dim) and np.abs(got - want.numpy()).max() < 1e-4

@@ -1,0 +1,164 @@
+"""`make bench` for deploy: the 50 Hz loop's timing, each model's latency, and video -> first action.
+
+- the loop: Runtime + sim backend on RealClock for `--seconds`, the student on one thread and a fresh
+  latent every cycle: period error p50/p99/max and its histogram (runs/deploy/bench/loop.json, plotted
+  in the report); the baseline is the ideal 20.000 ms period;
+- latencies on one CPU thread: the student (DDIM-2, the newest `make policy` export and a paper-width
+  1792 export), the DiT sampler (2 Euler steps; the trained tiny one and the paper preset, random weights),
+  the VLM forward on a 2 s window (the store's tiny random Qwen3-VL stand-in: plumbing, not Qwen3-VL's cost);
+- `python -m deploy run` on a sample clip: video -> first action by stage (paper: 1.84 s; a
+  pose-estimate -> retarget -> track pipeline 9.22 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from deploy.runtime import LatentBox, LatentSample, OnnxPolicy, RealClock, Runtime
+from robomirror.atomic import json_bytes, publish_bytes
+from robomirror.paths import DataLayout, resolve_data_root
+
+
+def _ms(fn, n: int = 200) -> tuple[float, float]:
+    for _ in range(10):
+        fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return float(np.percentile(ts, 50)), float(np.percentile(ts, 99))
+
+
+def loop_timing(policy: Path, seconds: float) -> dict:
+    from deploy.backends.sim import SimBackend
+
+    clock = RealClock()
+    pol = OnnxPolicy(policy)
+    box = LatentBox(pol.latent_dim)
+    sim = SimBackend(clock)
+    rt = Runtime(pol, sim, clock, box)
+    rt.on_policy.append(sim.release_band)
+    for _ in range(int(seconds * 50)):
+        box.put(LatentSample(np.zeros(pol.latent_dim, np.float32), clock.now()))
+        rt.cycle()
+    periods = np.array([r.period_ms for r in rt.records[1:]])
+    err = periods - 20.0
+    compute = np.array([r.compute_ms for r in rt.records])
+    return {"cycles": len(rt.records), "period_error_ms": {"p50": float(np.percentile(np.abs(err), 50)),
+            "p99": float(np.percentile(np.abs(err), 99)), "max": float(np.abs(err).max())},
+            "hist_edges_ms": np.linspace(-5, 5, 21).tolist(), "hist": np.histogram(err, np.linspace(-5, 5, 21))[0].tolist(),
+            "compute_ms": {"p50": float(np.percentile(compute, 50)), "p99": float(np.percentile(compute, 99))},
+            "overruns": int((compute > 20).sum())}
+
+
+def policy_latency(policy: Path) -> tuple[float, float]:
+    pol = OnnxPolicy(policy)
+    obs = np.zeros((1, 256 + 75 * 26), np.float32)
+    return _ms(lambda: pol.act(obs, np.zeros((1, 23))))
+
+
+def paper_width_policy(d: Path) -> Path:
+    from train.export import export_student
+    from train.student import StudentConfig, build_student
+
+    return export_student(build_student(StudentConfig(width=1792)), d / "paper.onnx", {})
+
+
+def dit_latency(layout: DataLayout, d: Path) -> list[tuple[str, float, float, float, float]]:
+    import onnxruntime as ort
+    import torch
+
+    from robomirror.dit import DiTConfig, NormalizedDiT, load_trained
+    from robomirror.flow import FlowConfig
+    from train.export import DiTSampler, export_dit
+
+    torch.set_num_threads(1)
+    rows = []
+    runs = sorted((layout.root / "runs" / "train").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+    models = []
+    if runs:
+        model, flow, _ = load_trained(runs[-1].parent)
+        models.append(("trained tiny DiT", model, flow))
+    models.append(("paper preset (12 x 1024, random weights)", NormalizedDiT(DiTConfig.preset("paper", video_dim=64)),
+                   FlowConfig()))
+    for name, model, flow in models:
+        cfg = model.dit.cfg
+        path = export_dit(model, flow, d / "dit.onnx", {}, video_tokens=10)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        feed = {"noise": np.zeros((1, cfg.motion_tokens, cfg.motion_dim), np.float32),
+                "video_tokens": np.zeros((1, 10, cfg.video_dim), np.float32),
+                "video_pooled": np.zeros((1, cfg.video_dim), np.float32)}
+        sampler = DiTSampler(model.eval(), flow)
+        args = tuple(torch.from_numpy(feed[k]) for k in ("noise", "video_tokens", "video_pooled"))
+        with torch.no_grad():
+            tp = _ms(lambda s=sampler, a=args: s(*a), 20)
+        op = _ms(lambda s=sess, f=feed: s.run(None, f), 20)
+        rows.append((name, *tp, *op))
+    return rows
+
+
+def vlm_latency(layout: DataLayout) -> tuple[str, float]:
+    from deploy.intent import IntentModels
+
+    m = IntentModels(layout)
+    frames = np.random.default_rng(0).integers(0, 255, (60, 128, 128, 3), dtype=np.uint8)
+    m.latent(frames, 30.0, "third_person")
+    ts = [m.latent(frames, 30.0, "third_person")[1] for _ in range(5)]
+    return m.vlm_id, float(np.median(ts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy.bench", description=__doc__)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the timed 50 Hz loop")
+    ap.add_argument("--data-root")
+    args = ap.parse_args(argv)
+    layout = DataLayout(Path(resolve_data_root(args.data_root)).resolve())
+    con = Console()
+    policies = sorted(layout.root.glob("runs/policy/*/policy.onnx"), key=lambda p: p.stat().st_mtime)
+    with tempfile.TemporaryDirectory() as d:
+        paper = paper_width_policy(Path(d))
+        policy = policies[-1] if policies else paper
+        loop = loop_timing(policy, args.seconds)
+        out = layout.root / "runs" / "deploy" / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        publish_bytes(out / "loop.json", json_bytes(loop | {"policy": str(policy)}))
+        pe = loop["period_error_ms"]
+        t = Table(title=f"50 Hz loop, sim backend, RealClock, {loop['cycles']} cycles (ideal period 20.000 ms)")
+        for c in ("period error p50", "p99", "max", "cycle compute p50 / p99", "overruns"):
+            t.add_column(c)
+        t.add_row(f"{pe['p50']:.3f} ms", f"{pe['p99']:.3f} ms", f"{pe['max']:.3f} ms",
+                  f"{loop['compute_ms']['p50']:.2f} / {loop['compute_ms']['p99']:.2f} ms", str(loop["overruns"]))
+        con.print(t)
+        t = Table(title="latency on one CPU thread (paper: student DDIM-2 5.0 ms on a Jetson Orin NX; goal <= 1 ms)")
+        for c in ("model", "torch p50 / p99 ms", "onnxruntime p50 / p99 ms"):
+            t.add_column(c)
+        for name, p in (("student DDIM-2 (make policy export)", policy), ("student DDIM-2, paper width 1792", paper)):
+            o50, o99 = policy_latency(p)
+            t.add_row(name, "", f"{o50:.2f} / {o99:.2f}")
+        if (layout.store_dir / "clips.lance").exists():
+            for name, t50, t99, o50, o99 in dit_latency(layout, Path(d)):
+                t.add_row(f"DiT 2 steps: {name}", f"{t50:.1f} / {t99:.1f}", f"{o50:.1f} / {o99:.1f}")
+            vlm, ms = vlm_latency(layout)
+            t.add_row(f"VLM forward, 2 s window ({vlm}; a tiny stand-in)", f"{ms:.1f} (median)", "")
+        con.print(t)
+    if (layout.store_dir / "clips.lance").exists() and policies:
+        from deploy.run import DeployRunConfig, print_report, run_deploy
+
+        video = sorted(layout.root.glob("sample/motionx/video/*/*.mp4"))
+        if video:
+            print_report(run_deploy(layout, DeployRunConfig(video=str(video[0]), seconds=3.0), log=lambda *a: None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
