@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,7 @@ from rich.table import Table
 from deploy.runtime import LatentBox, LatentSample, OnnxPolicy, RealClock, Runtime
 from robomirror.atomic import json_bytes, publish_bytes
 from robomirror.paths import DataLayout, resolve_data_root
-
-
-def _ms(fn, n: int = 200) -> tuple[float, float]:
-    for _ in range(10):
-        fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    return float(np.percentile(ts, 50)), float(np.percentile(ts, 99))
+from robomirror.timing import latency_ms as _ms
 
 
 def loop_timing(policy: Path, seconds: float) -> dict:

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import mujoco
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from robomirror.timing import latency_ms
 from train.env.actuation import SIMS, build_model
 from train.env.tracking_env import EnvConfig, TrackingEnv
 from train.student import StudentConfig, build_student
@@ -60,17 +60,6 @@ def ppo_rate(iterations: int = 3) -> float:
         t = time.perf_counter()
         train_teacher(env, TeacherConfig(iterations=iterations, save_every=iterations), Path(d))
         return iterations / (time.perf_counter() - t)
-
-
-def latency_ms(fn, n: int = 300) -> tuple[float, float]:
-    for _ in range(20):
-        fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    return float(np.percentile(ts, 50)), float(np.percentile(ts, 99))
 
 
 def student_latency(width: int, steps: int) -> tuple[tuple[float, float], tuple[float, float]]:

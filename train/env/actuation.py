@@ -78,6 +78,7 @@ class ModelIndex:
     floor_geom: int
     ankle_dof: np.ndarray  # the four ankle dofs (inertia randomization)
     joint_range: np.ndarray  # (23, 2)
+    foot_body: np.ndarray  # (2,) left, right ankle-roll links (the feet)
 
     @classmethod
     def of(cls, m: mujoco.MjModel) -> "ModelIndex":
@@ -96,7 +97,8 @@ class ModelIndex:
                    np.array([body(b) for b in g1.MASS_BODIES]), geoms,  # type: ignore[arg-type]
                    mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor"),
                    m.jnt_dofadr[[jid(j) for j in g1.POLICY_JOINTS if "ankle" in j]].copy(),
-                   m.jnt_range[joints].copy())
+                   m.jnt_range[joints].copy(),
+                   np.array([body("left_ankle_roll_link"), body("right_ankle_roll_link")]))
 
 
 def pd_torque(target: np.ndarray, q: np.ndarray, qd: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:

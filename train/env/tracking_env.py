@@ -130,7 +130,6 @@ class TrackingEnv(VecEnv):
         force = np.zeros((n, 2, 3))
         collide = np.zeros(n, dtype=bool)
         torque = np.empty((n, g1.N_ACT))
-        f6 = np.zeros(6)
         for k, i in enumerate(ids):
             d = self.datas[i]
             q[k], qd[k] = d.qpos[ix.qpos_adr], d.qvel[ix.dof_adr]
@@ -139,20 +138,12 @@ class TrackingEnv(VecEnv):
             kp_pos[k] = d.xpos[ix.keypoint_body] + np.einsum("kij,kj->ki", rot, ix.keypoint_offset)
             kp_quat[k] = d.xquat[ix.keypoint_body]
             torque[k] = d.actuator_force
-            for c in range(d.ncon):
-                con = d.contact[c]
-                g = (con.geom1, con.geom2)
-                if ix.floor_geom not in g:
-                    collide[k] = True
-                    continue
-                other = g[1] if g[0] == ix.floor_geom else g[0]
-                side = 0 if other in ix.foot_geoms[0] else 1 if other in ix.foot_geoms[1] else -1
-                if side < 0:
-                    continue
-                mujoco.mj_contactForce(self.model, d, c, f6)
-                frame = con.frame.reshape(3, 3)
-                f_w = frame.T @ f6[:3]
-                force[k, side] += f_w if f_w[2] >= 0 else -f_w  # the floor pushes up
+            # net external (contact) force on each foot, world frame: the constraint forces' sum
+            mujoco.mj_rnePostConstraint(self.model, d)
+            force[k] = d.cfrc_ext[ix.foot_body, 3:]
+            if d.ncon:
+                g = d.contact.geom
+                collide[k] = bool(np.any((g[:, 0] != ix.floor_geom) & (g[:, 1] != ix.floor_geom)))
         if ref_vel is not None:
             ref = ref_vel[1]
             kp_lin, kp_ang = ref["kp_lin_vel"], ref["kp_ang_vel"]
