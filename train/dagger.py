@@ -63,9 +63,13 @@ def train_student(env, teacher: torch.nn.Module, scfg: StudentConfig, dcfg: Dagg
     start, history = 0, []
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
+        import json
+
+        saved = json.loads((ckpt / "state.json").read_text()).get("student_config")
+        if saved != asdict(scfg):
+            raise PolicyError(f"checkpoint {ckpt} is of another student config ({saved}); expected {asdict(scfg)}: "
+                              "resume with the same flags or start a new run directory")
         state = load_checkpoint(ckpt, student, opt)
-        if state.get("student_config") != asdict(scfg):
-            raise PolicyError(f"checkpoint {ckpt} is of another student config: {state.get('student_config')}")
         buf = load_file(str(_buffer_path(ckpt)))
         obs_buf, act_buf = buf["obs"].float(), buf["action"]
         start, history = state["round"], state["history"]

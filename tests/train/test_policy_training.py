@@ -193,3 +193,20 @@ def test_the_dit_exports_to_onnx_and_matches_torch(policy_store):
     with torch.no_grad():
         want = DiTSampler(model, flow)(*(torch.from_numpy(feed[k]) for k in ("noise", "video_tokens", "video_pooled")))
     assert got.shape == (1, cfg.motion_dim) and np.abs(got - want.numpy()).max() < 1e-4
+
+
+def test_a_killed_dagger_run_resumes_bit_identical(lib, tmp_path):
+    import dataclasses
+
+    def teacher(obs):
+        return obs["residual_base"]
+    scfg = StudentConfig(width=32, blocks=1)
+    dcfg = DaggerConfig(rounds=2, steps_per_round=4, updates_per_round=3)
+    train_student(_env(lib), teacher, scfg, dcfg, tmp_path / "a")
+    train_student(_env(lib), teacher, scfg, dataclasses.replace(dcfg, rounds=1), tmp_path / "b")
+    train_student(_env(lib), teacher, scfg, dcfg, tmp_path / "b", resume=True)
+    a = load_file(str(tmp_path / "a" / "ckpt-00000002" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "ckpt-00000002" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(PolicyError, match="student config"):
+        train_student(_env(lib), teacher, dataclasses.replace(scfg, width=16), dcfg, tmp_path / "b", resume=True)
