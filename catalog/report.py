@@ -170,7 +170,13 @@ def _decoded_plot(layout: DataLayout, meta: dict, clips: int = 3) -> str:
     vae_dir = layout.store_dir / "models" / str(meta.get("vae_id"))
     if not (v2m_path.exists() and tok_path.exists() and (vae_dir / "model.safetensors").exists()):
         return ""
-    v2m = lance.dataset(str(v2m_path)).to_table(filter=f"run_id = '{meta['run_id']}'").to_pylist()[:clips]
+    test = set()
+    splits = layout.store_dir / "splits.lance"
+    if splits.exists():  # v2m also holds the train clips' reconstructions: plot test clips only
+        test = {r["clip_id"] for r in lance.dataset(str(splits)).to_table(
+            filter=f"split_id = '{meta['split_id']}' AND side = 'test'", columns=["clip_id"]).to_pylist()}
+    v2m = [r for r in lance.dataset(str(v2m_path)).to_table(filter=f"run_id = '{meta['run_id']}'").to_pylist()
+           if r["clip_id"] in test][:clips]
     if not v2m:
         return ""
     vae = load_checkpoint(vae_dir)

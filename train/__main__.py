@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("policy", help="teacher (PPO) + student (DAgger) + sim2sim evaluation + ONNX on the store")
     p.add_argument("--where", default="stable", help="SQL condition over store_clips columns and `split`")
+    p.add_argument("--latents", choices=["vae", "v2m"], default="vae",
+                   help="the student's training latents: the VAE's (default) or the DiT's reconstructions (the paper)")
     p.add_argument("--max-clips", type=int, default=8, help="clips per split (0: all)")
     p.add_argument("--envs", type=int, default=16, help="MuJoCo worlds in the training process")
     p.add_argument("--teacher-iterations", type=int, default=40)
@@ -94,7 +96,7 @@ def _policy(layout: DataLayout, args) -> int:
 
     dims = lambda s: tuple(int(x) for x in s.split(","))  # noqa: E731
     cfg = PolicyRunConfig(
-        where=args.where, max_clips=args.max_clips or None, num_envs=args.envs,
+        where=args.where, latents=args.latents, max_clips=args.max_clips or None, num_envs=args.envs,
         teacher=TeacherConfig(iterations=args.teacher_iterations, num_experts=args.experts,
                               actor_hidden=dims(args.actor_hidden), critic_hidden=dims(args.critic_hidden), seed=args.seed),
         student=StudentConfig(kind=args.student, width=args.student_width, prediction=args.prediction,

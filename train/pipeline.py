@@ -3,7 +3,8 @@
 Every run reads one pinned store version (tags `run-<id>` on the tables it reads) and writes under
 `<root>/runs/train/<run id>/`: the evaluator's and the DiT's checkpoints (safetensors + JSON) and
 TensorBoard events. Results go back into the store: `evals` (one row per method x metric, naming the
-run, split, store versions and every model id) and `v2m` (the DiT's reconstructed motion tokens and
+run, split, store versions and every model id) and `v2m` (the DiT's reconstructed motion tokens, of the
+test clips and of the train clips, and
 pooled latent for each test clip, with the DiT's content hash). Clips without video tokens get a
 `no_video_tokens` row in `ledger/train.parquet`, never a crash.
 """
@@ -165,8 +166,13 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
                         ("shuffled video (floor)", shuffled)):
         rows, summary.batch_size = evaluate(emb, text, real, seed=cfg.seed, replications=cfg.eval_replications)
         summary.table[method] = rows
+    parts = [(batch, ours_tokens)]
+    if cfg.method == "dit":  # the train clips' reconstructions too: the policy's student trains on them (§3.3)
+        for lo in range(0, len(train_ds), 64):
+            b = collate([train_ds[i] for i in range(lo, min(lo + 64, len(train_ds)))], dit_cfg.motion_tokens)
+            parts.append((b, reconstruct(model, b, flow, cfg.seed)))
     with writer_lock(layout.root, "train results"):
-        _write_results(store, summary, train_ds, cfg, batch, ours_tokens)
+        _write_results(store, summary, train_ds, cfg, parts)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -231,8 +237,9 @@ def _ledger_skipped(layout: DataLayout, clip_ids: list[str]) -> None:
                                                   "it cannot condition the DiT") for c in clip_ids])
 
 
-def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunConfig, batch: dict,
-                   tokens: torch.Tensor) -> None:
+def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunConfig,
+                   parts: list[tuple[dict, torch.Tensor]]) -> None:
+    """The evaluation rows, and a v2m row per reconstructed clip (the test split's, then the train split's)."""
     import lancedb
 
     db = lancedb.connect(str(store))
@@ -243,18 +250,19 @@ def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunC
              "objective": cfg.objective if cfg.method == "dit" else "align-infonce",
              "format_version": FORMAT_VERSION} for method, metric_rows in s.table.items() for r in metric_rows]
     _replace_rows(db, EVALS, pa.Table.from_pylist(rows, schema=EVAL_SCHEMA), f"run_id = '{s.run_id}'")
-    dim = tokens.shape[-1]
+    dim = parts[0][1].shape[-1]
     v2m_schema = pa.schema([("clip_id", pa.string()), ("dit_id", pa.string()), ("run_id", pa.string()),
                             ("n_tokens", pa.int32()), ("tokens", pa.list_(pa.list_(pa.float16(), dim))),
                             ("pooled", pa.list_(pa.float32(), dim)), ("format_version", pa.int32())])
-    mask = batch["motion_mask"]
     v2m = []
-    for i, clip_id in enumerate(batch["clip_id"]):
-        n = int(mask[i].sum())
-        tok = tokens[i, :n].numpy()
-        v2m.append({"clip_id": clip_id, "dit_id": s.dit_id, "run_id": s.run_id, "n_tokens": n,
-                    "tokens": tok.astype(np.float16).tolist(), "pooled": tok.mean(0).astype(np.float32).tolist(),
-                    "format_version": FORMAT_VERSION})
+    for batch, tokens in parts:
+        mask = batch["motion_mask"]
+        for i, clip_id in enumerate(batch["clip_id"]):
+            n = int(mask[i].sum())
+            tok = tokens[i, :n].numpy()
+            v2m.append({"clip_id": clip_id, "dit_id": s.dit_id, "run_id": s.run_id, "n_tokens": n,
+                        "tokens": tok.astype(np.float16).tolist(), "pooled": tok.mean(0).astype(np.float32).tolist(),
+                        "format_version": FORMAT_VERSION})
     _replace_rows(db, V2M, pa.Table.from_pylist(v2m, schema=v2m_schema), f"run_id = '{s.run_id}'")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  - pa.compute
 import torch
 
 from robomirror.atomic import digest_of, json_bytes, publish_bytes
@@ -37,6 +38,7 @@ FILTER_ALPHA, FILTER_BETA = 1.0, 1.0  # weights of E_key [m] and lower-body E_do
 @dataclass(frozen=True)
 class PolicyRunConfig:
     where: str = "stable"
+    latents: str = "vae"  # the student's training latents: "vae" (the clip's own motion) or "v2m" (the DiT's, §3.3)
     max_clips: int | None = 8
     num_envs: int = 16
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -54,7 +56,7 @@ def _library(layout: DataLayout, where: str, split: str, latents: str, limit: in
 
 def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, progress: bool = True) -> dict:
     say = print if progress else (lambda *a, **k: None)
-    train_lib = _library(layout, cfg.where, "train", "vae", cfg.max_clips)
+    train_lib = _library(layout, cfg.where, "train", cfg.latents, cfg.max_clips)
     test_lib = _library(layout, cfg.where, "test", "vae", cfg.max_clips)
     prov = train_lib.provenance[0]
     run_id = digest_of([asdict(cfg), train_lib.clip_ids, test_lib.clip_ids, prov["vae_id"]])[:12]
@@ -98,12 +100,13 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
             rows += [{"run_id": run_id, "policy": name, "sim": sim, "clip_id": r.clip_id, "success": r.success,
                       "mpjpe_rad": r.mpjpe_rad, "mpkpe_m": r.mpkpe_m, "steps": r.steps, "vae_id": prov["vae_id"],
                       "vlm_id": prov["vlm_id"] or "", "latents": lib.provenance[0]["latents"],
+                      "student_trained_on": cfg.latents,
                       "dit_run": lib.provenance[0].get("dit_run") or ""} for r in res]
     verdicts = _verdicts(run_id, teacher, train_lib)
     videos = _videos(run_dir, student_policy, test_lib, cfg.videos, say)
     onnx_path = export_student(student, run_dir / "policy.onnx",
                                {"run_id": run_id, "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"],
-                                "latents": "vae", "dit_run": (policies[-1][2].provenance[0].get("dit_run")
+                                "latents": cfg.latents, "dit_run": (policies[-1][2].provenance[0].get("dit_run")
                                                               if len(policies) > 3 else None)})
     dit_run = policies[-1][2].provenance[0].get("dit_run") if len(policies) > 3 else None
     dit_onnx = _export_dit(layout, dit_run, run_dir, prov) if dit_run else None
@@ -166,8 +169,16 @@ def _write_rows(store: Path, name: str, rows: list[dict], run_id: str) -> None:
 
     from train.pipeline import _replace_rows
 
-    if rows:
-        _replace_rows(lancedb.connect(str(store)), name, pa.Table.from_pylist(rows), f"run_id = '{run_id}'")
+    if not rows:
+        return
+    db, table = lancedb.connect(str(store)), pa.Table.from_pylist(rows)
+    if name in db.table_names():
+        old = db.open_table(name)
+        if set(old.schema.names) != set(table.schema.names):  # a table from an older version of this code:
+            keep = old.to_arrow().filter(pa.compute.field("run_id") != run_id)  # one new Lance version
+            db.create_table(name, data=pa.concat_tables([keep, table], promote_options="default"), mode="overwrite")
+            return
+    _replace_rows(db, name, table, f"run_id = '{run_id}'")
 
 
 def print_policy_summary(s: dict) -> None:

@@ -34,7 +34,8 @@ def test_the_run_writes_the_table_v2m_and_ledger(trained):
     real_fid = next(r["value"] for r in rows if r["method"].startswith("Real") and r["metric"] == "FID")
     assert abs(real_fid) < 1e-3  # the real motions against themselves
     v2m = lance.dataset(str(layout.store_dir / "v2m.lance")).to_table().to_pylist()
-    assert len(v2m) == s.n_test and all(r["dit_id"] == s.dit_id and len(r["tokens"]) == r["n_tokens"] for r in v2m)
+    assert len(v2m) == s.n_test + s.n_train  # test and train clips (the policy's student trains on the latter)
+    assert all(r["dit_id"] == s.dit_id and len(r["tokens"]) == r["n_tokens"] for r in v2m)
     ledger = lance.dataset  # noqa: F841 - the ledger is parquet
     import pyarrow.parquet as pq
 

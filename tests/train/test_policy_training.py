@@ -210,3 +210,33 @@ def test_a_killed_dagger_run_resumes_bit_identical(lib, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(PolicyError, match="student config"):
         train_student(_env(lib), teacher, dataclasses.replace(scfg, width=16), dcfg, tmp_path / "b", resume=True)
+
+
+def test_the_student_can_train_on_the_dits_latents(policy_store):
+    import dataclasses
+
+    from catalog.sql import query
+    from train.policy import PolicyRunConfig, run_policy
+
+    layout, _ = policy_store
+    cfg = PolicyRunConfig(where="TRUE", latents="v2m", max_clips=2, num_envs=4, teacher=dataclasses.replace(SMALL, iterations=1),
+                          student=StudentConfig(width=16, blocks=1),
+                          dagger=DaggerConfig(rounds=1, steps_per_round=2, updates_per_round=1), sims=("train",), videos=0)
+    s = run_policy(layout, cfg, progress=False)
+    trained_on = query(layout, f"SELECT DISTINCT student_trained_on FROM store_policy_evals WHERE run_id = '{s['run_id']}'")
+    assert trained_on.fetchall() == [("v2m",)]
+
+
+def test_rows_of_a_newer_schema_join_a_table_written_by_older_code(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from train.policy import _write_rows
+
+    db = lancedb.connect(str(tmp_path))
+    db.create_table("policy_evals", data=pa.Table.from_pylist([{"run_id": "old", "mpkpe_m": 0.2}]))
+    _write_rows(tmp_path, "policy_evals", [{"run_id": "new", "mpkpe_m": 0.1, "student_trained_on": "vae"}], "new")
+    _write_rows(tmp_path, "policy_evals", [{"run_id": "new", "mpkpe_m": 0.3, "student_trained_on": "vae"}], "new")
+    rows = sorted(db.open_table("policy_evals").to_arrow().to_pylist(), key=lambda r: r["run_id"])
+    assert [(r["run_id"], r["mpkpe_m"], r["student_trained_on"]) for r in rows] == [("new", 0.3, "vae"),
+                                                                                    ("old", 0.2, None)]
