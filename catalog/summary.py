@@ -40,9 +40,26 @@ def print_summary(layout: DataLayout, pages: list[Path], console: Console | None
         t.add_row("trained DiT (newest run)", escape(f"{runs[-1].parent}  (split {meta['split_id']}, preset "
                                                      f"{meta['config']['preset']}, {meta['flow']['objective']}; "
                                                      "table: SELECT * FROM store_evals)"))
+    policies = sorted((layout.root / "runs" / "policy").glob("*/eval.json"), key=lambda p: p.stat().st_mtime)
+    if policies:
+        import json
+
+        ev = json.loads(policies[-1].read_text())
+        row = ev["table"].get("student_vae/sim2sim") or next(iter(ev["table"].values()))
+        t.add_row("policy (newest run)", escape(f"{policies[-1].parent}  (ONNX {Path(ev['onnx']).name}; student "
+                                                f"sim2sim Succ {row['succ']:.2f}, E_mpkpe {row['mpkpe_m']:.3f} m; "
+                                                "table: SELECT * FROM store_policy_evals)"))
+    deploys = sorted((layout.root / "runs" / "deploy").glob("*/latency.json"), key=lambda p: p.stat().st_mtime)
+    if deploys:
+        import json
+
+        d = json.loads(deploys[-1].read_text())
+        t.add_row("deploy (newest run)", escape(f"{d.get('mp4') or deploys[-1].parent}  (video -> first action "
+                                                f"{d.get('video_to_first_action_s')} s)"))
     for p in pages:
         if p.is_file():
             t.add_row("report" if p.name == "index.html" else "nearest-neighbour page", str(p))
     t.add_row("SQL", "python -m catalog sql \"SELECT * FROM store_clips LIMIT 5\"  (tables: clips, retarget, "
-                     "failures, store_clips, store_evals, store_splits, store_v2m)")
+                     "failures, store_clips, store_evals, store_splits, store_v2m, store_policy_evals, "
+                     "store_policy_verdicts)")
     console.print(t)
