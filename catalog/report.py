@@ -110,10 +110,14 @@ def _policy_section(layout: DataLayout, page_dir: Path) -> str:
            f"<th>E_mpjpe [rad]</th><th>E_mpkpe [m]</th><th>clips</th></tr>{body}</table>")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     t = s["teacher"]
-    axes[0].plot([h["iteration"] for h in t], [h["mean_episode_len"] for h in t], "o-", label="episode length")
+    its = [h["iteration"] for h in t]
+    axes[0].plot(its, [h["mean_episode_len"] for h in t], "o-", color="C0")
+    axes[0].set_ylabel("episode length [steps]", color="C0")
+    twin = axes[0].twinx()
+    twin.plot(its, [h["mean_episode_reward"] for h in t], "s--", color="C1")
+    twin.set_ylabel("episode reward", color="C1")
     axes[0].set_xlabel("PPO iteration")
-    axes[0].set_title("teacher")
-    axes[0].legend()
+    axes[0].set_title("teacher (training episodes)")
     st = s["student"]
     axes[1].plot([h["round"] for h in st], [h["loss"] for h in st], "o-")
     axes[1].set_xlabel("DAgger round")
