@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering, before any test module imports mujoco
+
+import hashlib  # noqa: E402
 import shutil
 import subprocess
 import sys
