@@ -172,12 +172,26 @@ class CycleRecord:
     latent_age_s: float | None
 
 
-def build_lowcmd(target: np.ndarray, kp: np.ndarray, kd: np.ndarray, mode_machine: int) -> LowCmd:
-    """Every one of the 35 slots set: policy joints, locked wrists at their pose with their own gains,
-    unused slots disabled (mode 0, zero gains)."""
+def _cleared_lowcmd(mode_machine: int) -> LowCmd:
+    """All 35 slots zeroed, the G1's 29 motors enabled."""
     cmd = LowCmd(mode_pr=0, mode_machine=mode_machine)
     cmd.mode[:], cmd.q[:], cmd.dq[:], cmd.tau[:], cmd.kp[:], cmd.kd[:] = 0, 0.0, 0.0, 0.0, 0.0, 0.0
     cmd.mode[: len(g1.G1_29DOF_JOINTS)] = 1
+    return cmd
+
+
+def damping_lowcmd(q_policy: np.ndarray, kd: float, mode_machine: int) -> LowCmd:
+    """DAMPING: kp = 0 and the same kd on every motor; q holds the measured pose (ignored at kp = 0)."""
+    cmd = _cleared_lowcmd(mode_machine)
+    cmd.kd[: len(g1.G1_29DOF_JOINTS)] = kd
+    cmd.q[g1.POLICY_TO_MOTOR] = q_policy
+    return cmd
+
+
+def build_lowcmd(target: np.ndarray, kp: np.ndarray, kd: np.ndarray, mode_machine: int) -> LowCmd:
+    """Every one of the 35 slots set: policy joints, locked wrists at their pose with their own gains,
+    unused slots disabled (mode 0, zero gains)."""
+    cmd = _cleared_lowcmd(mode_machine)
     cmd.q[g1.POLICY_TO_MOTOR], cmd.kp[g1.POLICY_TO_MOTOR], cmd.kd[g1.POLICY_TO_MOTOR] = target, kp, kd
     cmd.q[g1.LOCKED_TO_MOTOR] = g1.LOCKED_JOINT_POS_RAD
     cmd.kp[g1.LOCKED_TO_MOTOR], cmd.kd[g1.LOCKED_TO_MOTOR] = g1.LOCKED_KP, g1.LOCKED_KD
@@ -264,13 +278,8 @@ class Runtime:
                         for f in self.on_policy:
                             f()
         if s.mode == Mode.DAMPING:
-            cmd = LowCmd(mode_pr=0, mode_machine=st.mode_machine)
-            cmd.mode[:], cmd.q[:], cmd.dq[:], cmd.tau[:], cmd.kp[:] = 0, 0.0, 0.0, 0.0, 0.0
-            cmd.kd[:] = 0.0
-            cmd.mode[: len(g1.G1_29DOF_JOINTS)] = 1
-            cmd.kd[: len(g1.G1_29DOF_JOINTS)] = s.cfg.damping_kd
             q_safe = np.where(np.isfinite(q), q, 0.0)
-            cmd.q[g1.POLICY_TO_MOTOR] = q_safe
+            cmd = damping_lowcmd(q_safe, s.cfg.damping_kd, st.mode_machine)
             self.last_action = g1.action_from_target(q_safe)
         else:
             target = s.shape(target, self.prev_target, q, dq, self.policy.kp, self.policy.kd, self.dt)

@@ -113,6 +113,19 @@ def find_g1_xml(robot_xml: str | os.PathLike | None = None) -> Path:
         raise ConfigError(f"mjlab is installed but {p} is missing; reinstall it or pass --robot-xml PATH")
     return p
 
+def scene_spec(robot_xml: str | os.PathLike | None = None):
+    """The G1 MJCF as an MjSpec with a floor, a light and implicitfast (the Menagerie G1 has none of
+    them); callers add actuators, options and assets before compiling."""
+    import mujoco
+
+    spec = mujoco.MjSpec.from_file(str(find_g1_xml(robot_xml)))
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05],
+                            rgba=[0.45, 0.47, 0.5, 1])
+    spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
+    return spec
+
+
 # Bodies the BeyondMimic / mjlab motion trackers select by name from a motion file (mjlab
 # `tasks/tracking/config/g1/env_cfgs.py` `motion_cmd.body_names`; BeyondMimic's G1 flat tracking
 # config lists the same 14). Their loaders index the file's body arrays with the robot's own body

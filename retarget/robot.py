@@ -25,6 +25,7 @@ from retarget.g1 import (
     find_g1_xml,
     motor_of,
     robot_config,
+    scene_spec,
 )
 from robomirror.rotations import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz
 
@@ -33,12 +34,7 @@ ROOT_SPEED_LIMIT = 10.0  # [m/s, rad/s] generous cap on the floating base inside
 
 def build_scene(xml: Path) -> mujoco.MjModel:
     """Robot + floor + light. The Menagerie G1 has no floor, actuators or keyframe."""
-    spec = mujoco.MjSpec.from_file(str(xml))
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05],
-                            rgba=[0.45, 0.47, 0.5, 1])
-    spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
-    return spec.compile()
+    return scene_spec(xml).compile()
 
 
 @dataclass

@@ -24,7 +24,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from deploy.lowcmd import N_SLOTS, LowCmd, LowState  # noqa: E402
-from retarget.g1 import find_g1_xml  # noqa: E402
+from retarget.g1 import scene_spec  # noqa: E402
 from robomirror import g1_contract as g1  # noqa: E402
 
 LOW_LEVEL_DT_S = 0.002
@@ -34,11 +34,8 @@ MAX_BEHIND_S = 0.1  # physics catches up at most this much wall time per read
 
 
 def build_robot_model(robot_xml: str | None = None) -> mujoco.MjModel:
-    spec = mujoco.MjSpec.from_file(str(find_g1_xml(robot_xml)))
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec = scene_spec(robot_xml)
     spec.option.timestep = LOW_LEVEL_DT_S
-    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], rgba=[0.45, 0.47, 0.5, 1])
-    spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
     for j in g1.G1_29DOF_JOINTS:
         spec.joint(j).armature = g1.armature_kg_m2(j)
         eff = g1.effort_limit_nm(j)

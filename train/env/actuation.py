@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from retarget.g1 import find_g1_xml
+from retarget.g1 import scene_spec
 from robomirror import g1_contract as g1
 from robomirror.errors import ConfigError
 
@@ -39,12 +39,8 @@ FOOT_GEOMS = {side: tuple(f"{side}_foot{i}_collision" for i in range(1, 8)) for 
 
 
 def build_model(sim: SimConfig, robot_xml: str | None = None) -> mujoco.MjModel:
-    spec = mujoco.MjSpec.from_file(str(find_g1_xml(robot_xml)))
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec = scene_spec(robot_xml)
     spec.option.timestep = sim.physics_dt_s
-    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05],
-                            rgba=[0.45, 0.47, 0.5, 1], friction=[1.0, 0.005, 0.0001])
-    spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
     for j in g1.WRIST_JOINTS:  # locked: the hand welds to the forearm
         spec.delete(spec.joint(j))
     for j, arm, kp, kd, eff in zip(g1.POLICY_JOINTS, g1.ARMATURE, g1.KP, g1.KD, g1.EFFORT_LIMIT_NM, strict=True):
@@ -99,6 +95,12 @@ class ModelIndex:
                    m.jnt_dofadr[[jid(j) for j in g1.POLICY_JOINTS if "ankle" in j]].copy(),
                    m.jnt_range[joints].copy(),
                    np.array([body("left_ankle_roll_link"), body("right_ankle_roll_link")]))
+
+
+def keypoints_w(ix: "ModelIndex", data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
+    """World positions (27, 3) and orientations (27, 4) wxyz of the contract's keypoints, after kinematics."""
+    rot = data.xmat[ix.keypoint_body].reshape(-1, 3, 3)
+    return data.xpos[ix.keypoint_body] + np.einsum("kij,kj->ki", rot, ix.keypoint_offset), data.xquat[ix.keypoint_body]
 
 
 def pd_torque(target: np.ndarray, q: np.ndarray, qd: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:

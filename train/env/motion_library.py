@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from retarget.motion import RobotMotion
 from robomirror import g1_contract as g1
 from robomirror.errors import RoboMirrorError
-from train.env.actuation import ModelIndex
+from train.env.actuation import ModelIndex, keypoints_w
 
 
 class MotionError(RoboMirrorError):
@@ -90,9 +90,7 @@ class MotionLibrary:
                 data.qpos[:3], data.qpos[3:7] = m.root_pos_w[t], m.root_quat_wxyz[t]
                 data.qpos[ix.qpos_adr] = m.joint_pos[t]
                 mujoco.mj_kinematics(model, data)
-                rot = data.xmat[ix.keypoint_body].reshape(-1, 3, 3)
-                kp_pos[t] = data.xpos[ix.keypoint_body] + np.einsum("kij,kj->ki", rot, ix.keypoint_offset)
-                kp_quat[t] = data.xquat[ix.keypoint_body]
+                kp_pos[t], kp_quat[t] = keypoints_w(ix, data)
             parts["joint_pos"].append(m.joint_pos)
             parts["joint_vel"].append(np.gradient(m.joint_pos, dt, axis=0))
             parts["root_pos"].append(m.root_pos_w)

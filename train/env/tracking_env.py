@@ -21,7 +21,7 @@ from tensordict import TensorDict
 
 from robomirror import g1_contract as g1
 from train.env import curriculum, observations, rewards, terminations
-from train.env.actuation import SIMS, ModelIndex, build_model, pd_torque
+from train.env.actuation import SIMS, ModelIndex, build_model, keypoints_w, pd_torque
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
@@ -134,9 +134,7 @@ class TrackingEnv(VecEnv):
             d = self.datas[i]
             q[k], qd[k] = d.qpos[ix.qpos_adr], d.qvel[ix.dof_adr]
             root[k, :7], root[k, 7:10], root[k, 10:] = d.qpos[:7], d.qvel[:3], d.qvel[3:6]
-            rot = d.xmat[ix.keypoint_body].reshape(-1, 3, 3)
-            kp_pos[k] = d.xpos[ix.keypoint_body] + np.einsum("kij,kj->ki", rot, ix.keypoint_offset)
-            kp_quat[k] = d.xquat[ix.keypoint_body]
+            kp_pos[k], kp_quat[k] = keypoints_w(ix, d)
             torque[k] = d.actuator_force
             # net external (contact) force on each foot, world frame: the constraint forces' sum
             mujoco.mj_rnePostConstraint(self.model, d)
