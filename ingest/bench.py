@@ -25,22 +25,34 @@ from ingest.manifest import MANIFEST_SCHEMA, manifest_row
 from ingest.pipeline import STAGE, discover, run_ingest
 from ingest.sample.corpus import SampleConfig, build_sample
 from ingest.stage import staging_name
+from robomirror.atomic import start_writeback
 from robomirror.paths import DataLayout
 from robomirror.shards import load_staged, pack
 
 
-def _raw_write(files: list[Path], dest: Path) -> float:
-    """Seconds to write the same bytes sequentially, one fsync per file."""
+def _raw_write(files: list[Path], dest: Path, overlapped: bool = False) -> float:
+    """Seconds to write the same bytes from memory, sequentially: one fsync per file (a plain writer), or
+    overlapped (each file's writeback started when written, every fsync at the end: packing's own scheme)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True, exist_ok=True)
     payloads = [f.read_bytes() for f in files]
     os.sync()
     t0 = time.perf_counter()
+    fds = []
     for i, data in enumerate(payloads):
-        with open(dest / f"raw-{i}.bin", "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(dest / f"raw-{i}.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if overlapped:
+            start_writeback(fd)
+            fds.append(fd)
+        else:
+            os.fsync(fd)
+            os.close(fd)
+    for fd in fds:
+        os.fsync(fd)
+        os.close(fd)
     return time.perf_counter() - t0
 
 
@@ -95,8 +107,11 @@ def pack_bench(tmp: Path, sequences: int = 48, clips: int = 10) -> dict:
                    lambda shard, s: {"clip_id": s["key"], "shard": shard}, schema)
         pack_s = time.perf_counter() - t0
         raw_s = _raw_write(sorted(out.glob("shard-*.tar")), tmp / "pack" / "raw")
-        ratios.append((raw_s / pack_s, res.bytes / 1e6 / pack_s, res.bytes / 1e6 / raw_s, res.shards, res.bytes / 1e6))
-    return dict(zip(("ratio", "shard_mb_s", "raw_mb_s", "shards", "mb"), sorted(ratios)[1], strict=True))  # the median of 3
+        overlapped_s = _raw_write(sorted(out.glob("shard-*.tar")), tmp / "pack" / "raw", overlapped=True)
+        ratios.append((raw_s / pack_s, res.bytes / 1e6 / pack_s, res.bytes / 1e6 / raw_s, res.shards, res.bytes / 1e6,
+                       overlapped_s / pack_s))
+    keys = ("ratio", "shard_mb_s", "raw_mb_s", "shards", "mb", "ratio_overlapped")
+    return dict(zip(keys, sorted(ratios)[1], strict=True))  # the median of 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(t)
     console.print(f"packing at scale: {packed['mb']:.0f} MB into {packed['shards']} shards of 32 MB: "
                   f"{packed['shard_mb_s']:.0f} MB/s against a raw write + fsync of the same bytes at "
-                  f"{packed['raw_mb_s']:.0f} MB/s = {packed['ratio']:.2f}x (median of 3; target >= 0.8x)")
+                  f"{packed['raw_mb_s']:.0f} MB/s = {packed['ratio']:.2f}x (median of 3; target >= 0.8x); against a raw "
+                  f"write with packing's own overlapped fsyncs: {packed['ratio_overlapped']:.2f}x")
     growth = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     verdict = "flat" if growth < 1.2 else "GROWS"
     console.print(f"peak worker RSS at 2x sequences / 1x: {growth:.2f} ({verdict}; must not grow with sequence count)")

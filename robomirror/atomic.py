@@ -7,6 +7,8 @@ of a killed run.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import io
 import json
@@ -47,6 +49,83 @@ def publish_with(path: Path, write: Callable[[io.BufferedWriter], None], sync_di
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
+
+
+@functools.cache
+def _sync_file_range():
+    """libc's sync_file_range (Linux), or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing `fd`'s dirty pages to disk now, without waiting (Linux
+    sync_file_range WRITE). Durability still needs an fsync; this lets the disk work while the
+    caller prepares the next file. A no-op where unavailable."""
+    fn = _sync_file_range()
+    if fn is not None:
+        fn(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # advisory: a failure here only loses the overlap
+
+
+class DeferredPublish:
+    """Publish many files atomically with their disk writes overlapped, one durability wait at the end.
+
+    write(path, cb) writes under a temp name and starts the file's writeback at once; commit() then
+    fsyncs every temp (mostly written back by then), renames each into place and fsyncs their
+    directories once. A file therefore never carries its final name before its bytes are durable, as
+    with publish_with, but the disk writes of file i overlap the preparation of file i+1 instead of
+    one fsync wait per file. Leaving the `with` block on an error removes the temps (a killed run's
+    temps are removed by sweep_temp_files).
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def write(self, path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
+        self._pending.append((tmp, path))
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            start_writeback(f.fileno())
+
+    def commit(self) -> None:
+        for tmp, _ in self._pending:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for tmp, path in self._pending:
+            os.replace(tmp, path)
+        for parent in dict.fromkeys(path.parent for _, path in self._pending):
+            fsync_dir(parent)
+        self._pending = []
+
+    def abort(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending = []
+
+    def __enter__(self) -> DeferredPublish:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 class HashingWriter:

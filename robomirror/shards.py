@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import (
+    DeferredPublish,
     HashingWriter,
     copy_range,
     digest_of,
-    fsync_dir,
     json_bytes,
     publish_json,
     publish_with,
@@ -215,17 +215,18 @@ def _write_shard(f, shard: PlannedShard) -> int:
     return total + len(tail)
 
 
-def publish_shard(out_dir: Path, shard: PlannedShard) -> dict:
-    """Write one shard and its sidecar. Their directory entry is synced once, before the commit (pack)."""
+def publish_shard(out_dir: Path, shard: PlannedShard, publisher: DeferredPublish) -> dict:
+    """Write one shard, then its sidecar, through `publisher`: their final names appear only when the
+    publisher commits (all fsynced first, then renamed in this order, then the directory synced once)."""
     path = out_dir / shard.name
     written: list[int] = []
-    publish_with(path, lambda f: written.append(_write_shard(f, shard)), sync_dir=False)
+    publisher.write(path, lambda f: written.append(_write_shard(f, shard)))
     side = {
         "format_version": FORMAT_VERSION, "shard": shard.name, "bytes": written[-1], "n_samples": len(shard.samples),
         "keys": [s["key"] for s in shard.samples], "plan_digest": shard.plan_digest,
         "members": [[m["name"], m["size"], m["sha256"]] for s in shard.samples for m in s["members"]],
     }
-    publish_with(path.with_suffix(".json"), lambda f: f.write(json_bytes(side)), sync_dir=False)
+    publisher.write(path.with_suffix(".json"), lambda f: f.write(json_bytes(side)))
     return side
 
 
@@ -261,18 +262,17 @@ def pack(staged: list[tuple[Path, dict]], out_dir: Path, manifest_path: Path, ta
     rows, rebuilt, kept, nbytes = [], 0, 0, 0
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for shard in plan:
-            side = verify_shard(out_dir / shard.name, shard.plan_digest)
-            if side is None:
-                side = publish_shard(out_dir, shard)
-                rebuilt += 1
-            else:
-                kept += 1
-            nbytes += side["bytes"]
-            rows.extend(manifest_row(shard.name, s) for s in shard.samples)
+        with DeferredPublish() as publisher:  # every new shard durable under its name before the commit
+            for shard in plan:
+                side = verify_shard(out_dir / shard.name, shard.plan_digest)
+                if side is None:
+                    side = publish_shard(out_dir, shard, publisher)
+                    rebuilt += 1
+                else:
+                    kept += 1
+                nbytes += side["bytes"]
+                rows.extend(manifest_row(shard.name, s) for s in shard.samples)
         table = pa.Table.from_pylist(rows, schema=manifest_schema)
-        if rebuilt:
-            fsync_dir(out_dir)  # every new shard's name is durable before the manifest can name it
         publish_with(manifest_path, lambda f: pq.write_table(table, f))  # the commit point
     except OSError as e:  # full or read-only: the committed generation is untouched
         raise InfrastructureError(f"publishing to {out_dir} failed: {e.strerror or e}; nothing was committed, the "

@@ -119,6 +119,7 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
     c_listed = {n: _digest(gen_c.shard_dir("ingest", ds) / n) for n in manifest_shards(gen_c.manifest("ingest", ds))}
     b_listed = set(manifest_shards(gen_b.manifest("ingest", ds)))
     real_publish, real_unlink = atomic_mod.publish_with, pathlib.Path.unlink
+    real_deferred, real_replace = atomic_mod.DeferredPublish.write, atomic_mod.os.replace
     killed_at: list[str] = []
     step = 0
     while True:
@@ -128,9 +129,9 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
         shutil.copytree(gen_c.root / "work", root.root / "work")  # gen C staged: only the publish steps remain
         calls = {"n": 0}
 
-        def counted(kind: str, fn, root=root, calls=calls, step=step):
+        def counted(kind: str, fn, root=root, calls=calls, step=step, arg=0):
             def wrapper(*a, **kw):
-                target = pathlib.Path(a[0])
+                target = pathlib.Path(a[arg])
                 if root.root / "shards" in target.parents:  # a publish step of this data root
                     calls["n"] += 1
                     if calls["n"] == step:
@@ -141,6 +142,8 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
 
         monkeypatch.setattr(shards_mod, "publish_with", counted("write", real_publish))
         monkeypatch.setattr(atomic_mod, "publish_with", counted("write", real_publish))  # sidecars
+        monkeypatch.setattr(atomic_mod.DeferredPublish, "write", counted("write", real_deferred, arg=1))  # shards
+        monkeypatch.setattr(atomic_mod.os, "replace", counted("rename", real_replace))
         monkeypatch.setattr(pathlib.Path, "unlink", counted("unlink", real_unlink))
         try:
             run_ingest(root, src, TEST_CFG, executor="serial", progress=False)
@@ -150,6 +153,8 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
         finally:
             monkeypatch.setattr(shards_mod, "publish_with", real_publish)
             monkeypatch.setattr(atomic_mod, "publish_with", real_publish)
+            monkeypatch.setattr(atomic_mod.DeferredPublish, "write", real_deferred)
+            monkeypatch.setattr(atomic_mod.os, "replace", real_replace)
             monkeypatch.setattr(pathlib.Path, "unlink", real_unlink)
         manifest = root.manifest("ingest", ds)
         # the committed manifest is one of the two generations, and every clip it lists is where it says
@@ -164,5 +169,5 @@ def test_kill_between_every_publish_step_leaves_one_whole_generation(two_generat
         assert {p.name for p in root.shard_dir("ingest", ds).glob("shard-*.tar")} <= b_listed | set(c_listed)
         assert not list(root.root.rglob("*.tmp-*"))
     kinds = {k.split()[0] for k in killed_at}
-    assert {"write", "unlink"} <= kinds and any("manifest" in k for k in killed_at), killed_at
+    assert {"write", "rename", "unlink"} <= kinds and any("manifest" in k for k in killed_at), killed_at
     assert len(killed_at) >= 5, killed_at

@@ -35,3 +35,33 @@ def test_publish_leaves_no_temp_on_failure(tmp_path):
         publish_with(target, bad)
     assert target.read_bytes() == b"old"  # the previous complete file is still there
     assert sweep_temp_files(tmp_path) == 0
+
+
+def test_deferred_publish_names_nothing_before_commit_and_leaves_nothing_on_error(tmp_path, monkeypatch):
+    from robomirror import atomic
+    from robomirror.atomic import DeferredPublish
+
+    publish_bytes(tmp_path / "a.bin", b"old")
+    synced: list[int] = []
+    real_fsync = atomic.os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    pub = DeferredPublish()
+    pub.write(tmp_path / "a.bin", lambda f: f.write(b"new a"))
+    pub.write(tmp_path / "sub" / "b.bin", lambda f: f.write(b"new b"))
+    # written, writeback started, but neither final name shows the new bytes yet
+    assert (tmp_path / "a.bin").read_bytes() == b"old" and not (tmp_path / "sub" / "b.bin").exists()
+    assert not synced
+    pub.commit()
+    assert (tmp_path / "a.bin").read_bytes() == b"new a" and (tmp_path / "sub" / "b.bin").read_bytes() == b"new b"
+    assert len(synced) == 2 + 2  # each file, then each directory once
+    assert sweep_temp_files(tmp_path) == 0
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), DeferredPublish() as pub:
+        pub.write(tmp_path / "a.bin", lambda f: f.write(b"newer"))
+        pub.write(tmp_path / "c.bin", lambda f: f.write(b"c"))
+        raise Boom
+    assert (tmp_path / "a.bin").read_bytes() == b"new a" and not (tmp_path / "c.bin").exists()
+    assert sweep_temp_files(tmp_path) == 0  # the with block removed its temps
