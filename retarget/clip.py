@@ -136,9 +136,12 @@ def keep_sole_clearance(robot: G1, human: dict[str, np.ndarray], targets: dict[s
         rot = foot_rotations(targets, side, flat)
         robot_low[side] = (targets[f"{side}_ankle"][:, 2] - t_floor
                            + np.einsum("tij,pj->tpi", rot, sole[side])[..., 2].min(1))
-    # grounding (after the IK) puts a stance foot's sole on the floor: the swing foot moves with it
+    # grounding (after the IK) shifts the root so a stance foot's sole is on the floor, and interpolates
+    # that shift through frames without contact (lying, flight): the swing foot moves with it
     stance = np.where(contact, np.stack([robot_low["left"], robot_low["right"]], 1), np.inf).min(1)
-    shift = np.where(np.isfinite(stance), stance, 0.0)
+    known = np.isfinite(stance)
+    frames = np.arange(len(stance))
+    shift = np.interp(frames, frames[known], stance[known]) if known.any() else np.zeros(len(stance))
     for k, side in enumerate(("left", "right")):
         fade = np.clip((hi - human_low[side]) / (hi - lo), 0.0, 1.0)
         lift = np.where(contact[:, k], 0.0, fade * np.maximum(human_low[side] - (robot_low[side] - shift), 0.0))

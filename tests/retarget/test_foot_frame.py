@@ -72,3 +72,34 @@ def test_a_swing_heel_is_kept_as_high_as_the_humans_sole():
     lift = out["left_ankle"][:, 2] - kp["left_ankle"][:, 2]
     assert np.all(lift[:3] == 0) and np.all(lift[3:] > 0.005)
     assert np.allclose(out["left_toe"][:, 2] - kp["left_toe"][:, 2], lift)
+
+
+def test_swing_clearance_counts_the_grounding_shift_in_frames_without_any_contact():
+    """Lying or airborne frames (no foot in contact) are grounded by the shift of the nearest stance
+    frames (interpolated): a swing foot there must be lifted against that shift, not against none.
+    Raising the later stance foot by 3 cm in the targets (so grounding will lower the whole body by
+    3 cm) must raise the low swing foot by ~3 cm in the contact-free frames too."""
+    from retarget.clip import keep_sole_clearance
+    from retarget.robot import G1
+
+    n = 8
+    contact = np.zeros((n, 2), bool)
+    contact[4:, 0] = True  # frames 0-3: no contact at all; then the left foot stands
+
+    def feet(stance_raise_m: float) -> dict[str, np.ndarray]:
+        kp = {}
+        for side, y in (("left", 0.1), ("right", -0.1)):
+            ankle = np.tile([0.0, y, 0.045], (n, 1))
+            if side == "left":
+                ankle[:4, 2] = 0.3  # high swing before it lands
+                ankle[4:, 2] += stance_raise_m
+            kp[f"{side}_ankle"], kp[f"{side}_toe"] = ankle, ankle + [0.13, 0.0, -0.035]
+            kp[f"{side}_knee"] = ankle + [0.0, 0.0, 0.4]
+        return kp
+
+    human, robot = feet(0.0), G1()
+    lift = {d: keep_sole_clearance(robot, human, feet(d), contact)["right_ankle"][:, 2] - feet(d)["right_ankle"][:, 2]
+            for d in (0.0, 0.03)}
+    more = lift[0.03] - lift[0.0]
+    assert np.all(more[4:] > 0.02)  # frames with a stance foot: the shift is the stance foot's
+    assert np.all(more[:4] > 0.02)  # frames without one: the interpolated shift, not zero
