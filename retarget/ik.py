@@ -5,14 +5,16 @@ previous frame, deterministic (fixed iteration counts, no randomness).
 
 from __future__ import annotations
 
+from ctypes import c_int
 from dataclasses import dataclass
 
+import daqp
 import numpy as np
 import pink
 import pinocchio as pin
-import qpsolvers
 from pink.limits import ConfigurationLimit, VelocityLimit
 from pink.tasks import FrameTask, PostureTask, Task
+from pink.utils import get_root_joint_dim
 
 from retarget.correspondence import TASKS, TaskSpec
 from retarget.robot import G1
@@ -23,7 +25,8 @@ SOLVER = "daqp"
 @dataclass(frozen=True)
 class IKConfig:
     iterations_per_frame: int = 2  # solver steps per frame; velocity limits spread over them
-    first_frame_iterations: int = 50  # the first frame starts from the standing pose (converged by ~30)
+    first_frame_iterations: int = 50  # at most: the first frame starts from the standing pose ...
+    first_frame_tol_rad: float = 1e-6  # ... and stops once no joint moves more than this in a step
     posture_cost: float = 0.02  # regulariser towards the previous frame's joints [1/rad]
     contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
     lock_cost: float = 10.0  # position cost of a locked foot [1/m]: it must win over the other tasks
@@ -74,22 +77,67 @@ class StackedFrameTasks(Task):
         return f"StackedFrameTasks({len(self.tasks)} tasks)"
 
 
-def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: list, dt: float) -> np.ndarray:
+class ConstantPostureTask(PostureTask):
+    """pink's PostureTask with its constant parts computed once: the Jacobian is the identity on the
+    joints, so H = cost^2 diag(0 (root), 1 (joints)) never changes and c = -(W (-gain e))^T W J is the
+    weighted error placed on the joint rows. Same numbers as PostureTask (tested); no Levenberg-Marquardt
+    damping (the only way we use it)."""
+
+    def __init__(self, cost: float, model: pin.Model) -> None:
+        super().__init__(cost=cost)
+        self._root_nv = get_root_joint_dim(model)[1]
+        diag = np.zeros(model.nv)
+        diag[self._root_nv:] = cost * cost
+        self._hessian = np.diag(diag)
+
+    def compute_qp_objective(self, configuration) -> tuple[np.ndarray, np.ndarray]:
+        weighted_error = self.cost * (-self.gain * self.compute_error(configuration))
+        c = np.zeros(configuration.model.nv)
+        c[self._root_nv:] = -(weighted_error * self.cost)
+        return self._hessian.copy(), c
+
+
+class _ConstantLimits:
+    """The (G, h) stack of pink's ConfigurationLimit (+ VelocityLimit) with G built once: G is a fixed
+    +-projection, only h moves with q (and dt). Same numbers as pink's own stack (tested)."""
+
+    def __init__(self, limits: list) -> None:
+        self.limits = limits
+        self.g = np.vstack([np.vstack([lim.projection_matrix, -lim.projection_matrix]) for lim in limits])
+
+    def h(self, conf: pink.Configuration, dt: float) -> np.ndarray:
+        parts = []
+        for lim in self.limits:
+            if isinstance(lim, ConfigurationLimit):
+                up = pin.difference(lim.model, conf.q, lim.model.upperPositionLimit)[lim.indices]
+                low = pin.difference(lim.model, conf.q, lim.model.lowerPositionLimit)[lim.indices]
+                parts += [lim.config_limit_gain * up, -(lim.config_limit_gain * low)]
+            else:
+                v_max = lim.velocity_limit[lim.indices]
+                parts += [dt * v_max, dt * v_max]
+        return np.concatenate(parts)
+
+
+def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: list | _ConstantLimits, dt: float) -> np.ndarray:
     """pink.solve_ik's QP (Tikhonov damping 1e-12, the same objective sum and inequality stack), solved
-    with daqp without pink's per-call problem wrapping and limit check: ~10 % of the IK time. The
-    test suite checks it matches pink.solve_ik."""
+    with daqp directly, without pink's and qpsolvers' per-call problem wrapping and checks. `limits` may
+    be pink limits or their prebuilt stack (_ConstantLimits). The test suite checks the trajectories
+    match pink.solve_ik's."""
     nv = conf.model.nv
     hessian, linear = 1e-12 * np.eye(nv), np.zeros(nv)
     for task in tasks:
         h_task, c_task = task.compute_qp_objective(conf)
         hessian += h_task
         linear += c_task
-    rows = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits) if m is not None]
-    g = np.vstack([m[0] for m in rows]) if rows else None
-    h = np.hstack([m[1] for m in rows]) if rows else None
-    dq = qpsolvers.solve_qp(hessian, linear, g, h, solver=SOLVER)
-    if dq is None:
-        raise RuntimeError(f"the IK QP has no solution (solver {SOLVER}); limits may be inconsistent")
+    if isinstance(limits, _ConstantLimits):
+        g, h = limits.g, limits.h(conf, dt)
+    else:
+        rows = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits) if m is not None]
+        g = np.vstack([m[0] for m in rows]) if rows else np.zeros((0, nv))
+        h = np.hstack([m[1] for m in rows]) if rows else np.zeros(0)
+    dq, _, exitflag, _ = daqp.solve(hessian, linear, g, h, np.full(len(h), -1e30), np.zeros(len(h), dtype=c_int))
+    if exitflag <= 0:
+        raise RuntimeError(f"the IK QP has no solution (solver {SOLVER}, exit flag {exitflag}); limits may be inconsistent")
     return dq / dt
 
 
@@ -182,8 +230,9 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     specs = {s.keypoint: s for s in cfg.tasks if s.keypoint in kp}
     tasks = {k: FrameTask(f"kp_{k}", s.position_cost, s.orientation_cost) for k, s in specs.items()}
     stacked = StackedFrameTasks(list(tasks.values()), model)
-    posture = PostureTask(cost=cfg.posture_cost)
-    limits = [ConfigurationLimit(model), VelocityLimit(model)]
+    posture = ConstantPostureTask(cfg.posture_cost, model)
+    config_limit, velocity_limit = ConfigurationLimit(model), VelocityLimit(model)
+    first_limits, limits = _ConstantLimits([config_limit]), _ConstantLimits([config_limit, velocity_limit])
     out = np.empty((n, model.nq))
     dt = 1.0 / fps
     prev_foot: dict[str, np.ndarray] = {}
@@ -216,8 +265,10 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
         iters = cfg.first_frame_iterations if first else cfg.iterations_per_frame
         step = dt / iters
         for _ in range(iters):
-            v = ik_velocity(conf, [stacked, posture], [limits[0]] if first else limits, 0.05 if first else step)
+            v = ik_velocity(conf, [stacked, posture], first_limits if first else limits, 0.05 if first else step)
             conf.integrate_inplace(v, 0.05 if first else step)
+            if first and np.abs(v).max() * 0.05 < cfg.first_frame_tol_rad:
+                break  # converged (deterministic: the same inputs stop at the same step)
         out[t] = conf.q
         for side in ("left", "right"):
             prev_foot[side] = conf.get_transform_frame_to_world(f"kp_{side}_ankle").translation.copy()

@@ -94,11 +94,41 @@ def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
     contact = robot.foot_bottom_z(qpos) < 0.02
     ours = ik.solve_clip(robot, targets, contact, 30.0)
 
-    def by_pink(conf, tasks, limits, dt):
+    def by_pink(conf, tasks, limits, dt):  # pink's own tasks one by one, its own limit stack, qpsolvers' daqp
         stacked, posture = tasks
-        return pink.solve_ik(conf, [*stacked.tasks, posture], dt, solver=ik.SOLVER, limits=limits, safety_break=False)
+        plain = pink.tasks.PostureTask(cost=posture.cost)
+        plain.set_target(posture.target_q)
+        return pink.solve_ik(conf, [*stacked.tasks, plain], dt, solver=ik.SOLVER, limits=limits.limits,
+                             safety_break=False)
 
     monkeypatch.setattr(ik, "ik_velocity", by_pink)
     theirs = ik.solve_clip(robot, targets, contact, 30.0)
     assert np.abs(ours - theirs).max() < 1e-8
     assert np.abs(ours - ours[0]).max() > 0.05  # the clip moves: the comparison is not between two rest poses
+
+
+def test_constant_posture_and_limit_stacks_are_pinks_numbers(robot):
+    """The posture objective and the limit stack built once give pink's own numbers at any q."""
+    import pink
+    import pinocchio as pin
+    from pink.limits import ConfigurationLimit, VelocityLimit
+
+    import retarget.ik as ik
+
+    model = robot.pin_model
+    pin.seed(0)  # randomConfiguration draws from pinocchio's own generator
+    config_limit, velocity_limit = ConfigurationLimit(model), VelocityLimit(model)
+    stack = ik._ConstantLimits([config_limit, velocity_limit])
+    ours, theirs = ik.ConstantPostureTask(0.02, model), pink.tasks.PostureTask(cost=0.02)
+    for _ in range(3):
+        q = pin.randomConfiguration(model, np.maximum(model.lowerPositionLimit, -3), np.minimum(model.upperPositionLimit, 3))
+        conf = pink.Configuration(model, model.createData(), q)
+        target = pin.randomConfiguration(model, np.maximum(model.lowerPositionLimit, -3),
+                                         np.minimum(model.upperPositionLimit, 3))
+        ours.set_target(target)
+        theirs.set_target(target)
+        for a, b in zip(ours.compute_qp_objective(conf), theirs.compute_qp_objective(conf), strict=True):
+            assert np.allclose(a, b, rtol=0, atol=1e-15)
+        pairs = [lim.compute_qp_inequalities(conf, 0.01) for lim in (config_limit, velocity_limit)]
+        assert np.array_equal(stack.g, np.vstack([g for g, _ in pairs]))
+        assert np.allclose(stack.h(conf, 0.01), np.hstack([h for _, h in pairs]), rtol=0, atol=1e-15)
