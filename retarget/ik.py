@@ -54,7 +54,7 @@ class StackedFrameTasks(Task):
         model, data = configuration.model, configuration.data
         for t, fid in zip(self.tasks, self.frame_ids, strict=True):
             frame_to_world = data.oMf[fid]
-            errors.append(pin.log(frame_to_world.actInv(t.transform_target_to_world)).vector)
+            errors.append(pin.log6(frame_to_world.actInv(t.transform_target_to_world)).vector)
             jac = pin.getFrameJacobian(model, data, fid, pin.ReferenceFrame.LOCAL)
             jacobians.append(-pin.Jlog6(t.transform_target_to_world.actInv(frame_to_world)) @ jac)
         return np.concatenate(errors), np.concatenate(jacobians)
