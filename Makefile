@@ -75,7 +75,7 @@ bench: export LANCE_LOG := error
 bench: export LANCEDB_LOG := error
 bench: setup  # lance/lancedb log a warning per empty IVF partition and k-means cluster: tables stay readable
 	$(BIN)/python -m ingest.bench
-	$(BIN)/python -m retarget.bench
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m retarget.bench  # per-core figures: one BLAS thread, as a Ray worker gets
 	$(BIN)/python -m latents.bench
 	$(BIN)/python -m train.bench $(TRAIN_BENCH_ARGS)  # --corpus: Real / ours / shuffled on a larger sample, both encoders
 	$(BIN)/python -m train.policy_bench $(POLICY_BENCH_ARGS)

@@ -141,6 +141,16 @@ def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: list | _Con
     return dq / dt
 
 
+def pink_reference_velocity(conf: pink.Configuration, tasks: list[Task], limits: _ConstantLimits, dt: float):
+    """What ik_velocity computes, the way pink computes it: pink's own tasks one by one (FrameTasks,
+    a plain PostureTask), its own limit stack, qpsolvers' daqp. The test of ik_velocity and the bench's
+    speed baseline (monkeypatched in place of ik_velocity)."""
+    stacked, posture = tasks
+    plain = PostureTask(cost=posture.cost)
+    plain.set_target(posture.target_q)
+    return pink.solve_ik(conf, [*stacked.tasks, plain], dt, solver=SOLVER, limits=limits.limits, safety_break=False)
+
+
 def _frames(x_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
     """Rotations (..., 3, 3) whose x axis is x_axis and whose y axis is closest to y_hint."""
     x = x_axis / np.linalg.norm(x_axis, axis=-1, keepdims=True)

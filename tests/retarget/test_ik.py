@@ -81,7 +81,6 @@ def test_limits_hold_and_contact_feet_do_not_penetrate(robot):
 def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
     """solve_clip assembles pink's QP itself (one stacked objective, daqp directly): the joint
     trajectories equal those pink.solve_ik gives for the same tasks one by one."""
-    import pink
 
     import retarget.ik as ik
     from retarget.clip import human_keypoints
@@ -94,14 +93,7 @@ def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
     contact = robot.foot_bottom_z(qpos) < 0.02
     ours = ik.solve_clip(robot, targets, contact, 30.0)
 
-    def by_pink(conf, tasks, limits, dt):  # pink's own tasks one by one, its own limit stack, qpsolvers' daqp
-        stacked, posture = tasks
-        plain = pink.tasks.PostureTask(cost=posture.cost)
-        plain.set_target(posture.target_q)
-        return pink.solve_ik(conf, [*stacked.tasks, plain], dt, solver=ik.SOLVER, limits=limits.limits,
-                             safety_break=False)
-
-    monkeypatch.setattr(ik, "ik_velocity", by_pink)
+    monkeypatch.setattr(ik, "ik_velocity", ik.pink_reference_velocity)
     theirs = ik.solve_clip(robot, targets, contact, 30.0)
     assert np.abs(ours - theirs).max() < 1e-8
     assert np.abs(ours - ours[0]).max() > 0.05  # the clip moves: the comparison is not between two rest poses
