@@ -135,6 +135,15 @@ def human_foot_skate_cm_s(joint_names: tuple[str, ...], joints: np.ndarray, fps:
     return foot_skate_cm_s(ankles, low, fps)
 
 
+def _retarget_timed(robot: G1, clip, cfg: RetargetConfig, repeats: int = 3):
+    """retarget_clip's result with its IK frames/s the best of `repeats` runs (the result itself is
+    deterministic): on a shared VM one run's speed moves by +-30 %, the best of three estimates the code."""
+    runs = [retarget_clip(robot, clip.joint_names, clip.joint_pos_w, clip.fps, cfg) for _ in range(repeats)]
+    best = max(r.report["timing"]["ik_frames_per_s"] for r in runs)
+    runs[0].report["timing"]["ik_frames_per_s"] = best
+    return runs[0]
+
+
 def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
     """Real human mocap of hard skills (DeepMimic, from pybullet's wheel) -> G1: the old heading foot
     frame against the current one, every metric beside the source's own skate and GMR's figures."""
@@ -154,7 +163,7 @@ def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
             t.add_column(c, justify="right")
         rows = []
         for c in clips:
-            r = retarget_clip(robot, c.joint_names, c.joint_pos_w, c.fps, RetargetConfig(foot_frame=frame, floor_z_m=0.0))
+            r = _retarget_timed(robot, c, RetargetConfig(foot_frame=frame, floor_z_m=0.0))
             m = r.report["metrics"]
             rows.append((100 * m["mpkpe_aligned_mean_m"], 100 * m["mpkpe_aligned_max_m"], m["foot_skate_cm_s"],
                          human_foot_skate_cm_s(c.joint_names, c.joint_pos_w, c.fps), m["penetration_cm"],
@@ -172,13 +181,12 @@ def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
 
     real_velocity, ik.ik_velocity = ik.ik_velocity, ik.pink_reference_velocity
     try:
-        base = [retarget_clip(robot, c.joint_names, c.joint_pos_w, c.fps,
-                              RetargetConfig(iterations_per_frame=4, floor_z_m=0.0)).report["timing"]["ik_frames_per_s"]
-                for c in clips]
+        base = [_retarget_timed(robot, c, RetargetConfig(iterations_per_frame=4, floor_z_m=0.0)).report["timing"][
+            "ik_frames_per_s"] for c in clips]
     finally:
         ik.ik_velocity = real_velocity
     ours = float(np.median(summary["shin"][:, 6]))
-    console.print(f"IK speed: median {ours:.0f} frames/s per clip against {np.median(base):.0f} for pink.solve_ik one task "
+    console.print(f"IK speed (best of 3 runs per clip): median {ours:.0f} frames/s per clip against {np.median(base):.0f} for pink.solve_ik one task "
                   f"at a time with 4 iterations (before issue 9), same clips, same run: {ours / np.median(base):.1f}x")
     for frame, a in summary.items():
         console.print(f"foot frame {frame!r}: median worst-keypoint error {np.median(a[:, 1]):.1f} cm "

@@ -26,7 +26,7 @@ SOLVER = "daqp"
 class IKConfig:
     iterations_per_frame: int = 2  # solver steps per frame; velocity limits spread over them
     first_frame_iterations: int = 50  # at most: the first frame starts from the standing pose ...
-    first_frame_tol_rad: float = 1e-6  # ... and stops once no joint moves more than this in a step
+    first_frame_tol_rad: float = 1e-4  # ... and stops once no joint moves more than this in a step
     posture_cost: float = 0.02  # regulariser towards the previous frame's joints [1/rad]
     contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
     lock_cost: float = 10.0  # position cost of a locked foot [1/m]: it must win over the other tasks
@@ -274,11 +274,19 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
         first = t == 0
         iters = cfg.first_frame_iterations if first else cfg.iterations_per_frame
         step = dt / iters
+        scale, last = 1.0, np.inf
         for _ in range(iters):
             v = ik_velocity(conf, [stacked, posture], first_limits if first else limits, 0.05 if first else step)
-            conf.integrate_inplace(v, 0.05 if first else step)
-            if first and np.abs(v).max() * 0.05 < cfg.first_frame_tol_rad:
-                break  # converged (deterministic: the same inputs stop at the same step)
+            if first:
+                size = np.abs(v).max() * 0.05
+                if size < cfg.first_frame_tol_rad:
+                    break  # converged (deterministic: the same inputs stop at the same step)
+                if size >= last:  # not shrinking (full Gauss-Newton steps can cycle): damp the steps
+                    scale *= 0.5
+                last = size
+                conf.integrate_inplace(v, 0.05 * scale)
+            else:
+                conf.integrate_inplace(v, step)
         out[t] = conf.q
         for side in ("left", "right"):
             prev_foot[side] = conf.get_transform_frame_to_world(f"kp_{side}_ankle").translation.copy()

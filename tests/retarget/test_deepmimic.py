@@ -66,11 +66,16 @@ def test_malformed_frames_get_a_clear_error(damage, match):
         _clip(damage(_frames()))
 
 
-def test_the_real_files_when_cached():
-    cache = Path(__file__).resolve().parents[2] / "data" / "cache"
-    wheel = next(iter(sorted(cache.glob("pybullet-*.whl"))), None)
-    if wheel is None:
-        pytest.skip("pybullet's wheel is not in data/cache (make bench downloads it)")
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    """pybullet's wheel in data/cache, downloaded from the registry once (skips when none is reachable)."""
+    found = download_wheel(Path(__file__).resolve().parents[2] / "data" / "cache")
+    if found is None:
+        pytest.skip("pybullet's wheel is not in data/cache and no registry is reachable")
+    return found
+
+
+def test_the_real_files(wheel):
     clips = {c.name: c for c in load_clips(wheel)}
     assert {"crawl", "roll", "cartwheel", "getup_facedown", "walk"} <= set(clips)
     assert clips["crawl"].joint_pos_w[:, 0, 2].max() < 0.5 < clips["walk"].joint_pos_w[:, 0, 2].min()  # on all fours
@@ -83,3 +88,28 @@ def test_download_is_skipped_cleanly_without_a_registry(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
     assert download_wheel(tmp_path) is None
+
+
+def test_the_first_frame_converges_where_full_steps_cycle(wheel, monkeypatch):
+    """The cartwheel's first pose made full Gauss-Newton steps cycle (0.6 rad back and forth for all 50
+    iterations): damped when the step stops shrinking, the first frame converges."""
+    import retarget.ik as ik
+    from retarget.clip import retarget_clip
+    from retarget.config import RetargetConfig
+    from retarget.robot import G1
+
+    clip = {c.name: c for c in load_clips(wheel)}["cartwheel"]
+    steps: list[float] = []
+    real = ik.ik_velocity
+
+    def spy(conf, tasks, limits, dt):
+        v = real(conf, tasks, limits, dt)
+        steps.append(float(np.abs(v).max() * dt))
+        return v
+
+    monkeypatch.setattr(ik, "ik_velocity", spy)
+    n = 5
+    retarget_clip(G1(), clip.joint_names, clip.joint_pos_w[:n], clip.fps, RetargetConfig(floor_z_m=0.0))
+    first = steps[: len(steps) - 2 * (n - 1)]
+    assert len(first) < ik.IKConfig().first_frame_iterations
+    assert first[-1] < ik.IKConfig().first_frame_tol_rad
