@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--num-cpus", type=int, default=None)
     r.add_argument("--iterations", type=int, default=2, help="pink IK steps per frame")
     r.add_argument("--no-contact-lock", action="store_true")
+    r.add_argument("--self-collision", action="store_true",
+                   help="keep the arm capsules off the legs, pelvis, torso and other arm (fewer self-collision "
+                        "frames, ~0.4x IK speed: make bench)")
     r.add_argument("--body-models", help="real smplx/ and smpl/ .npz model files: fit betas to the G1 (PHC-style)")
     r.add_argument("--stab-eps", type=float, default=0.1, help="CoM-CoP distance of a stable frame [m]")
     r.add_argument("--stab-max-run", type=int, default=100, help="unstable frames in a row that fail a clip")
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = RetargetConfig(robot=args.robot, robot_xml=args.robot_xml, iterations_per_frame=args.iterations,
                                  body_models_dir=args.body_models,
-                                 contact_lock=not args.no_contact_lock, stab_eps_m=args.stab_eps,
+                                 contact_lock=not args.no_contact_lock, self_collision=args.self_collision,
+                                 stab_eps_m=args.stab_eps,
                                  stab_max_unstable_run=args.stab_max_run, on_error=args.on_error)
             if not (layout.root / "shards" / "ingest").is_dir():
                 print(f"error: no ingest shards under {layout.root}; run `make shards` first", file=sys.stderr)

@@ -167,7 +167,8 @@ def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
             m = r.report["metrics"]
             rows.append((100 * m["mpkpe_aligned_mean_m"], 100 * m["mpkpe_aligned_max_m"], m["foot_skate_cm_s"],
                          human_foot_skate_cm_s(c.joint_names, c.joint_pos_w, c.fps), m["penetration_cm"],
-                         m["joint_limit_violations"] + m["velocity_limit_violations"], r.report["timing"]["ik_frames_per_s"]))
+                         m["joint_limit_violations"] + m["velocity_limit_violations"], r.report["timing"]["ik_frames_per_s"],
+                         m["self_collision_frames"]))
             t.add_row(c.name, str(len(c.joint_pos_w)), f"{rows[-1][6]:.0f}", f"{rows[-1][0]:.1f}", f"{rows[-1][1]:.1f}",
                       f"{rows[-1][2]:.1f}", f"{rows[-1][3]:.1f}", f"{rows[-1][4]:.2f}", str(rows[-1][5]),
                       str(m["self_collision_frames"]), r.report["stability"]["reason"])
@@ -188,6 +189,15 @@ def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
     ours = float(np.median(summary["shin"][:, 6]))
     console.print(f"IK speed (best of 3 runs per clip): median {ours:.0f} frames/s per clip against {np.median(base):.0f} for pink.solve_ik one task "
                   f"at a time with 4 iterations (before issue 9), same clips, same run: {ours / np.median(base):.1f}x")
+    avoid = np.array([[r.report["metrics"][k] for k in ("self_collision_frames", "mpkpe_aligned_max_m", "mpkpe_aligned_mean_m")]
+                      + [r.report["timing"]["ik_frames_per_s"]]
+                      for r in (_retarget_timed(robot, c, RetargetConfig(floor_z_m=0.0, self_collision=True)) for c in clips)])
+    shin = summary["shin"]
+    console.print(f"self-collision avoidance (--self-collision, off by default): self-collision frames {int(shin[:, 7].sum())} "
+                  f"-> {int(avoid[:, 0].sum())} over the clips, median worst-keypoint error {np.median(shin[:, 1]):.1f} -> "
+                  f"{100 * np.median(avoid[:, 1]):.1f} cm, mean {shin[:, 0].mean():.1f} -> {100 * avoid[:, 2].mean():.1f} cm, "
+                  f"median IK {np.median(shin[:, 6]):.0f} -> {np.median(avoid[:, 3]):.0f} frames/s "
+                  f"({np.median(avoid[:, 3]) / np.median(shin[:, 6]):.2f}x)")
     for frame, a in summary.items():
         console.print(f"foot frame {frame!r}: median worst-keypoint error {np.median(a[:, 1]):.1f} cm "
                       f"(GMR {GMR_DEEPMIMIC['median_max_cm']:.0f}), mean {a[:, 0].mean():.1f} cm "

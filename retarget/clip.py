@@ -173,7 +173,7 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
         targets = keep_sole_clearance(robot, source, targets, contact)
 
     ik_cfg = IKConfig(iterations_per_frame=cfg.iterations_per_frame, posture_cost=cfg.posture_cost,
-                      contact_lock=cfg.contact_lock, foot_frame=cfg.foot_frame)
+                      contact_lock=cfg.contact_lock, foot_frame=cfg.foot_frame, self_collision=cfg.self_collision)
     t_ik = time.perf_counter()
     q = solve_clip(robot, targets, contact, fps, ik_cfg)
     ik_s = time.perf_counter() - t_ik

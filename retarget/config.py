@@ -11,6 +11,11 @@ from robomirror.atomic import digest_of
 from robomirror.config import from_dict, type_problems
 from robomirror.errors import ConfigError
 
+# Bumped whenever the retargeter's output changes for the same config (part of the fingerprint, so
+# cached retargets of older code are recomputed): 2 = clearance through contact-free frames, a converged
+# first frame.
+RETARGET_REVISION = 2
+
 
 @dataclass(frozen=True)
 class RetargetConfig:
@@ -24,6 +29,7 @@ class RetargetConfig:
     smooth_sigma_frames: float = 0.0  # optional Gaussian smoothing [frames]; off: it costs foot skate (bench)
     foot_frame: str = "shin"  # foot orientation target: "shin" (level, continuous) or "heading" (the old one, bench)
     sole_clearance: bool = True  # swing feet: the G1's own sole kept as high above the floor as the human's
+    self_collision: bool = False  # IK keeps the arm capsules off legs, pelvis, torso, other arm (slower: bench)
     floor_z_m: float | None = None  # floor height in the source frame if known; None: estimated per clip
     stab_eps_m: float = 0.1  # CoM-CoP distance under which a frame is stable [m]
     stab_max_unstable_run: int = 100  # a clip fails at this many consecutive unstable frames
@@ -51,4 +57,4 @@ class RetargetConfig:
     def fingerprint(self) -> str:
         d = asdict(self)
         d.pop("on_error")
-        return digest_of([FORMAT_VERSION, sorted(d.items())])[:16]
+        return digest_of([FORMAT_VERSION, RETARGET_REVISION, sorted(d.items())])[:16]

@@ -18,6 +18,7 @@ from pink.utils import get_root_joint_dim
 
 from retarget.correspondence import TASKS, TaskSpec
 from retarget.robot import G1
+from retarget.self_collision import SelfCollisionLimit
 
 SOLVER = "daqp"
 
@@ -31,6 +32,7 @@ class IKConfig:
     contact_lock: bool = True  # a foot in contact at t-1 and t keeps its t-1 position (no skate)
     lock_cost: float = 10.0  # position cost of a locked foot [1/m]: it must win over the other tasks
     foot_frame: str = "shin"  # "shin": level side axis signed by the shin; "heading": yaw of ankle->toe (flips)
+    self_collision: bool = False  # arm capsules kept off the legs, pelvis, torso, other arm (~0.4x IK speed: bench)
     tasks: tuple[TaskSpec, ...] = TASKS
 
 
@@ -101,8 +103,9 @@ class _ConstantLimits:
     """The (G, h) stack of pink's ConfigurationLimit (+ VelocityLimit) with G built once: G is a fixed
     +-projection, only h moves with q (and dt). Same numbers as pink's own stack (tested)."""
 
-    def __init__(self, limits: list) -> None:
+    def __init__(self, limits: list, varying: list | None = None) -> None:
         self.limits = limits
+        self.varying = varying or []  # limits whose rows change with q (self-collision): stacked per call
         self.g = np.vstack([np.vstack([lim.projection_matrix, -lim.projection_matrix]) for lim in limits])
 
     def h(self, conf: pink.Configuration, dt: float) -> np.ndarray:
@@ -129,13 +132,21 @@ def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: list | _Con
         h_task, c_task = task.compute_qp_objective(conf)
         hessian += h_task
         linear += c_task
+    extra = []
     if isinstance(limits, _ConstantLimits):
         g, h = limits.g, limits.h(conf, dt)
+        extra = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits.varying) if m is not None]
     else:
         rows = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits) if m is not None]
         g = np.vstack([m[0] for m in rows]) if rows else np.zeros((0, nv))
         h = np.hstack([m[1] for m in rows]) if rows else np.zeros(0)
-    dq, _, exitflag, _ = daqp.solve(hessian, linear, g, h, np.full(len(h), -1e30), np.zeros(len(h), dtype=c_int))
+    exitflag = 0
+    if extra:  # the varying rows (self-collision) first; where they conflict with the joint limits, without them
+        g_all, h_all = np.vstack([g, *(m[0] for m in extra)]), np.concatenate([h, *(m[1] for m in extra)])
+        dq, _, exitflag, _ = daqp.solve(hessian, linear, g_all, h_all, np.full(len(h_all), -1e30),
+                                        np.zeros(len(h_all), dtype=c_int))
+    if exitflag <= 0:
+        dq, _, exitflag, _ = daqp.solve(hessian, linear, g, h, np.full(len(h), -1e30), np.zeros(len(h), dtype=c_int))
     if exitflag <= 0:
         raise RuntimeError(f"the IK QP has no solution (solver {SOLVER}, exit flag {exitflag}); limits may be inconsistent")
     return dq / dt
@@ -148,7 +159,8 @@ def pink_reference_velocity(conf: pink.Configuration, tasks: list[Task], limits:
     stacked, posture = tasks
     plain = PostureTask(cost=posture.cost)
     plain.set_target(posture.target_q)
-    return pink.solve_ik(conf, [*stacked.tasks, plain], dt, solver=SOLVER, limits=limits.limits, safety_break=False)
+    return pink.solve_ik(conf, [*stacked.tasks, plain], dt, solver=SOLVER, limits=[*limits.limits, *limits.varying],
+                         safety_break=False)
 
 
 def _frames(x_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
@@ -242,7 +254,11 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
     stacked = StackedFrameTasks(list(tasks.values()), model)
     posture = ConstantPostureTask(cfg.posture_cost, model)
     config_limit, velocity_limit = ConfigurationLimit(model), VelocityLimit(model)
-    first_limits, limits = _ConstantLimits([config_limit]), _ConstantLimits([config_limit, velocity_limit])
+    varying = [SelfCollisionLimit(model, robot.mj)] if cfg.self_collision else []
+    # the first frame converges freely (the barrier's rows slow its Gauss-Newton steps to a crawl); from
+    # then on a pair inside the margin may not come closer, and the tasks pull it out
+    first_limits = _ConstantLimits([config_limit])
+    limits = _ConstantLimits([config_limit, velocity_limit], varying)
     out = np.empty((n, model.nq))
     dt = 1.0 / fps
     prev_foot: dict[str, np.ndarray] = {}
@@ -279,10 +295,10 @@ def solve_clip(robot: G1, kp: dict[str, np.ndarray], contact: np.ndarray, fps: f
             v = ik_velocity(conf, [stacked, posture], first_limits if first else limits, 0.05 if first else step)
             if first:
                 size = np.abs(v).max() * 0.05
-                if size < cfg.first_frame_tol_rad:
-                    break  # converged (deterministic: the same inputs stop at the same step)
                 if size >= last:  # not shrinking (full Gauss-Newton steps can cycle): damp the steps
                     scale *= 0.5
+                if size * scale < cfg.first_frame_tol_rad:
+                    break  # converged, or stalled against a constraint (deterministic either way)
                 last = size
                 conf.integrate_inplace(v, 0.05 * scale)
             else:

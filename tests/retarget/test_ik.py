@@ -78,7 +78,8 @@ def test_limits_hold_and_contact_feet_do_not_penetrate(robot):
     assert contact.any() and np.all(np.abs(low[contact]) < 0.02)
 
 
-def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
+@pytest.mark.parametrize("self_collision", [False, True])
+def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch, self_collision):
     """solve_clip assembles pink's QP itself (one stacked objective, daqp directly): the joint
     trajectories equal those pink.solve_ik gives for the same tasks one by one."""
 
@@ -91,10 +92,11 @@ def test_stacked_qp_is_pinks_own_solution(robot, monkeypatch):
     kp = robot.keypoints(qpos, names)
     _, targets = human_keypoints(tuple(G1_KEYPOINTS[n] for n in names), kp)
     contact = robot.foot_bottom_z(qpos) < 0.02
-    ours = ik.solve_clip(robot, targets, contact, 30.0)
+    cfg = ik.IKConfig(self_collision=self_collision)
+    ours = ik.solve_clip(robot, targets, contact, 30.0, cfg)
 
     monkeypatch.setattr(ik, "ik_velocity", ik.pink_reference_velocity)
-    theirs = ik.solve_clip(robot, targets, contact, 30.0)
+    theirs = ik.solve_clip(robot, targets, contact, 30.0, cfg)
     assert np.abs(ours - theirs).max() < 1e-8
     assert np.abs(ours - ours[0]).max() > 0.05  # the clip moves: the comparison is not between two rest poses
 
