@@ -84,3 +84,14 @@ def test_a_pair_inside_the_margin_must_separate_and_a_conflict_never_fails_the_i
     v = ik.ik_velocity(conf, [posture], conflicting, 0.01)
     assert np.allclose(v, ik.ik_velocity(conf, [posture], plain, 0.01))
     assert np.abs(v).max() > 0  # a real step: towards the posture target, out of the collision
+
+
+def test_the_fingerprint_follows_the_option_and_the_code_revision(monkeypatch):
+    """A retarget cached by older code or with the other setting is never reused."""
+    import retarget.config as config_mod
+    from retarget.config import RetargetConfig
+
+    base = RetargetConfig().fingerprint()
+    assert RetargetConfig(self_collision=True).fingerprint() != base
+    monkeypatch.setattr(config_mod, "RETARGET_REVISION", config_mod.RETARGET_REVISION + 1)
+    assert RetargetConfig().fingerprint() != base
