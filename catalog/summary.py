@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -9,6 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from robomirror.paths import DataLayout
+
+
+def _newest(runs_dir: Path, name: str) -> tuple[Path, dict] | None:
+    """The most recently written `<run>/<name>` under runs_dir and its parsed JSON, or None."""
+    found = sorted(runs_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
+    return (found[-1], json.loads(found[-1].read_text())) if found else None
 
 
 def print_summary(layout: DataLayout, pages: list[Path], console: Console | None = None) -> None:
@@ -32,29 +39,23 @@ def print_summary(layout: DataLayout, pages: list[Path], console: Console | None
         t.add_row("latent store (LanceDB)", f"{layout.store_dir}  ({counts})")
         vae, vlm, text = store_models(layout) or ("?", "?", "?")
         t.add_row("models", escape(f"motion {vae}; video {vlm_label(vlm)}; text {text}"))
-    runs = sorted((layout.root / "runs" / "train").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
-    if runs:
-        import json
-
-        meta = json.loads(runs[-1].read_text())
-        t.add_row("trained DiT (newest run)", escape(f"{runs[-1].parent}  (split {meta['split_id']}, preset "
+    newest = _newest(layout.root / "runs" / "train", "run.json")
+    if newest:
+        path, meta = newest
+        t.add_row("trained DiT (newest run)", escape(f"{path.parent}  (split {meta['split_id']}, preset "
                                                      f"{meta['config']['preset']}, {meta['flow']['objective']}; "
                                                      "table: SELECT * FROM store_evals)"))
-    policies = sorted((layout.root / "runs" / "policy").glob("*/eval.json"), key=lambda p: p.stat().st_mtime)
-    if policies:
-        import json
-
-        ev = json.loads(policies[-1].read_text())
+    newest = _newest(layout.root / "runs" / "policy", "eval.json")
+    if newest:
+        path, ev = newest
         row = ev["table"].get("student_vae/sim2sim") or next(iter(ev["table"].values()))
-        t.add_row("policy (newest run)", escape(f"{policies[-1].parent}  (ONNX {Path(ev['onnx']).name}; student "
+        t.add_row("policy (newest run)", escape(f"{path.parent}  (ONNX {Path(ev['onnx']).name}; student "
                                                 f"sim2sim Succ {row['succ']:.2f}, E_mpkpe {row['mpkpe_m']:.3f} m; "
                                                 "table: SELECT * FROM store_policy_evals)"))
-    deploys = sorted((layout.root / "runs" / "deploy").glob("*/latency.json"), key=lambda p: p.stat().st_mtime)
-    if deploys:
-        import json
-
-        d = json.loads(deploys[-1].read_text())
-        t.add_row("deploy (newest run)", escape(f"{d.get('mp4') or deploys[-1].parent}  (video -> first action "
+    newest = _newest(layout.root / "runs" / "deploy", "latency.json")
+    if newest:
+        path, d = newest
+        t.add_row("deploy (newest run)", escape(f"{d.get('mp4') or path.parent}  (video -> first action "
                                                 f"{d.get('video_to_first_action_s')} s)"))
     for p in pages:
         if p.is_file():

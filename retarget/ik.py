@@ -121,32 +121,30 @@ class _ConstantLimits:
         return np.concatenate(parts)
 
 
-def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: list | _ConstantLimits, dt: float) -> np.ndarray:
+def _daqp(hessian: np.ndarray, linear: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, int]:
+    """min 1/2 x^T H x + c^T x subject to G x <= h, with daqp: (x, exit flag; > 0 solved)."""
+    x, _, exitflag, _ = daqp.solve(hessian, linear, g, h, np.full(len(h), -1e30), np.zeros(len(h), dtype=c_int))
+    return x, exitflag
+
+
+def ik_velocity(conf: pink.Configuration, tasks: list[Task], limits: _ConstantLimits, dt: float) -> np.ndarray:
     """pink.solve_ik's QP (Tikhonov damping 1e-12, the same objective sum and inequality stack), solved
-    with daqp directly, without pink's and qpsolvers' per-call problem wrapping and checks. `limits` may
-    be pink limits or their prebuilt stack (_ConstantLimits). The test suite checks the trajectories
-    match pink.solve_ik's."""
+    with daqp directly, without pink's and qpsolvers' per-call problem wrapping and checks. The test
+    suite checks the trajectories match pink.solve_ik's (pink_reference_velocity)."""
     nv = conf.model.nv
     hessian, linear = 1e-12 * np.eye(nv), np.zeros(nv)
     for task in tasks:
         h_task, c_task = task.compute_qp_objective(conf)
         hessian += h_task
         linear += c_task
-    extra = []
-    if isinstance(limits, _ConstantLimits):
-        g, h = limits.g, limits.h(conf, dt)
-        extra = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits.varying) if m is not None]
-    else:
-        rows = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits) if m is not None]
-        g = np.vstack([m[0] for m in rows]) if rows else np.zeros((0, nv))
-        h = np.hstack([m[1] for m in rows]) if rows else np.zeros(0)
+    g, h = limits.g, limits.h(conf, dt)
+    extra = [m for m in (limit.compute_qp_inequalities(conf, dt) for limit in limits.varying) if m is not None]
     exitflag = 0
     if extra:  # the varying rows (self-collision) first; where they conflict with the joint limits, without them
-        g_all, h_all = np.vstack([g, *(m[0] for m in extra)]), np.concatenate([h, *(m[1] for m in extra)])
-        dq, _, exitflag, _ = daqp.solve(hessian, linear, g_all, h_all, np.full(len(h_all), -1e30),
-                                        np.zeros(len(h_all), dtype=c_int))
+        dq, exitflag = _daqp(hessian, linear, np.vstack([g, *(m[0] for m in extra)]),
+                             np.concatenate([h, *(m[1] for m in extra)]))
     if exitflag <= 0:
-        dq, _, exitflag, _ = daqp.solve(hessian, linear, g, h, np.full(len(h), -1e30), np.zeros(len(h), dtype=c_int))
+        dq, exitflag = _daqp(hessian, linear, g, h)
     if exitflag <= 0:
         raise RuntimeError(f"the IK QP has no solution (solver {SOLVER}, exit flag {exitflag}); limits may be inconsistent")
     return dq / dt
