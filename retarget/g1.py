@@ -19,7 +19,16 @@ ENV_ROBOT_XML = "ROBOMIRROR_G1_XML"
 MJLAB_G1_XML = "mjlab/asset_zoo/robots/unitree_g1/xmls/g1.xml"
 
 # Joint orders live in the contract the policy env and the robot runtime share.
-from robomirror.g1_contract import G1_23DOF_JOINTS, G1_29DOF_JOINTS, WRIST_JOINTS  # noqa: E402,F401
+from robomirror.g1_contract import (  # noqa: E402,F401
+    G1_23DOF_JOINTS,
+    G1_29DOF_JOINTS,
+    POLICY_JOINTS,
+    WRIST_JOINTS,
+    armature_kg_m2,
+    effort_limit_nm,
+    kd_nm_s_rad,
+    kp_nm_rad,
+)
 
 # Motor class -> (velocity limit [rad/s], effort limit [N m]).
 MOTORS = {"7520_14": (32.0, 88.0), "7520_22": (20.0, 139.0), "5020": (37.0, 25.0), "4010": (22.0, 5.0),
@@ -124,6 +133,46 @@ def scene_spec(robot_xml: str | os.PathLike | None = None):
                             rgba=[0.45, 0.47, 0.5, 1])
     spec.worldbody.add_light(pos=[0, 0, 3.5], dir=[0, 0, -1], castshadow=False)
     return spec
+
+
+# Actuator order of the actuated G1: the policy's 23 joints first (policy order), then the six
+# wrists, which no policy drives and which are held with PD at g1_contract.LOCKED_JOINT_POS_RAD.
+ACTUATED_JOINTS = POLICY_JOINTS + WRIST_JOINTS
+FOOT_COLLISION_GEOMS = {side: tuple(f"{FOOT_GEOM_PREFIX[side]}{i}_collision" for i in range(1, 8))
+                        for side in ("left", "right")}
+
+
+def actuated_g1_model(physics_dt_s: float, explicit_pd: bool, robot_xml: str | os.PathLike | None = None):
+    """The simulated G1 that both the policy env and the deploy sim backend step: all 29 joints with
+    the motors' armature, one actuator per joint (ACTUATED_JOINTS order), mjlab's foot contacts.
+
+    explicit_pd: torque motors (gain 1, control clipped at the effort limit) for a PD computed outside
+    the actuator model every physics step (the robot's low level, the deploy sim, the env's `sim2sim`);
+    otherwise MuJoCo position actuators with the contract's kp, kd inside the implicitfast integrator
+    and the force clipped at the effort limit (the env's `train`).
+    """
+    import mujoco
+
+    spec = scene_spec(robot_xml)
+    spec.option.timestep = physics_dt_s
+    for j in ACTUATED_JOINTS:
+        spec.joint(j).armature = armature_kg_m2(j)
+        eff = effort_limit_nm(j)
+        act = spec.add_actuator(name=j, target=j, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        if explicit_pd:
+            act.gainprm[0] = 1.0
+            act.ctrllimited, act.ctrlrange = True, [-eff, eff]
+        else:
+            kp, kd = kp_nm_rad(j), kd_nm_s_rad(j)
+            act.gainprm[0] = kp
+            act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+            act.biasprm[:3] = [0.0, -kp, -kd]
+            act.forcelimited, act.forcerange = True, [-eff, eff]
+    for side in FOOT_COLLISION_GEOMS.values():  # mjlab FULL_COLLISION: feet condim 3, priority 1, friction 0.6
+        for name in side:
+            geom = spec.geom(name)
+            geom.condim, geom.priority, geom.friction = 3, 1, [0.6, 0.005, 0.0001]
+    return spec.compile()
 
 
 # Bodies the BeyondMimic / mjlab motion trackers select by name from a motion file (mjlab

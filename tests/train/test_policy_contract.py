@@ -53,11 +53,28 @@ def test_every_g1_motor_is_driven_by_the_policy_or_held_as_a_locked_wrist():
     assert sorted(slots) == list(range(29)) and g1.N_MOTOR_SLOTS == 35
 
 
-def test_the_env_model_has_23_actuators_and_no_wrist_joints():
+def test_the_env_model_holds_the_wrists_with_pd_after_the_23_policy_actuators():
     for sim in SIMS.values():
         m = build_model(sim)
-        assert m.nu == 23 and m.nq == 7 + 23 and abs(m.opt.timestep * sim.decimation - 0.02) < 1e-12
-        assert all(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) < 0 for j in g1.WRIST_JOINTS)
+        assert m.nu == 29 and m.nq == 7 + 29 and abs(m.opt.timestep * sim.decimation - 0.02) < 1e-12
+        names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in range(m.nu)]
+        assert names == list(g1.POLICY_JOINTS + g1.WRIST_JOINTS)
+        wrists = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, j) for j in g1.WRIST_JOINTS]
+        assert np.allclose(m.dof_armature[m.jnt_dofadr[wrists]], [g1.armature_kg_m2(j) for j in g1.WRIST_JOINTS])
+        if not sim.explicit_pd:  # position actuators: the wrists' own gains
+            assert np.allclose(m.actuator_gainprm[23:, 0], g1.LOCKED_KP)
+            assert np.allclose(m.actuator_biasprm[23:, 2], -g1.LOCKED_KD)
+
+
+def test_the_deploy_sim_steps_the_env_sim2sim_model():
+    from deploy.backends.sim import build_robot_model
+
+    a, b = build_model(SIMS["sim2sim"]), build_robot_model()
+    for f in ("nq", "nv", "nu", "ngeom", "opt.timestep", "opt.integrator"):
+        assert eval(f"a.{f}") == eval(f"b.{f}"), f
+    for f in ("dof_armature", "actuator_gainprm", "actuator_ctrlrange", "geom_friction", "geom_condim",
+              "geom_priority", "body_mass", "jnt_range"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
 
 
 def test_the_contract_joint_ranges_are_the_mjcf_ones_and_gravity_matches_rotation():

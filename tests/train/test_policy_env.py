@@ -10,7 +10,7 @@ import torch
 
 from robomirror import g1_contract as g1
 from train.env import curriculum, rewards, terminations
-from train.env.actuation import SIMS, build_model
+from train.env.actuation import SIMS, ModelIndex, build_model
 from train.env.motion_library import MotionError, MotionLibrary
 from train.env.observations import RobotState
 from train.env.randomization import RandomizationConfig
@@ -36,7 +36,7 @@ def test_perfect_tracking_earns_the_maximum_task_reward_and_no_penalty(lib):
     errors = rewards.tracking_errors(s, ref)
     assert all(np.allclose(e, 0.0, atol=1e-9) for e in errors.values())
     zero = np.zeros((2, 23))
-    pens = rewards.penalties(s, zero, zero, np.zeros((2, 2)), build_model(SIMS["train"]).jnt_range[1:])
+    pens = rewards.penalties(s, zero, zero, np.zeros((2, 2)), ModelIndex.of(build_model(SIMS["train"])).joint_range)
     total, terms = rewards.total_reward(errors, dict(rewards.INITIAL_SIGMA), rewards.foot_contact(s).astype(float),
                                         ref["contact"], pens, 1.0, np.zeros(2, dtype=bool))
     assert np.allclose(total, rewards.MAX_TASK_REWARD)

@@ -1,11 +1,14 @@
-"""The G1 as the policy sees it: 23 actuated joints, wrists welded, BeyondMimic/mjlab PD gains.
+"""The G1 as the policy sees it: 23 actuated joints, the six wrists held with PD at 0, BeyondMimic/mjlab PD gains.
 
-Two actuation setups share one contract:
+Two actuation setups share one contract and one model builder (`retarget.g1.actuated_g1_model`,
+which the deploy sim backend builds too):
 - `train` (the training simulator): MuJoCo position actuators (kp, kd inside the implicitfast
   integrator), physics dt 0.005 s, decimation 4 -> 50 Hz.
-- `sim2sim` (the cross-simulator stand-in): torque motors, PD computed outside the actuator model
-  every physics step and clipped to the effort limit, physics dt 0.002 s, decimation 10 -> 50 Hz,
-  as the public sim2sim deploy scripts do.
+- `sim2sim` (the cross-simulator stand-in, the deploy sim's model): torque motors, PD computed
+  outside the actuator model every physics step and clipped to the effort limit, physics dt
+  0.002 s, decimation 10 -> 50 Hz, as the robot's low level and the public sim2sim scripts do.
+The wrists are held as on the robot: PD towards `LOCKED_JOINT_POS_RAD` with their own gains
+(`LOCKED_KP`, `LOCKED_KD`), never welded. Actuators: the 23 policy joints first, then the wrists.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from retarget.g1 import scene_spec
+from retarget.g1 import ACTUATED_JOINTS, FOOT_COLLISION_GEOMS, actuated_g1_model
 from robomirror import g1_contract as g1
 from robomirror.errors import ConfigError
 
@@ -35,30 +38,13 @@ class SimConfig:
 
 SIMS = {"train": SimConfig(), "sim2sim": SimConfig("sim2sim", 0.002, 10, explicit_pd=True)}
 
-FOOT_GEOMS = {side: tuple(f"{side}_foot{i}_collision" for i in range(1, 8)) for side in ("left", "right")}
+FOOT_GEOMS = FOOT_COLLISION_GEOMS
+# actuator index of each motor (G1_29DOF_JOINTS order): d.ctrl[MOTOR_TO_ACTUATOR] = motor-order values
+MOTOR_TO_ACTUATOR = np.array([ACTUATED_JOINTS.index(j) for j in g1.G1_29DOF_JOINTS])
 
 
 def build_model(sim: SimConfig, robot_xml: str | None = None) -> mujoco.MjModel:
-    spec = scene_spec(robot_xml)
-    spec.option.timestep = sim.physics_dt_s
-    for j in g1.WRIST_JOINTS:  # locked: the hand welds to the forearm
-        spec.delete(spec.joint(j))
-    for j, arm, kp, kd, eff in zip(g1.POLICY_JOINTS, g1.ARMATURE, g1.KP, g1.KD, g1.EFFORT_LIMIT_NM, strict=True):
-        spec.joint(j).armature = float(arm)
-        act = spec.add_actuator(name=j, target=j, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-        if sim.explicit_pd:
-            act.gainprm[0] = 1.0
-            act.ctrllimited, act.ctrlrange = True, [-eff, eff]
-        else:
-            act.gainprm[0] = kp
-            act.biastype = mujoco.mjtBias.mjBIAS_AFFINE
-            act.biasprm[:3] = [0.0, -kp, -kd]
-            act.forcelimited, act.forcerange = True, [-eff, eff]
-    for side in FOOT_GEOMS.values():  # mjlab FULL_COLLISION: feet condim 3, priority 1, friction 0.6
-        for name in side:
-            geom = spec.geom(name)
-            geom.condim, geom.priority, geom.friction = 3, 1, [0.6, 0.005, 0.0001]
-    return spec.compile()
+    return actuated_g1_model(sim.physics_dt_s, sim.explicit_pd, robot_xml)
 
 
 @dataclass(frozen=True)
@@ -67,6 +53,8 @@ class ModelIndex:
 
     qpos_adr: np.ndarray  # (23,) policy joints
     dof_adr: np.ndarray
+    motor_qpos_adr: np.ndarray  # (29,) every motor, G1_29DOF_JOINTS order (wrists included)
+    motor_dof_adr: np.ndarray
     keypoint_body: np.ndarray  # (27,)
     keypoint_offset: np.ndarray  # (27, 3)
     mass_body: np.ndarray  # (22,)
@@ -84,10 +72,16 @@ class ModelIndex:
                 raise ConfigError(f"joint {j!r} is not in the G1 model; expected the Menagerie G1 joint names")
             return i
         joints = [jid(j) for j in g1.POLICY_JOINTS]
+        motors = [jid(j) for j in g1.G1_29DOF_JOINTS]
+        acts = tuple(mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in range(m.nu))
+        if acts != ACTUATED_JOINTS:
+            raise ConfigError(f"the model's actuators {acts[:2]}... ({m.nu}) are not the policy joints then the "
+                              f"wrists {ACTUATED_JOINTS[:2]}... ({len(ACTUATED_JOINTS)}); build it with build_model")
         body = lambda b: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)  # noqa: E731
         geoms = tuple(frozenset(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for g in FOOT_GEOMS[s])
                       for s in ("left", "right"))
         return cls(m.jnt_qposadr[joints].copy(), m.jnt_dofadr[joints].copy(),
+                   m.jnt_qposadr[motors].copy(), m.jnt_dofadr[motors].copy(),
                    np.array([body(b) for b, _ in g1.KEYPOINT_BODIES]),
                    np.array([o for _, o in g1.KEYPOINT_BODIES], dtype=np.float64),
                    np.array([body(b) for b in g1.MASS_BODIES]), geoms,  # type: ignore[arg-type]
@@ -104,5 +98,6 @@ def keypoints_w(ix: "ModelIndex", data: mujoco.MjData) -> tuple[np.ndarray, np.n
 
 
 def pd_torque(target: np.ndarray, q: np.ndarray, qd: np.ndarray, kp: np.ndarray, kd: np.ndarray) -> np.ndarray:
-    """Explicit PD clipped to the effort limits [N m]."""
-    return np.clip(kp * (target - q) - kd * qd, -g1.EFFORT_LIMIT_NM, g1.EFFORT_LIMIT_NM)
+    """Explicit PD of the 29 motors (motor order) clipped to their effort limits [N m], written as the
+    deploy sim's low level writes it (kp (q* - q) + kd (0 - dq)), so both give the same bits."""
+    return np.clip(kp * (target - q) + kd * (0.0 - qd), -g1.MOTOR_EFFORT_LIMIT_NM, g1.MOTOR_EFFORT_LIMIT_NM)

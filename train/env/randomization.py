@@ -73,11 +73,11 @@ class PhysicsParams:
         m.body_mass[ix.mass_body] = self.nominal_mass * self.mass_scale[i]
         m.body_inertia[self.ankle_bodies] = self.nominal_inertia * self.inertia_scale[i]
         m.body_ipos[1] = self.nominal_ipos + self.com_offset[i]
-        if not explicit_pd:
+        if not explicit_pd:  # the policy joints' actuators come first; the held wrists keep their nominal gains
             kp, kd = g1.KP * self.kp_scale[i], g1.KD * self.kd_scale[i]
-            m.actuator_gainprm[:, 0] = kp
-            m.actuator_biasprm[:, 1] = -kp
-            m.actuator_biasprm[:, 2] = -kd
+            m.actuator_gainprm[:g1.N_ACT, 0] = kp
+            m.actuator_biasprm[:g1.N_ACT, 1] = -kp
+            m.actuator_biasprm[:g1.N_ACT, 2] = -kd
 
     def vector(self) -> np.ndarray:
         """(N, 73) for the critic: CoM offset, link mass scales, kp/kd scales, friction, delay [s]."""
