@@ -1,17 +1,20 @@
 """The G1 motion-tracking env: N MuJoCo worlds in one process, an rsl-rl `VecEnv`.
 
-One policy step (50 Hz): the action becomes joint targets (default + scale * a, as in the
-contract), held through `decimation` physics steps behind the env's control delay, with ERFI
+One policy step (50 Hz): the action becomes the 29 motor targets through the runtime's own shaping
+(`robomirror.g1_shaping`: default + scale * a, the wrists held at 0, then the rate, torque and range
+stages, against the nominal gains and the joint state at the start of the step, exactly as the robot
+runtime calls it), held through `decimation` physics steps behind the env's control delay, with ERFI
 torques; then state, rewards, terminations, resets (Reference State Initialization) and the
 observation groups: `teacher` (489), `privileged` (250), `student` (2206) and `residual_base`
 (the next reference joint positions in action units, which the teacher's residual adds to).
+The observation's last action is the raw action, as on the robot.
 Reference frames: observations show frame k+1 (the next target); rewards compare the state after
 the step with frame k+1 too, which is then the current frame.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import mujoco
 import numpy as np
@@ -20,8 +23,9 @@ from rsl_rl.env import VecEnv
 from tensordict import TensorDict
 
 from robomirror import g1_contract as g1
+from robomirror.g1_shaping import ClipCounter, Shaping, ShapingConfig, motor_gains, motor_targets
 from train.env import curriculum, observations, rewards, terminations
-from train.env.actuation import SIMS, ModelIndex, build_model, keypoints_w, pd_torque
+from train.env.actuation import MOTOR_TO_ACTUATOR, SIMS, ModelIndex, build_model, keypoints_w, pd_torque
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
@@ -38,10 +42,12 @@ class EnvConfig:
     curriculum: bool = True
     seed: int = 0
     latent_dim: int = 256
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
 
     def evaluation(self, sim: str = "train") -> "EnvConfig":
         """Nominal physics, every clip from its first frame, fixed thresholds."""
-        return EnvConfig(self.num_envs, sim, NOMINAL, False, 1e9, False, False, self.seed, self.latent_dim)
+        return replace(self, sim=sim, randomization=NOMINAL, rsi=False, max_episode_s=1e9, adaptive_sigma=False,
+                       curriculum=False)
 
 
 class TrackingEnv(VecEnv):
@@ -64,7 +70,11 @@ class TrackingEnv(VecEnv):
         self._last_len = np.zeros(n, dtype=int)
         self.action = np.zeros((n, g1.N_ACT))
         self.last_action = np.zeros((n, g1.N_ACT))
-        self.targets = np.tile(g1.DEFAULT_JOINT_POS_RAD, (n, 3, 1))  # newest first: the delay line
+        # shaped motor targets (N, 3, 29), newest first: the delay line; [:, 0] is the rate limit's reference
+        self.targets = np.tile(g1.MOTOR_DEFAULT_POS_RAD, (n, 3, 1))
+        self.shaping = Shaping(cfg.shaping)
+        self.kp_nominal, self.kd_nominal = motor_gains(g1.KP, g1.KD)  # what the runtime shapes with
+        self.clipped = ClipCounter()
         self.air_time = np.zeros((n, 2))
         self.push_timer = np.zeros(n)
         self.erfi = np.zeros((n, g1.N_ACT))
@@ -98,6 +108,7 @@ class TrackingEnv(VecEnv):
             mujoco.mj_resetData(self.model, d)
             d.qpos[:3], d.qpos[3:7] = ref["root_pos"][k], ref["root_quat"][k]
             d.qpos[self.ix.qpos_adr] = ref["joint_pos"][k]
+            d.qpos[self.ix.motor_qpos_adr[g1.LOCKED_TO_MOTOR]] = g1.LOCKED_JOINT_POS_RAD  # qvel stays 0
             rot = observations.quat_wxyz_to_matrix(ref["root_quat"][k])
             d.qvel[:3] = ref["root_lin_vel"][k]
             d.qvel[3:6] = rot.T @ ref["root_ang_vel"][k]  # the free joint's angular velocity is local
@@ -108,7 +119,7 @@ class TrackingEnv(VecEnv):
         self.episode_length_buf[torch.as_tensor(ids)] = 0
         self.action[ids] = 0.0
         self.last_action[ids] = 0.0
-        self.targets[ids] = ref["joint_pos"][:, None, :]
+        self.targets[ids] = g1.motor_vector(ref["joint_pos"], g1.LOCKED_JOINT_POS_RAD)[:, None, :]
         self.air_time[ids] = 0.0
         self.push_timer[ids] = self.rng.uniform(*self.cfg_t.randomization.push_interval_s, len(ids))
         state = self._read_state(ref_vel=(ids, ref))
@@ -135,7 +146,7 @@ class TrackingEnv(VecEnv):
             q[k], qd[k] = d.qpos[ix.qpos_adr], d.qvel[ix.dof_adr]
             root[k, :7], root[k, 7:10], root[k, 10:] = d.qpos[:7], d.qvel[:3], d.qvel[3:6]
             kp_pos[k], kp_quat[k] = keypoints_w(ix, d)
-            torque[k] = d.actuator_force
+            torque[k] = d.actuator_force[:g1.N_ACT]  # the policy joints' actuators come first
             # net external (contact) force on each foot, world frame: the constraint forces' sum
             mujoco.mj_rnePostConstraint(self.model, d)
             force[k] = d.cfrc_ext[ix.foot_body, 3:]
@@ -156,7 +167,7 @@ class TrackingEnv(VecEnv):
 
     def _physics(self) -> None:
         """Hold the delayed targets for one policy period in every world."""
-        dec, explicit = self.sim.decimation, self.sim.explicit_pd
+        dec, explicit, ix = self.sim.decimation, self.sim.explicit_pd, self.ix
         for i, d in enumerate(self.datas):
             self.params.apply(i, explicit)
             d.qfrc_applied[self.ix.dof_adr] = self.erfi[i]
@@ -165,27 +176,40 @@ class TrackingEnv(VecEnv):
                 lag = self.params.delay_steps[i] - s  # physics steps until the newest target arrives
                 slot = 0 if lag <= 0 else (1 if lag <= dec else 2)
                 run = dec - s if slot == 0 else min(dec - s, lag if slot == 1 else lag - dec)
-                target = self.targets[i, slot]
-                if explicit:
-                    kp, kd = g1.KP * self.params.kp_scale[i], g1.KD * self.params.kd_scale[i]
+                target = self.targets[i, slot]  # (29,) motor order
+                if explicit:  # randomized gains on the policy joints, the wrists' own nominal ones
+                    kp, kd = motor_gains(g1.KP * self.params.kp_scale[i], g1.KD * self.params.kd_scale[i])
                     for _ in range(run):
-                        d.ctrl[:] = pd_torque(target, d.qpos[self.ix.qpos_adr], d.qvel[self.ix.dof_adr], kp, kd)
+                        d.ctrl[MOTOR_TO_ACTUATOR] = pd_torque(target, d.qpos[ix.motor_qpos_adr],
+                                                              d.qvel[ix.motor_dof_adr], kp, kd)
                         mujoco.mj_step(self.model, d)
                 else:
-                    d.ctrl[:] = target
+                    d.ctrl[MOTOR_TO_ACTUATOR] = target
                     mujoco.mj_step(self.model, d, nstep=run)
                 s += run
             mujoco.mj_kinematics(self.model, d)
             mujoco.mj_comPos(self.model, d)
 
     # ---------------------------------------------------------------------------------- step
+    def _shape(self, a: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(N, 23) raw actions -> (N, 29) shaped motor targets, by the runtime's shaping (all worlds at once):
+        nominal gains (the policy's metadata gains), the joint state at the start of the step, and the
+        previous shaped target (after a reset: the reset pose) as the rate limit's reference."""
+        q = np.stack([d.qpos[self.ix.motor_qpos_adr] for d in self.datas])
+        dq = np.stack([d.qvel[self.ix.motor_dof_adr] for d in self.datas])
+        shaped, masks = self.shaping(motor_targets(a), self.targets[:, 0], q, dq, self.kp_nominal, self.kd_nominal,
+                                     1.0 / g1.POLICY_HZ)
+        self.clipped.add(masks)
+        return shaped, masks
+
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         a = actions.detach().cpu().numpy().astype(np.float64)
         if not np.all(np.isfinite(a)):
             raise FloatingPointError("the policy produced a NaN/inf action")
         self.last_action, self.action = self.action, a
+        shaped, masks = self._shape(a)
         self.targets[:, 1:] = self.targets[:, :-1]
-        self.targets[:, 0] = g1.target_from_action(a)
+        self.targets[:, 0] = shaped
         rand = self.cfg_t.randomization
         self.erfi = erfi_torque(self.rng, self.num_envs, rand)
         self._physics()
@@ -229,7 +253,9 @@ class TrackingEnv(VecEnv):
                   "metrics": metrics, "terminated": terminated, "clip": self.clip.copy(),
                   "log": {"/reward/" + k: float(np.mean(v)) for k, v in terms.items()}
                   | {"/curriculum/theta_m": theta, "/curriculum/penalty_scale": self.penalty_curriculum.alpha,
-                     "/tracking/mpkpe_m": float(metrics["mpkpe_m"].mean())}}
+                     "/tracking/mpkpe_m": float(metrics["mpkpe_m"].mean())}
+                  | {f"/shaping/{k}": float(np.mean(v)) for k, v in masks.items()}  # of motor targets this step
+                  | {f"/shaping/{k}_total": v for k, v in self.clipped.total().items()}}
         self._last_len = self.steps.copy()
         if len(ids):
             self.reset(ids)
