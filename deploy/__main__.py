@@ -1,17 +1,17 @@
-"""`python -m deploy run`: a video drives the simulated (or a real) G1 through the exported policy."""
+"""`python -m deploy`: `run` (a video drives the simulated or a real G1 through the exported policy,
+intent process included: the development machine) and `robot` (the runtime alone, as on the robot's
+Jetson: requirements-jetson.txt only). Exit status: deploy.runtime.EXIT_* (0 ran to the end, 2
+refused, 3 ended in damping, 4 the intent process died, 1/130/143 stopped after sending damping)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from robomirror.errors import RoboMirrorError
-from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
-    ap.add_argument("--data-root", help=f"data root (default ${ENV_DATA_ROOT} or ./data)")
+    ap.add_argument("--data-root", help="data root (default $ROBOMIRROR_DATA or ./data); `run` only")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="video -> intent process -> 50 Hz runtime -> G1")
     r.add_argument("--video", required=True, help="a video file or a stream URL (PyAV)")
@@ -23,21 +23,30 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--vlm", help="VLM directory the store was built with (default: the store's)")
     r.add_argument("--url", default="udpm://239.255.76.67:7667?ttl=0", help="LCM URL of the latent channel")
     r.add_argument("--dds-interface", default="lo")
-    args = ap.parse_args(argv)
-    layout = DataLayout(resolve_data_root(args.data_root))
-    from deploy.runtime import DeployError
+    from deploy import robot
 
+    robot.add_arguments(sub.add_parser("robot", help="the 50 Hz runtime alone, on the robot (Jetson)"))
+    args = ap.parse_args(argv)
+    if args.cmd == "robot":  # no data root, no store: nothing beyond requirements-jetson.txt
+        return robot.main(args)
+
+    from deploy.runtime import EXIT_REFUSED, DeployError
+    from robomirror.errors import RoboMirrorError
+    from robomirror.paths import DataLayout, resolve_data_root
+
+    layout = DataLayout(resolve_data_root(args.data_root))
     try:
         from deploy.run import DeployRunConfig, print_report, run_deploy
 
         cfg = DeployRunConfig(video=args.video, view=args.view, policy=args.policy, backend=args.backend,
                               seconds=args.seconds, url=args.url, dit_run=args.dit_run, vlm=args.vlm,
                               dds_interface=args.dds_interface)
-        print_report(run_deploy(layout, cfg))
-        return 0
+        report = run_deploy(layout, cfg)
+        print_report(report)
+        return report["exit_code"]
     except (RoboMirrorError, DeployError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

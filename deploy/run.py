@@ -17,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.runtime import DeployError, LatentBox, OnnxPolicy, RealClock, Runtime, RuntimeConfig
+from deploy.runtime import (
+    EXIT_INTENT_DIED,
+    EXIT_OK,
+    DeployError,
+    LatentBox,
+    OnnxPolicy,
+    RealClock,
+    Runtime,
+    RuntimeConfig,
+    run_cycles,
+)
 from robomirror.atomic import digest_of, json_bytes, publish_bytes
 from robomirror.paths import DataLayout
 
@@ -107,7 +117,6 @@ def run_deploy(layout: DataLayout, cfg: DeployRunConfig, log=print) -> dict:
         intent.terminate()
         raise DeployError("the intent process did not load its models within 300 s")
     load_s = time.monotonic() - t_load
-    msgs: list[dict] = []
 
     clock = RealClock()
     box = LatentBox(policy.latent_dim, policy)
@@ -137,32 +146,76 @@ def run_deploy(layout: DataLayout, cfg: DeployRunConfig, log=print) -> dict:
         rt.on_policy.append(sim.release_band)
     ramp_cycles = int(round(rt.safety.cfg.ramp_s * rt.cfg.hz))
     total = ramp_cycles + int(round(seconds * rt.cfg.hz))
+    watch = IntentWatch(intent, q)
+
+    def before(i: int) -> None:
+        if peer is not None:
+            peer.pump()
+        if i == ramp_cycles:
+            go.set()
+        watch.poll(clock.now() - (rt.records[0].t_s if rt.records else clock.now()))
+
     try:
-        for i in range(total):
-            if peer is not None:
-                peer.pump()
-            if i == ramp_cycles:
-                go.set()
-            rt.cycle()
+        code = run_cycles(rt, total, before, log=log)
     finally:
         sub.stop()
         backend.close()
         if sim is not None and sim is not backend:
             sim.close()
     intent.join(timeout=30)
-    while not q.empty():
-        msgs.append(q.get())
-    errors = [m["error"] for m in msgs if "error" in m]
-    if errors:
-        raise DeployError(f"the intent process failed: {errors[0]}")
-    video_start = next((m["video_start_monotonic"] for m in msgs if "video_start_monotonic" in m), None)
-    rows = next((m["rows"] for m in msgs if "rows" in m), [])
-    report = latency_report(rt, box, video_start, rows, load_s, seconds)
+    watch.poll(None)
+    if intent.is_alive():
+        intent.terminate()
+    if watch.error is not None and code == EXIT_OK:
+        code = EXIT_INTENT_DIED
+    rows = watch.rows or []
+    report = latency_report(rt, box, watch.video_start, rows, load_s, seconds)
     report |= {"run_id": run_id, "policy": str(policy_path), "backend": cfg.backend, "video": cfg.video,
-               "mp4": str(out_dir / "run.mp4") if sim is not None else None, "rejected_latents": box.rejected[:5]}
+               "mp4": str(out_dir / "run.mp4") if sim is not None else None, "rejected_latents": box.rejected[:5],
+               "latents_rejected": box.n_rejected, "exit_code": code, "intent_error": watch.error,
+               "outcome": outcome(rt, code, watch.error)}
     publish_bytes(out_dir / "latency.json", json_bytes(report))
     publish_bytes(out_dir / "transitions.json", json_bytes([asdict(t) for t in rt.safety.transitions]))
     return report
+
+
+class IntentWatch:
+    """The intent process's messages and its death: a process that exits without its result (killed,
+    crashed) is an error of the run, never a silent hold."""
+
+    def __init__(self, proc, queue) -> None:
+        self.proc, self.queue = proc, queue
+        self.rows: list[dict] | None = None
+        self.video_start: float | None = None
+        self.error: str | None = None
+
+    def poll(self, run_t_s: float | None) -> None:
+        import queue as _queue
+
+        while True:
+            try:
+                m = self.queue.get_nowait()
+            except (_queue.Empty, OSError, EOFError, ValueError):
+                break
+            if "error" in m:
+                self.error = self.error or f"the intent process failed: {m['error']}"
+            self.rows = m.get("rows", self.rows)
+            self.video_start = m.get("video_start_monotonic", self.video_start)
+        if self.error is None and self.rows is None and not self.proc.is_alive() and self.proc.exitcode is not None:
+            when = "" if run_t_s is None else f" at {run_t_s:.1f} s into the run"
+            self.error = (f"the intent process died{when} (exit code {self.proc.exitcode}) without finishing the "
+                          "video; the runtime held the default pose once its latent went stale")
+
+
+def outcome(rt: Runtime, code: int, intent_error: str | None) -> str:
+    """One line for the summary: did the robot stand to the end, or how did it stop."""
+    if rt.fatal is not None:
+        return f"stopped after sending damping: {rt.fatal}"
+    if rt.safety.fault_reason is not None:
+        return f"ended in DAMPING: {rt.safety.fault_reason}"
+    if intent_error is not None:
+        return intent_error
+    return "stood to the end (no fault)" if code == EXIT_OK else f"exit {code}"
 
 
 def latency_report(rt: Runtime, box: LatentBox, video_start: float | None, rows: list[dict], load_s: float,
@@ -189,7 +242,7 @@ def latency_report(rt: Runtime, box: LatentBox, video_start: float | None, rows:
         "latents_published": len(rows), "latents_received": box.received,
         "transitions": [f"{t.t_s - rt.records[0].t_s:.2f}s {t.from_mode}->{t.to_mode}: {t.reason}"
                         for t in rt.safety.transitions],
-        "clipped_cycles": dict(rt.safety.clipped),
+        "shaping_changed": rt.clipped.as_json(),
     }
 
 
@@ -211,6 +264,11 @@ def print_report(r: dict) -> None:
     t.add_row("video -> first latent at the robot", f"{r['video_to_first_latent_s']} s")
     t.add_row("video -> first policy action", f"{r['video_to_first_action_s']} s")
     t.add_row("latents published / received", f"{r['latents_published']} / {r['latents_received']}")
+    t.add_row("latents rejected", str(r.get("latents_rejected", 0)))
+    sh = r["shaping_changed"]
+    t.add_row("shaping changed a target (joint-cycles)",
+              ", ".join(f"{k} {sum(v.values())}" for k, v in sh.items() if k != "cycles") + f" of {sh['cycles']} cycles")
+    t.add_row("outcome", f"{r['outcome']} (exit {r['exit_code']})")
     Console().print(t)
     for line in r["transitions"]:
         print("  " + line)

@@ -160,7 +160,8 @@ _RANGE = {"hip_pitch": (-2.5307, 2.8798), "left_hip_roll": (-0.5236, 2.9671), "r
           "ankle_roll": (-0.2618, 0.2618), "waist_yaw": (-2.618, 2.618), "waist_roll": (-0.52, 0.52),
           "waist_pitch": (-0.52, 0.52), "shoulder_pitch": (-3.0892, 2.6704),
           "left_shoulder_roll": (-1.5882, 2.2515), "right_shoulder_roll": (-2.2515, 1.5882),
-          "shoulder_yaw": (-2.618, 2.618), "elbow": (-1.0472, 2.0944)}
+          "shoulder_yaw": (-2.618, 2.618), "elbow": (-1.0472, 2.0944), "wrist_roll": (-1.972222054, 1.972222054),
+          "wrist_pitch": (-1.614429558, 1.614429558), "wrist_yaw": (-1.614429558, 1.614429558)}
 
 
 def _range(j: str) -> tuple[float, float]:
@@ -173,10 +174,43 @@ def _range(j: str) -> tuple[float, float]:
 JOINT_RANGE_RAD = np.array([_range(j) for j in POLICY_JOINTS])  # (23, 2)
 
 
-def soft_range(alpha: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def soft_range(alpha: float = 0.95, joint_range_rad: np.ndarray = JOINT_RANGE_RAD) -> tuple[np.ndarray, np.ndarray]:
     """The hard range shrunk about its midpoint by alpha (the paper's eqs. 3-6)."""
-    mid, half = JOINT_RANGE_RAD.mean(1), 0.5 * (JOINT_RANGE_RAD[:, 1] - JOINT_RANGE_RAD[:, 0]) * alpha
+    mid, half = joint_range_rad.mean(1), 0.5 * (joint_range_rad[:, 1] - joint_range_rad[:, 0]) * alpha
     return mid - half, mid + half
+
+
+# ------------------------------------------------------------------------------ the 29 motors
+# What goes on the wire, in Unitree's motor order (G1_29DOF_JOINTS): the 23 policy joints and the
+# six wrists, which no policy drives and which are held with PD at LOCKED_JOINT_POS_RAD (on the
+# robot, in the deploy sim and in the policy env alike).
+MOTOR_RANGE_RAD = np.array([_range(j) for j in G1_29DOF_JOINTS])  # (29, 2), the Menagerie MJCF's
+MOTOR_EFFORT_LIMIT_NM = _per(G1_29DOF_JOINTS, effort_limit_nm)
+MOTOR_VELOCITY_LIMIT_RAD_S = _per(G1_29DOF_JOINTS, velocity_limit_rad_s)
+MOTOR_ARMATURE = _per(G1_29DOF_JOINTS, armature_kg_m2)
+MOTOR_DEFAULT_POS_RAD = np.zeros(len(G1_29DOF_JOINTS))
+MOTOR_DEFAULT_POS_RAD[POLICY_TO_MOTOR], MOTOR_DEFAULT_POS_RAD[LOCKED_TO_MOTOR] = DEFAULT_JOINT_POS_RAD, LOCKED_JOINT_POS_RAD
+
+
+def motor_vector(policy_values: np.ndarray, locked_values: np.ndarray) -> np.ndarray:
+    """(..., 23) policy-order values and (6,) wrist values -> (..., 29) in motor order."""
+    policy_values = np.asarray(policy_values, dtype=np.float64)
+    out = np.empty(policy_values.shape[:-1] + (len(G1_29DOF_JOINTS),))
+    out[..., POLICY_TO_MOTOR], out[..., LOCKED_TO_MOTOR] = policy_values, locked_values
+    return out
+
+
+# The gains a policy may put on the wire: kp = armature w^2 and kd = 2 zeta armature w per motor, with
+# w up to MAX_NATURAL_FREQ_HZ and zeta up to MAX_DAMPING_RATIO (mjlab's design: 10 Hz, zeta 2; Unitree's
+# own G1 examples stay below 16 Hz). Anything outside is refused at load, never sent.
+MAX_NATURAL_FREQ_HZ = 20.0
+MAX_DAMPING_RATIO = 5.0
+
+
+def gain_bounds(armature_kg_m2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(kp_max [N m/rad], kd_max [N m s/rad]) per joint; both gains must also be >= 0 (kp > 0)."""
+    w = 2.0 * math.pi * MAX_NATURAL_FREQ_HZ
+    return armature_kg_m2 * w * w, 2.0 * MAX_DAMPING_RATIO * armature_kg_m2 * w
 
 
 def target_from_action(action: np.ndarray) -> np.ndarray:

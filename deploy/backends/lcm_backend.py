@@ -21,7 +21,7 @@ LOOPBACK_URL = "udpm://239.255.76.67:7667?ttl=0"
 
 def encode_state(s: LowState, utime: int = 0) -> bytes:
     m = low_state_t()
-    m.utime, m.tick, m.mode_machine = utime, int(s.tick) & 0x7FFFFFFF, int(s.mode_machine)
+    m.utime, m.tick, m.mode_machine = utime, int(s.tick) & 0xFFFFFFFF, int(s.mode_machine) & 0xFF
     m.q, m.dq = [float(x) for x in s.q], [float(x) for x in s.dq]
     m.tau_est = [float(x) for x in (s.tau_est if s.tau_est is not None else np.zeros(N_SLOTS))]
     m.imu_quat_wxyz, m.imu_gyro_b = [float(x) for x in s.imu_quat_wxyz], [float(x) for x in s.imu_gyro_b]
@@ -29,7 +29,11 @@ def encode_state(s: LowState, utime: int = 0) -> bytes:
 
 
 def decode_state(data: bytes) -> LowState:
-    m = low_state_t.decode(data)
+    """Raises DeployError for bytes that are not a low_state_t."""
+    try:
+        m = low_state_t.decode(data)
+    except Exception as e:  # noqa: BLE001 - lcm-gen's decode raises ValueError / struct.error on garbage
+        raise DeployError(f"malformed LowState ({len(data)} bytes): {type(e).__name__}: {e}") from e
     a = lambda x: np.asarray(x, dtype=np.float64)  # noqa: E731
     return LowState(m.tick, a(m.q), a(m.dq), a(m.imu_quat_wxyz), a(m.imu_gyro_b), m.mode_machine, a(m.tau_est))
 
@@ -39,8 +43,8 @@ def encode_cmd(c: LowCmd, utime: int = 0) -> bytes:
     if unset:
         raise DeployError(f"LowCmd slots {unset} unset: refusing to publish")
     m = low_cmd_t()
-    m.utime, m.mode_pr, m.mode_machine = utime, int(c.mode_pr), int(c.mode_machine)
-    m.mode = [int(x) for x in c.mode]
+    m.utime, m.mode_pr, m.mode_machine = utime, int(c.mode_pr) & 0xFF, int(c.mode_machine) & 0xFF
+    m.mode = bytes(int(x) & 0xFF for x in c.mode)
     m.q, m.dq, m.tau = [float(x) for x in c.q], [float(x) for x in c.dq], [float(x) for x in c.tau]
     m.kp, m.kd = [float(x) for x in c.kp], [float(x) for x in c.kd]
     return m.encode()
@@ -49,7 +53,8 @@ def encode_cmd(c: LowCmd, utime: int = 0) -> bytes:
 def decode_cmd(data: bytes) -> LowCmd:
     m = low_cmd_t.decode(data)
     c = LowCmd(m.mode_pr, m.mode_machine)
-    c.mode[:], c.q[:], c.dq[:], c.tau[:], c.kp[:], c.kd[:] = m.mode, m.q, m.dq, m.tau, m.kp, m.kd
+    c.mode[:] = np.frombuffer(bytes(m.mode), dtype=np.uint8)
+    c.q[:], c.dq[:], c.tau[:], c.kp[:], c.kd[:] = m.q, m.dq, m.tau, m.kp, m.kd
     return c
 
 
@@ -63,19 +68,29 @@ def encode_latent(s: LatentSample, utime: int, video_utime: int = 0) -> bytes:
 
 
 class LcmBackend:
-    """The runtime's side: newest LowState from `rt/lowstate`, LowCmd to `rt/lowcmd`."""
+    """The runtime's side: newest LowState from `rt/lowstate`, LowCmd to `rt/lowcmd`. A malformed
+    LowState is an error of the next `read_state` (the runtime then damps): never a dead handler."""
 
     def __init__(self, lc: lcm.LCM | None = None, url: str = "memq://", wait_s: float = 0.1) -> None:
         self.lc = lc or lcm.LCM(url)
         self.latest: LowState | None = None
+        self.error: str | None = None
         self.wait_ms = int(wait_s * 1000)
-        self.sub = self.lc.subscribe(STATE_CHANNEL, lambda ch, data: setattr(self, "latest", decode_state(data)))
+        self.sub = self.lc.subscribe(STATE_CHANNEL, self._on_state)
+
+    def _on_state(self, channel: str, data: bytes) -> None:
+        try:
+            self.latest = decode_state(data)
+        except DeployError as e:
+            self.error = self.error or str(e)
 
     def read_state(self) -> LowState:
         while self.lc.handle_timeout(0) > 0:
             pass
-        if self.latest is None:  # before the robot's first message only
+        if self.latest is None and self.error is None:  # before the robot's first message only
             self.lc.handle_timeout(self.wait_ms)
+        if self.error is not None:
+            raise DeployError(f"on {STATE_CHANNEL!r}: {self.error}")
         if self.latest is None:
             raise DeployError(f"no LowState on {STATE_CHANNEL!r} within {self.wait_ms} ms: is the robot (or the peer) up?")
         return self.latest
@@ -101,7 +116,8 @@ class LcmRobotPeer:
 
 
 class LcmLatentSubscriber:
-    """Motion latents from the intent process into the runtime's LatentBox (stamped on arrival)."""
+    """Motion latents from the intent process into the runtime's LatentBox (stamped on arrival). A
+    malformed message is refused with its reason; the subscriber itself never stops on one."""
 
     def __init__(self, lc: lcm.LCM, box: LatentBox, clock) -> None:
         self.box, self.clock = box, clock
@@ -116,7 +132,10 @@ class LcmLatentSubscriber:
 
         def spin() -> None:
             while not self._stop.is_set():
-                self.lc.handle_timeout(20)
+                try:
+                    self.lc.handle_timeout(20)
+                except Exception as e:  # noqa: BLE001 - a transport hiccup must not end the latent feed
+                    self.box.reject(f"latent transport error: {type(e).__name__}: {e}")
         self._thread = threading.Thread(target=spin, name="latent-subscriber", daemon=True)
         self._thread.start()
 
@@ -126,6 +145,12 @@ class LcmLatentSubscriber:
             self._thread.join(timeout=1)
 
     def _on(self, channel: str, data: bytes) -> None:
-        m = motion_latent_t.decode(data)
-        self.box.put(LatentSample(np.asarray(m.latent, dtype=np.float32), self.clock.now(), m.vae_id, m.vlm_id,
-                                  m.dit_id, tuple(m.stage_ms)))
+        try:
+            m = motion_latent_t.decode(data)
+            sample = LatentSample(np.asarray(m.latent, dtype=np.float32), self.clock.now(), str(m.vae_id),
+                                  str(m.vlm_id), str(m.dit_id), tuple(float(x) for x in m.stage_ms),
+                                  m.utime / 1e6 if m.utime > 0 else None)
+        except Exception as e:  # noqa: BLE001 - garbage bytes: refused, counted, the feed goes on
+            self.box.reject(f"malformed latent message ({len(data)} bytes): {type(e).__name__}: {e}")
+            return
+        self.box.put(sample)

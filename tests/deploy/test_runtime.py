@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import lcm
 import numpy as np
@@ -128,18 +129,23 @@ def test_every_fault_ends_in_damping_within_one_cycle_and_latches(small_policy, 
     assert rt.safety.mode == Mode.RAMP
 
 
-def test_targets_are_clamped_rate_limited_and_torque_bounded(small_policy):
+def test_targets_are_rate_limited_torque_bounded_and_in_range(small_policy):
     rt, box, clock = _runtime(small_policy)
     _to_policy(rt, box, clock)
     rt.policy.act = lambda obs, noise: np.full(23, 50.0)  # far outside every joint's range
-    before = rt.backend.sent[-1].q[g1.POLICY_TO_MOTOR].copy()
-    rt.cycle()
-    after = rt.backend.sent[-1].q[g1.POLICY_TO_MOTOR]
-    lo, hi = g1.soft_range()
-    assert np.all(after <= hi + 1e-9) and np.all(after >= lo - 1e-9)
-    assert np.all(np.abs(after - before) <= rt.safety.cfg.rate_limit_rad_s * 0.02 + 1e-9)
-    q = g1.DEFAULT_JOINT_POS_RAD
-    assert np.all(np.abs(g1.KP * (after - q)) <= g1.EFFORT_LIMIT_NM + 1e-6)
+    before = rt.backend.sent[-1].q[:29].copy()
+    for _ in range(40):
+        box.put(LatentSample(np.zeros(256, np.float32), clock.now(), "vae-A", "vlm-A"))
+        rt.cycle()
+        after = rt.backend.sent[-1].q[:29]
+        assert np.all(after <= g1.MOTOR_RANGE_RAD[:, 1] + 1e-9) and np.all(after >= g1.MOTOR_RANGE_RAD[:, 0] - 1e-9)
+        assert np.all(np.abs(after - before) <= rt.shaping.rate_rad_s * 0.02 + 1e-9)
+        q = g1.MOTOR_DEFAULT_POS_RAD  # the fake robot stands still there
+        assert np.all(np.abs(rt.kp29 * (after - q)) <= g1.MOTOR_EFFORT_LIMIT_NM + 1e-6)
+        before = after.copy()
+    assert rt.safety.mode == Mode.POLICY
+    counts = rt.clipped.total()
+    assert counts["torque"] > 0 and counts["range"] > 0  # the fake robot never moves: the torque bound holds it
 
 
 def test_latents_from_other_models_and_policies_of_another_contract_are_refused(small_policy, tmp_path):
@@ -165,22 +171,24 @@ def test_latents_from_other_models_and_policies_of_another_contract_are_refused(
 def test_lcm_messages_round_trip_over_memq():
     lc = lcm.LCM("memq://")
     got = {}
-    st = LowState(7, np.arange(N_SLOTS, dtype=np.float32) * 0.1, np.ones(N_SLOTS), np.array([1.0, 0, 0, 0]),
-                  np.array([0.1, 0.2, 0.3], np.float32), 4, np.zeros(N_SLOTS))
-    cmd = build_lowcmd(g1.DEFAULT_JOINT_POS_RAD, g1.KP, g1.KD, 4)
+    tick = 2 ** 31 + 5  # Unitree's tick is uint32, mode_machine uint8: no sign flip, no truncation
+    st = LowState(tick, np.arange(N_SLOTS, dtype=np.float32) * 0.1, np.ones(N_SLOTS), np.array([1.0, 0, 0, 0]),
+                  np.array([0.1, 0.2, 0.3], np.float32), 200, np.zeros(N_SLOTS))
+    cmd = build_lowcmd(g1.DEFAULT_JOINT_POS_RAD, g1.KP, g1.KD, 200)
     lc.subscribe("s", lambda c, d: got.__setitem__("s", decode_state(d)))
     lc.subscribe("c", lambda c, d: got.__setitem__("c", decode_cmd(d)))
     lc.publish("s", encode_state(st))
     lc.publish("c", encode_cmd(cmd))
     lc.handle_timeout(100)
     lc.handle_timeout(100)
-    assert got["s"].tick == 7 and np.allclose(got["s"].q, st.q) and got["s"].mode_machine == 4
+    assert got["s"].tick == tick and np.allclose(got["s"].q, st.q) and got["s"].mode_machine == 200
+    assert got["c"].mode_machine == 200
     assert np.array_equal(got["c"].mode, cmd.mode) and np.allclose(got["c"].kp, cmd.kp.astype(np.float32))
     box = LatentBox(256)
     clock = FakeClock(5.0)
     LcmLatentSubscriber(lc, box, clock)
     lc.publish(LATENT_CHANNEL, encode_latent(LatentSample(np.arange(256, dtype=np.float32), 0, "v", "w", "d",
-                                                          (1.0, 2.0, 3.0)), 123))
+                                                          (1.0, 2.0, 3.0)), int(time.time() * 1e6)))
     lc.handle_timeout(100)
     s = box.latest()
     assert np.allclose(s.latent, np.arange(256)) and s.received_s == 5.0 and s.stage_ms == (1.0, 2.0, 3.0)
@@ -241,7 +249,9 @@ def test_the_lcm_backend_drives_the_sim_robot_through_a_loopback_peer(small_poli
         peer.pump()
         box.put(LatentSample(np.zeros(256, np.float32), clock.now(), "vae-A", "vlm-A"))
         rt.cycle()
-    assert rt.safety.mode == Mode.POLICY and not sim.band_on and sim.cmd is not None
+    assert rt.first_policy_s is not None and not sim.band_on and sim.cmd is not None
+    # a random-weight policy (plumbing) may topple once the band is off: then the fall detector damps
+    assert rt.safety.mode == Mode.POLICY or "fall" in rt.safety.fault_reason
     assert 18 <= min(sim.latencies_ms) and max(sim.latencies_ms) <= 30
     video = sim.close()
     assert video.is_file() and video.stat().st_size > 1000

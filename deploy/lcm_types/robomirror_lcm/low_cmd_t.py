@@ -12,7 +12,7 @@ class low_cmd_t(object):
 
     __slots__ = ["utime", "mode_pr", "mode_machine", "mode", "q", "dq", "tau", "kp", "kd"]
 
-    __typenames__ = ["int64_t", "int8_t", "int8_t", "int8_t", "float", "float", "float", "float", "float"]
+    __typenames__ = ["int64_t", "byte", "byte", "byte", "float", "float", "float", "float", "float"]
 
     __dimensions__ = [None, None, None, [35], [35], [35], [35], [35], [35]]
 
@@ -20,13 +20,25 @@ class low_cmd_t(object):
         self.utime = 0
         """ LCM Type: int64_t """
         self.mode_pr = 0
-        """ LCM Type: int8_t """
+        """ LCM Type: byte """
         self.mode_machine = 0
-        """ LCM Type: int8_t """
-        self.mode = [ 0 for dim0 in range(35) ]
-        """ LCM Type: int8_t[35] """
+        """
+        uint8
+        LCM Type: byte
+        """
+
+        self.mode = b""
+        """
+        uint8
+        LCM Type: byte[35]
+        """
+
         self.q = [ 0.0 for dim0 in range(35) ]
-        """ LCM Type: float[35] """
+        """
+        uint8
+        LCM Type: float[35]
+        """
+
         self.dq = [ 0.0 for dim0 in range(35) ]
         """ LCM Type: float[35] """
         self.tau = [ 0.0 for dim0 in range(35) ]
@@ -43,8 +55,8 @@ class low_cmd_t(object):
         return buf.getvalue()
 
     def _encode_one(self, buf):
-        buf.write(struct.pack(">qbb", self.utime, self.mode_pr, self.mode_machine))
-        buf.write(struct.pack('>35b', *self.mode[:35]))
+        buf.write(struct.pack(">qBB", self.utime, self.mode_pr, self.mode_machine))
+        buf.write(bytearray(self.mode[:35]))
         buf.write(struct.pack('>35f', *self.q[:35]))
         buf.write(struct.pack('>35f', *self.dq[:35]))
         buf.write(struct.pack('>35f', *self.tau[:35]))
@@ -64,8 +76,8 @@ class low_cmd_t(object):
     @staticmethod
     def _decode_one(buf):
         self = low_cmd_t()
-        self.utime, self.mode_pr, self.mode_machine = struct.unpack(">qbb", buf.read(10))
-        self.mode = struct.unpack('>35b', buf.read(35))
+        self.utime, self.mode_pr, self.mode_machine = struct.unpack(">qBB", buf.read(10))
+        self.mode = buf.read(35)
         self.q = struct.unpack('>35f', buf.read(140))
         self.dq = struct.unpack('>35f', buf.read(140))
         self.tau = struct.unpack('>35f', buf.read(140))
@@ -76,7 +88,7 @@ class low_cmd_t(object):
     @staticmethod
     def _get_hash_recursive(parents):
         if low_cmd_t in parents: return 0
-        tmphash = (0x2aa0ef59b626fdd9) & 0xffffffffffffffff
+        tmphash = (0x9912f09e55dafce3) & 0xffffffffffffffff
         tmphash  = (((tmphash<<1)&0xffffffffffffffff) + (tmphash>>63)) & 0xffffffffffffffff
         return tmphash
     _packed_fingerprint = None

@@ -12,11 +12,15 @@ from io import BytesIO
 import struct
 
 class low_state_t(object):
-    """ Unitree hg LowState, the part the runtime reads (motor order; 29 of 35 slots used on the G1). """
+    """
+    Unitree hg LowState, the part the runtime reads (motor order; 29 of 35 slots used on the G1).
+    Unitree's unsigned fields: uint8 as LCM's `byte` (unsigned), uint32 in an int64_t (LCM has no
+    unsigned 32-bit type), so no value the robot sends is truncated or changes sign.
+    """
 
     __slots__ = ["utime", "tick", "mode_machine", "q", "dq", "tau_est", "imu_quat_wxyz", "imu_gyro_b"]
 
-    __typenames__ = ["int64_t", "int32_t", "int8_t", "float", "float", "float", "float", "float"]
+    __typenames__ = ["int64_t", "int64_t", "byte", "float", "float", "float", "float", "float"]
 
     __dimensions__ = [None, None, None, [35], [35], [35], [4], [3]]
 
@@ -24,11 +28,19 @@ class low_state_t(object):
         self.utime = 0
         """ LCM Type: int64_t """
         self.tick = 0
-        """ LCM Type: int32_t """
+        """ LCM Type: int64_t """
         self.mode_machine = 0
-        """ LCM Type: int8_t """
+        """
+        uint32 on the robot
+        LCM Type: byte
+        """
+
         self.q = [ 0.0 for dim0 in range(35) ]
-        """ LCM Type: float[35] """
+        """
+        uint8
+        LCM Type: float[35]
+        """
+
         self.dq = [ 0.0 for dim0 in range(35) ]
         """
         [rad]
@@ -57,7 +69,7 @@ class low_state_t(object):
         return buf.getvalue()
 
     def _encode_one(self, buf):
-        buf.write(struct.pack(">qib", self.utime, self.tick, self.mode_machine))
+        buf.write(struct.pack(">qqB", self.utime, self.tick, self.mode_machine))
         buf.write(struct.pack('>35f', *self.q[:35]))
         buf.write(struct.pack('>35f', *self.dq[:35]))
         buf.write(struct.pack('>35f', *self.tau_est[:35]))
@@ -77,7 +89,7 @@ class low_state_t(object):
     @staticmethod
     def _decode_one(buf):
         self = low_state_t()
-        self.utime, self.tick, self.mode_machine = struct.unpack(">qib", buf.read(13))
+        self.utime, self.tick, self.mode_machine = struct.unpack(">qqB", buf.read(17))
         self.q = struct.unpack('>35f', buf.read(140))
         self.dq = struct.unpack('>35f', buf.read(140))
         self.tau_est = struct.unpack('>35f', buf.read(140))
@@ -88,7 +100,7 @@ class low_state_t(object):
     @staticmethod
     def _get_hash_recursive(parents):
         if low_state_t in parents: return 0
-        tmphash = (0xe0ed3f967787b4dd) & 0xffffffffffffffff
+        tmphash = (0x9e9651852bfda29a) & 0xffffffffffffffff
         tmphash  = (((tmphash<<1)&0xffffffffffffffff) + (tmphash>>63)) & 0xffffffffffffffff
         return tmphash
     _packed_fingerprint = None
