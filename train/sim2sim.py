@@ -4,7 +4,8 @@ Every clip runs once from its first frame with nominal physics (no randomization
 its end or a failure: the mean keypoint deviation above 0.5 m, or the root tilt differing from the
 reference's by more than 1 rad (terminations.py). Errors are averaged over the steps tracked.
 `train` is the training setup; `sim2sim` is the cross-simulator stand-in (dt 0.002 s, decimation 10,
-PD outside the actuator model).
+PD outside the actuator model): the deploy sim backend's very model, so a policy steps the same there
+through the robot runtime (tests/deploy/test_parity.py). Both shape actions as the runtime does.
 """
 
 from __future__ import annotations
