@@ -30,6 +30,7 @@ from deploy.runtime import (
     RealClock,
     Runtime,
     RuntimeConfig,
+    realtime_priority,
     run_cycles,
 )
 from deploy.safety import SafetyConfig
@@ -69,6 +70,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--providers", default="CPUExecutionProvider",
                     help="onnxruntime providers, comma-separated (Jetson: TensorrtExecutionProvider,"
                          "CUDAExecutionProvider,CPUExecutionProvider)")
+    ap.add_argument("--rt-priority", type=int, default=50,
+                    help="SCHED_FIFO priority of the loop (needs root or CAP_SYS_NICE; else nice -10; 0: off)")
     ap.add_argument("--selftest", action="store_true", help="a stand-in robot and zero latents over memq (plumbing)")
 
 
@@ -116,6 +119,7 @@ def main(args: argparse.Namespace, log=print) -> int:
             peer.pump()
 
     cycles = None if args.seconds is None else int(round(args.seconds * rt.cfg.hz))
+    log(f"robot: scheduling: {realtime_priority(args.rt_priority)}")
     log(f"robot: policy {args.policy} ({policy.latent_dim}-d latents), backend "
         f"{'selftest (stand-in robot, zero latents: plumbing)' if args.selftest else args.backend}, "
         f"{'until stopped' if cycles is None else f'{args.seconds} s'}")

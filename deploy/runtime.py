@@ -512,6 +512,35 @@ class Runtime:
         return EXIT_DAMPED if self.safety.mode == Mode.DAMPING else EXIT_OK
 
 
+def realtime_priority(priority: int | None) -> str:
+    """Ask the OS to run this process ahead of others: SCHED_FIFO at `priority` (Linux, root or
+    CAP_SYS_NICE), else nice -10, else nothing; returns what it got (the loop runs either way)."""
+    import os
+
+    if not priority:
+        return "default scheduling"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return f"SCHED_FIFO priority {priority}"
+    except (AttributeError, PermissionError, OSError):
+        pass
+    try:
+        os.nice(-10)
+        return "nice -10 (SCHED_FIFO not permitted)"
+    except (PermissionError, OSError):
+        return "default scheduling (no permission to raise priority)"
+
+
+def default_priority() -> None:
+    """Back to SCHED_OTHER (after a timed section that raised it)."""
+    import os
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, PermissionError, OSError):
+        pass
+
+
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
     """SIGTERM raises Shutdown in the main thread (so the cycle in progress sends damping); restored after."""

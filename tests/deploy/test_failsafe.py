@@ -400,3 +400,28 @@ def test_runtime_config_allows_no_ramp(small_policy):
     rt2 = Runtime(rt.policy, FakeRobot(), clock, box, RuntimeConfig(safety=SafetyConfig(ramp_s=0.0)))
     rt2.cycle()
     assert rt2.safety.mode == Mode.POLICY and rt2.first_policy_s is not None
+
+
+def test_an_intent_process_that_dies_is_an_error_of_the_run_not_a_silent_hold():
+    import multiprocessing as mp
+
+    from deploy.run import IntentWatch
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=time.sleep, args=(60,), daemon=True)
+    proc.start()
+    watch = IntentWatch(proc, q)
+    q.put({"video_start_monotonic": 1.0})
+    time.sleep(0.5)
+    watch.poll(1.0)
+    assert watch.error is None and watch.video_start == 1.0
+    proc.kill()
+    proc.join(10)
+    watch.poll(3.2)
+    assert "died at 3.2 s" in watch.error and "exit code -9" in watch.error
+    done = IntentWatch(proc, q)  # a process that sent its rows and exited is fine
+    q.put({"rows": [{"t": 0}]})
+    time.sleep(0.2)
+    done.poll(None)
+    assert done.error is None and done.rows == [{"t": 0}]
