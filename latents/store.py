@@ -4,10 +4,18 @@ A batch is validated completely before anything is written (non-null unique keys
 widths, finite values); a refused batch raises `StoreError` listing every problem and the table
 version does not move. Writes go through one driver (`ray.data.write_lance` is broken with
 pylance 14), as `merge_insert` upserts: re-running a build adds no rows.
+
+Every write method (`upsert`, `delete_clips`, `tag`, `ensure_indexes`, `compact`, and creating a
+table) holds the data root's writer lock (`robomirror.writer_lock`) for its duration, so a library
+caller is refused exactly like a second CLI, naming the holder; a CLI that already holds the lock
+re-enters it (the lock is re-entrant within a process). The data root of a store at `<root>/store`
+(`DataLayout.store_dir`) is `<root>`: the store's parent folder, unless `lock_root` says otherwise.
+Reads never lock.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import lancedb
@@ -18,6 +26,7 @@ from lancedb.index import Bitmap, IvfPq
 from latents.text import TEXT_DIM
 from robomirror import FORMAT_VERSION
 from robomirror.errors import RoboMirrorError
+from robomirror.writer_lock import writer_lock
 
 MOTION_DIM = 256
 CLIPS = "clips"
@@ -96,12 +105,23 @@ def validate(table: str, rows: list[dict], video_dim: int) -> None:
         raise StoreError(f"refused {len(rows)} rows for table {table!r}; nothing written: " + "; ".join(problems))
 
 
+def _writes(method):
+    """A Store method that writes: it holds the data root's writer lock while it runs."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with writer_lock(self.lock_root, f"latents.store.Store.{method.__name__} ({self.path})"):
+            return method(self, *args, **kwargs)
+    return run
+
+
 class Store:
     """The tables under one directory. `video_dim` is needed to create them; an existing store's
-    width is read back, and a different one is refused (one store holds one VLM's latents)."""
+    width is read back, and a different one is refused (one store holds one VLM's latents).
+    `lock_root` is the data root whose writer lock guards the writes (default: the store's parent)."""
 
-    def __init__(self, path: Path, video_dim: int | None = None) -> None:
+    def __init__(self, path: Path, video_dim: int | None = None, lock_root: Path | None = None) -> None:
         self.path = Path(path)
+        self.lock_root = Path(lock_root) if lock_root is not None else self.path.parent
         self.path.mkdir(parents=True, exist_ok=True)
         self.db = lancedb.connect(str(self.path))
         existing = self._existing_video_dim()
@@ -131,11 +151,17 @@ class Store:
             return t
         if not self.video_dim:
             raise StoreError(f"no table {name!r} in {self.path}; run `make latents` first")
-        return self.db.create_table(name, schema=schemas(self.video_dim)[name])
+        return self._create(name)
+
+    @_writes
+    def _create(self, name: str):
+        t = self._open(name)  # another writer may have created it before we held the lock
+        return t if t is not None else self.db.create_table(name, schema=schemas(self.video_dim)[name])
 
     def version(self, name: str) -> int:
         return self.table(name).version
 
+    @_writes
     def upsert(self, name: str, rows: list[dict], batch: int = 512) -> int:
         """Validated upsert on clip_id, in batches; returns how many rows were inserted (not updated)."""
         if not self.video_dim:
@@ -162,6 +188,7 @@ class Store:
         t = self.table(CLIPS).to_arrow().select(["clip_id", "vae_id", "vlm_id"]).to_pylist()
         return {r["clip_id"]: (r["vae_id"], r["vlm_id"]) for r in t}
 
+    @_writes
     def delete_clips(self, clip_ids: list[str]) -> None:
         """Remove these clips from every table (tokens first is not needed: a clip row is removed too)."""
         if not clip_ids:
@@ -182,6 +209,7 @@ class Store:
                 dupes |= {c for c, n in counts.items() if n > 1}
         return sorted(dupes)
 
+    @_writes
     def tag(self, name: str, tag: str) -> None:
         t = self.table(name)
         if tag not in t.tags.list():
@@ -190,6 +218,7 @@ class Store:
     def count(self, name: str) -> int:
         return self.table(name).count_rows()
 
+    @_writes
     def ensure_indexes(self, ann_min_rows: int = ANN_MIN_ROWS) -> list[str]:
         """Scalar indexes on the filter columns always; ANN (IVF_PQ, cosine) on the vector columns once
         the table is large enough (below that, exact search is fast and exact). Returns what was built."""
@@ -206,6 +235,7 @@ class Store:
                 built.append(f"ivf_pq:{col}")
         return built
 
+    @_writes
     def compact(self) -> dict[str, tuple[int, int]]:
         """Optimise every table and drop versions older than now; (versions before, after) per table."""
         from datetime import timedelta
