@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("sql", help="run one read-only SELECT (tables: clips, retarget, failures)")
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
-    q.add_argument("--out", help="output file (required for parquet)")
+    q.add_argument("--out", help="output file (required for parquet); never inside the data root, and not an "
+                                 "existing file unless --force")
+    q.add_argument("--force", action="store_true", help="replace an existing --out file (outside the data root)")
     q.add_argument("--max-rows", type=int, default=40)
     n = sub.add_parser("nearest", help="nearest clips in the store by --clip, --text or --video")
     n.add_argument("--clip", help="a clip_id in the store")
@@ -81,10 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"page: {page}")
         return 0
 
-    from catalog.sql import query
+    from catalog.sql import check_out_path, query, write_out
 
     layout = DataLayout(resolve_data_root(args.data_root))
+    if args.format == "parquet" and not args.out:
+        print("error: --format parquet needs --out FILE", file=sys.stderr)
+        return 2
+    if args.format == "table" and args.out:
+        print("error: --out writes --format csv, json or parquet; the table format is for the terminal", file=sys.stderr)
+        return 2
     try:
+        out = check_out_path(layout, args.out, args.force) if args.out else None  # before the query runs
         rel = query(layout, args.query)
         if rel is None:
             return 0
@@ -102,17 +111,21 @@ def main(argv: list[str] | None = None) -> int:
                                "display.max_colwidth", 60):
             print(df.to_string(max_rows=args.max_rows, index=False))
         print(f"({len(df)} rows)")
-    elif args.format == "csv":
-        out = df.to_csv(index=False)
-        open(args.out, "w").write(out) if args.out else sys.stdout.write(out)
-    elif args.format == "json":
-        out = df.to_json(orient="records", lines=True)
-        open(args.out, "w").write(out) if args.out else sys.stdout.write(out)
-    else:
-        if not args.out:
-            print("error: --format parquet needs --out FILE", file=sys.stderr)
-            return 2
-        df.to_parquet(args.out, index=False)
+        return 0
+    text = df.to_csv(index=False) if args.format == "csv" else \
+        df.to_json(orient="records", lines=True) if args.format == "json" else None
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_out(out, text.encode() if text is not None else (lambda f: df.to_parquet(f, index=False)), args.force)
+    except RoboMirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot write --out {out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
     return 0
 
 

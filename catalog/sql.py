@@ -3,14 +3,24 @@
 Two locks keep it read-only: only SELECT statements are accepted (COPY, ATTACH, INSTALL, SET,
 CREATE, ... are refused before anything runs), and the connection is in-memory with external
 access limited to the data root and the configuration locked.
+
+Results saved with `--out` are written by Python, never by DuckDB, to a path outside the data root
+(checked before the query runs, symlinks and `..` resolved): no output mode can replace a manifest,
+shard or ledger. An existing file is refused unless `force`; either way the file is published
+atomically (temp name, fsync, rename), and without `force` it is linked into place only if the name
+is still free, so a file that appears meanwhile is not clobbered.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
+from robomirror.atomic import TMP_INFIX, fsync_dir, publish_with
 from robomirror.errors import ReadOnlyError
 from robomirror.paths import DataLayout
 
@@ -137,3 +147,58 @@ def query(layout: DataLayout, sql: str) -> duckdb.DuckDBPyRelation | None:
         return con.sql(sql)
     except duckdb.CatalogException as e:
         raise ReadOnlyError(f"{e}\navailable tables: {', '.join(views) or 'none (run make shards first)'}") from e
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_out_path(layout: DataLayout, out: str | Path, force: bool = False) -> Path:
+    """Where `--out` may write: never inside the data root (whatever `force` says), not an existing file
+    unless `force`, never a directory. Raises ReadOnlyError saying which rule refused it."""
+    out = Path(out)
+    root = Path(layout.root).resolve()
+    where = out.parent.resolve() / out.name  # the name itself (a symlink is replaced, not followed, on rename)
+    target = out.resolve()  # and where it leads, if it is a symlink
+    for p in dict.fromkeys((where, target)):
+        if _inside(p, root):
+            raise ReadOnlyError(f"refused --out {out}: it is inside the data root {root} ({p}); the catalog is "
+                                "read-only and never writes there, even with --force; write the result elsewhere")
+    if out.is_dir() or target.is_dir():
+        raise ReadOnlyError(f"refused --out {out}: it is a directory; give a file name")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise ReadOnlyError(f"refused --out {out}: the file exists; pass --force to replace it, or choose another name")
+    return out
+
+
+def publish_new(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write `path` atomically only if the name is free: temp file, fsync, hard link (which fails if the
+    name appeared meanwhile), fsync the directory. Where hard links are not supported, rename after a check."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ReadOnlyError(f"refused --out {path}: the file appeared while the query ran; pass --force to "
+                                "replace it") from None
+        except OSError:  # no hard links here (some FUSE/SMB mounts): check, then rename
+            if path.exists():
+                raise ReadOnlyError(f"refused --out {path}: the file exists; pass --force to replace it") from None
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def write_out(path: Path, data: bytes | Callable[[io.BufferedWriter], None], force: bool) -> None:
+    """Publish a query result at a path `check_out_path` accepted."""
+    write = data if callable(data) else (lambda f: f.write(data))
+    if force:
+        publish_with(path, write)
+    else:
+        publish_new(path, write)
