@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nymeria-body", choices=["smpl", "xsens"], default="smpl")
     r.add_argument("--nymeria-up-axis", choices=["y", "z"], default="y",
                    help="up axis of NymeriaPlus SMPL (y, as the official smpl_provider.py); a check warns")
+    r.add_argument("--partial-video", choices=["motion_only", "drop"], default="motion_only",
+                   help="clips outside a head recording that covers part of the body: motion-only (default) or dropped")
     r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
     r.add_argument("--prune", action="store_true",
                    help="remove published clips whose source is no longer found (kept by default)")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                            min_frames=args.min_frames, video_size=args.video_size,
                            shard_target_bytes=int(args.shard_mb * 1e6), nymeria_body_source=args.nymeria_body,
                            nymeria_up_axis=args.nymeria_up_axis, body_models_dir=args.body_models,
-                           on_error=args.on_error)
+                           on_error=args.on_error, partial_video=args.partial_video)
         given = {k: Path(v) for k, v in (("motionx", args.motionx), ("nymeria", args.nymeria)) if v}
         # a root given on the command line means "these sources": the sample only when none is given
         sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}

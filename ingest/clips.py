@@ -120,10 +120,13 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
         raise SourceError(Reason.TOO_SHORT, seq.ref.files[0][1],
                           f"{seq.n_frames} frames at {seq.fps} Hz; need at least min_frames={cfg.min_frames}")
     source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
+    spans, missing = _spans_with_video(seq, spans, cfg)
     # a motion-only sequence (Motion-X v1, mocap subsets) has no video member and a null video meta
-    videos = clip_videos(seq, spans, cfg) if seq.video is not None else [(None, None)] * len(spans)
+    with_video = [s for s, m in zip(spans, missing, strict=True) if m is None] if seq.video is not None else []
+    encoded = iter(clip_videos(seq, with_video, cfg) if with_video else [])
+    videos = [next(encoded) if seq.video is not None and m is None else (None, None) for m in missing]
     samples = []
-    for span, (mp4, vtimes) in zip(spans, videos, strict=True):
+    for span, (mp4, vtimes), why in zip(spans, videos, missing, strict=True):
         key = clip_id(seq, source_digest, span)
         t0, t1 = seq.t0_s + span.start / seq.fps, seq.t0_s + span.end / seq.fps
         sl = slice(span.start, span.end)
@@ -143,7 +146,8 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
         meta = {
             "format_version": FORMAT_VERSION, "clip_id": key,
             "dataset": seq.ref.dataset, "subset": printable(seq.ref.subset), "sequence": printable(seq.ref.sequence),
-            "view": seq.view, "fps": seq.fps, "n_frames": span.end - span.start,
+            "view": seq.view if mp4 is not None or seq.video is None else "motion_only",
+            "fps": seq.fps, "n_frames": span.end - span.start,
             "start_frame": span.start, "end_frame": span.end,
             "start_s": round(t0, 6), "end_s": round(t1, 6),
             "source_fps": round(seq.source_fps, 6),
@@ -156,6 +160,8 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "joint_frame": "world z-up, metres", "notes": seq.notes,
             "ingest_config": cfg.fingerprint(),
         }
+        if why is not None:  # only clips of a partly covered sequence carry it (others keep their bytes)
+            meta["video_missing"] = why
         members = {
             "human.npz": npz_bytes(arrays),
             "meta.json": json.dumps(meta, sort_keys=True, indent=1).encode(),
@@ -164,3 +170,31 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             members["video.mp4"] = mp4
         samples.append(ClipSample(key, members, meta))
     return samples
+
+
+def _spans_with_video(seq: HumanSequence, spans: list[ClipSpan],
+                      cfg: IngestConfig) -> tuple[list[ClipSpan], list[str | None]]:
+    """For a video that covers part of the motion (`seq.video_span_s`): the spans to build and, per
+    span, None (inside: gets video) or why it has none (outside: motion-only). With
+    `cfg.partial_video == "drop"` spans outside are left out. Like Nymeria's data_provider.py, only
+    the overlap of the two time spans is used; a partial overlap never refuses the sequence."""
+    if seq.video is None or seq.video_span_s is None:
+        return spans, [None] * len(spans)
+    v0, v1 = seq.video_span_s
+    ts = seq.video.timestamps_s
+    vfps = 1.0 / float(np.median(np.diff(ts))) if ts is not None and len(ts) > 1 else seq.fps
+    tol = 1.5 / vfps  # as _check_coverage: a clip inside passes it
+    missing: list[str | None] = []
+    for s in spans:
+        lo, hi = seq.t0_s + s.start / seq.fps, seq.t0_s + s.end / seq.fps
+        inside = v0 <= lo + tol and v1 >= hi - tol - 1.0 / vfps
+        missing.append(None if inside else f"outside the video: it covers [{v0:.3f}, {v1:.3f}] s on the motion "
+                                            f"clock, the clip is [{lo:.3f}, {hi:.3f}) s")
+    if cfg.partial_video == "drop":
+        kept = [s for s, m in zip(spans, missing, strict=True) if m is None]
+        if not kept:
+            raise SourceError(Reason.VIDEO_TRUNCATED, seq.video.path,
+                              f"no clip lies inside the video ([{v0:.3f}, {v1:.3f}] s on the motion clock) and "
+                              f"partial_video='drop' leaves out clips outside it; {missing[0]}")
+        return kept, [None] * len(kept)
+    return spans, missing

@@ -25,6 +25,7 @@ class IngestConfig:
     nymeria_up_axis: str = "y"  # up axis of NymeriaPlus SMPL ("y": official smpl_provider.py); a check warns
     body_models_dir: str | None = None  # folder with real smplx/ and smpl/ .npz model files
     on_error: str = "ledger"  # "ledger": record a failing source and go on; "raise": stop
+    partial_video: str = "motion_only"  # clips outside a video that covers part of the motion: "motion_only" | "drop"
 
     def __post_init__(self) -> None:
         problems = type_problems(self)
@@ -48,6 +49,8 @@ class IngestConfig:
             problems.append(f"nymeria_body_source must be 'smpl' or 'xsens', got {self.nymeria_body_source!r}")
         if self.nymeria_up_axis not in ("y", "z"):
             problems.append(f"nymeria_up_axis must be 'y' or 'z', got {self.nymeria_up_axis!r}")
+        if self.partial_video not in ("motion_only", "drop"):
+            problems.append(f"partial_video must be 'motion_only' or 'drop', got {self.partial_video!r}")
         if self.on_error not in ("ledger", "raise"):
             problems.append(f"on_error must be 'ledger' or 'raise', got {self.on_error!r}")
         if problems:
@@ -64,6 +67,8 @@ class IngestConfig:
             d.pop(k)
         d["body_models"] = None if self.body_models_dir is None else str(Path(self.body_models_dir).resolve())
         d.pop("body_models_dir")
+        if d["partial_video"] == "motion_only":  # added later: at its default, clips keep the bytes they had
+            d.pop("partial_video")
         return digest_of([FORMAT_VERSION, sorted(d.items())])[:16]
 
 

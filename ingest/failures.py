@@ -35,6 +35,7 @@ class Reason(str, Enum):
     NOT_A_SOURCE = "not_a_source"  # a file where a folder is expected, a FIFO/device, an unparsable name
     WORKER_CRASHED = "worker_crashed"
     INTERNAL = "internal"  # a bug: an exception nobody anticipated
+    HEADER_MISMATCH = "header_mismatch"  # a file's own header (e.g. xdata.npz frameRate) disagrees with its data
 
 
 @dataclass(frozen=True)

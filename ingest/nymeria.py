@@ -9,10 +9,17 @@ body/xdata.npz                XSens: timestamps_us (N,), frameCount, frameRate (
 narration/motion_narration.csv, atomic_action.csv, activity_summarization.csv
                               start_time, end_time [s] + text columns
 recording_head/data/data.vrs  Aria VRS, RGB stream 214-1 (read with projectaria-tools)
+recording_head/data/motion.vrs  Aria IMU VRS (NymeriaPlus group `timesync_and_imu`): the head clock only
 recording_head/rgb.mp4        the generated sample's head video instead of VRS, with
                               recording_head/rgb_timestamps_ns.csv (capture_timestamp_ns = device
-                              time and timecode_ns per frame: both clocks, as the VRS gives them)
+                              time and timecode_ns per frame: both clocks, as the VRS gives them);
+                              recording_head/motion_timesync_ns.csv stands in for motion.vrs
 ```
+Nymeria is downloaded by data group, so any of these may be absent. A sequence is built from what is
+there (`read_nymeria`): the body is required (missing or broken: a ledger row); narrations need a
+head clock (data.vrs or motion.vrs) to be placed on the motion clock, otherwise the clips carry no
+text and the meta says why; the head video gives egocentric clips where it covers the body, and
+clips outside it are motion-only with the reason recorded per clip (`ingest.clips`).
 All times are put on the TIME_CODE clock in seconds (the body files' clock; see
 `ingest.nymeria_clock` for the sources): RGB frame times and narration times are converted from the
 head device clock per recording. Bad timestamp steps and dropped quaternions are repaired as the
@@ -35,12 +42,12 @@ from ingest.checks import check_array, check_increasing, check_same_length, load
 from ingest.config import IngestConfig
 from ingest.failures import Reason
 from ingest.motionx import not_regular, yup_params_to_zup
-from ingest.nymeria_clock import HeadClock, read_standin_clock, read_vrs_clock
+from ingest.nymeria_clock import HeadClock, read_head_clock
 from ingest.resample import interp_axis_angle, interp_linear, interp_nearest, interp_quat_wxyz, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
 from ingest.skeletons import XSENS_SEGMENTS
 from ingest.timestamps import nominal_step_us, repair_quaternions_wxyz, repair_timestamps_us
-from ingest.video import ARIA_RGB_STREAM, VideoSource
+from ingest.video import VideoSource
 from robomirror.errors import ConfigError, SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
 
@@ -57,7 +64,7 @@ NARRATION_COLUMNS = {
     "Describe my activity": "activity",
 }
 N_SEG = len(XSENS_SEGMENTS)
-XSENS_DT_NOMINAL_US = 1e6 / 240.0  # body_motion_provider.py `_dt_nominal`
+XSENS_RATE_HZ = 240.0  # body_motion_provider.py `_dt_nominal` = 1e6 / 240, when xdata.npz has no frameRate
 
 
 def discover_nymeria(root: Path) -> list[SourceRef]:
@@ -77,7 +84,7 @@ def discover_nymeria(root: Path) -> list[SourceRef]:
                                            f"<date>_<session>_<name>_<act>_<uid> (e.g. 20230607_s0_james_johnson_act0_e72nhq)"))
             continue
         head = d / "recording_head"
-        vrs = head / "data" / "data.vrs"
+        vrs, motion_vrs = head / "data" / "data.vrs", head / "data" / "motion.vrs"
         files = [
             ("smpl", str(d / "body" / "xdata_smpl_neutral.npz")),
             ("xsens", str(d / "body" / "xdata.npz")),
@@ -86,6 +93,7 @@ def discover_nymeria(root: Path) -> list[SourceRef]:
         ]
         if not vrs.exists():
             files.append(("video_timestamps", str(head / "rgb_timestamps_ns.csv")))
+        files.append(("timesync", str(motion_vrs if motion_vrs.exists() else head / "motion_timesync_ns.csv")))
         odd = not_regular([p for _, p in files])
         if odd:
             refs.append(SourceRef.unusable("nymeria", odd[0], root, Reason.NOT_A_SOURCE.value, odd[1]))
@@ -132,11 +140,51 @@ def read_smpl(path: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _header_scalar(z: dict, key: str, path: str) -> float | None:
+    if key not in z:
+        return None
+    v = np.asarray(z[key])
+    if v.size != 1 or v.dtype.kind not in "fiu" or not np.isfinite(v.astype(np.float64)).all():
+        raise SourceError(Reason.HEADER_MISMATCH, path, f"{key}: expected one finite number, found {v.dtype} {v.shape}")
+    return float(v.reshape(()))
+
+
+def xsens_header(z: dict, path: str) -> dict[str, float]:
+    """xdata.npz's own frameRate [Hz], frameCount and segmentCount, checked against its arrays.
+
+    The official loader takes frameRate and frameCount as the truth (`body_motion_provider.py`
+    asserts the momentum motion against them). A file whose header disagrees with its data is
+    refused (`header_mismatch`); a key that is absent is assumed (240 Hz, N frames, 23 segments)
+    and the meta says so."""
+    rate, count, segs = (_header_scalar(z, k, path) for k in ("frameRate", "frameCount", "segmentCount"))
+    n = len(np.asarray(z["timestamps_us"]))
+    problems = []
+    if segs is not None and segs != N_SEG:
+        problems.append(f"segmentCount is {segs:g}; the XSens skeleton of Nymeria has {N_SEG} segments")
+    if count is not None and count != n:
+        problems.append(f"frameCount is {count:g} but timestamps_us has {n} frames")
+    if rate is not None:
+        t = np.asarray(z["timestamps_us"], dtype=np.float64)
+        if rate <= 0:
+            problems.append(f"frameRate is {rate:g} Hz; expected > 0")
+        elif n > 1 and t[-1] > t[0]:
+            measured = (n - 1) / ((t[-1] - t[0]) * 1e-6)  # over the whole span, not the median of us steps
+            if abs(measured - rate) > 0.01 * rate:
+                problems.append(f"frameRate is {rate:g} Hz but timestamps_us run at {measured:.3f} Hz")
+    if problems:
+        raise SourceError(Reason.HEADER_MISMATCH, path, "xdata.npz header disagrees with its data: " + "; ".join(problems))
+    return {"frame_rate_hz": rate if rate is not None else XSENS_RATE_HZ, "frame_count": n,
+            "segment_count": N_SEG, "assumed": [k for k, v in (("frameRate", rate), ("frameCount", count),
+                                                                ("segmentCount", segs)) if v is None]}
+
+
 def read_xsens(path: str) -> dict[str, np.ndarray]:
-    """Validated XSens segments: positions (N, 23, 3) [m], quaternions (N, 23, 4) wxyz."""
+    """Validated XSens segments: positions (N, 23, 3) [m], quaternions (N, 23, 4) wxyz; `header`
+    holds the file's checked frameRate / frameCount / segmentCount."""
     z = _load_npz(path)
     _require(z, ("timestamps_us", "segment_tXYZ", "segment_qWXYZ"), path)
     t_us = check_array(z["timestamps_us"], path, "timestamps_us", (), kind="number")
+    header = xsens_header(z, path)
     pos = check_array(z["segment_tXYZ"], path, "segment_tXYZ", (N_SEG * 3,)).reshape(-1, N_SEG, 3)
     quat = check_array(z["segment_qWXYZ"], path, "segment_qWXYZ", (N_SEG * 4,)).reshape(-1, N_SEG, 4)
     out = {"time_s": t_us, "segment_pos_w": pos, "segment_quat_wxyz": quat}
@@ -144,11 +192,12 @@ def read_xsens(path: str) -> dict[str, np.ndarray]:
         fc = check_array(z["foot_contacts"], path, "foot_contacts", None, kind="number")
         out["foot_contacts"] = fc.reshape(len(fc), -1)
     check_same_length(path, **out)
-    t_fixed, n_steps = repair_timestamps_us(t_us, XSENS_DT_NOMINAL_US, path, "timestamps_us")
+    t_fixed, n_steps = repair_timestamps_us(t_us, 1e6 / header["frame_rate_hz"], path, "timestamps_us")
     check_increasing(t_fixed, path, "timestamps_us")
     out["time_s"] = t_fixed * 1e-6
     out["segment_quat_wxyz"], n_quat = repair_quaternions_wxyz(quat)
     out["repaired_steps"], out["repaired_quaternions"] = np.array(n_steps), np.array(n_quat)
+    out["header"] = header  # type: ignore[assignment]
     return out
 
 
@@ -156,6 +205,16 @@ def narration_kind(stem: str, column: str, n_text_columns: int) -> str:
     if stem == "motion_narration" or n_text_columns > 1:
         return f"{stem}:{NARRATION_COLUMNS.get(column, column)}"
     return stem
+
+
+def is_text_column(column: str) -> bool:
+    """The narration CSVs' text columns are the "Describe my ..." prompts; the other columns
+    (request_id, gaia_id, annotator, creation_time, ...) are bookkeeping, not text about the motion."""
+    return column in NARRATION_COLUMNS or column.startswith("Describe my")
+
+
+def narration_files(paths: dict[str, str]) -> list[str]:
+    return [paths[f"narration:{n}"] for n in NARRATION_FILES if Path(paths[f"narration:{n}"]).is_file()]
 
 
 def read_narrations(paths: dict[str, str], clock: HeadClock | None) -> list[TextSpan]:
@@ -177,7 +236,9 @@ def read_narrations(paths: dict[str, str], clock: HeadClock | None) -> list[Text
         if rows and not {"start_time", "end_time"} <= set(header):
             raise SourceError(Reason.BAD_CSV, path,
                               f"expected columns start_time, end_time and text columns; found {list(header)}")
-        text_cols = [c for c in header if c not in ("start_time", "end_time") and c is not None]
+        text_cols = [c for c in header if c is not None and is_text_column(c)]
+        if rows and not text_cols:
+            raise SourceError(Reason.BAD_CSV, path, f"no text column (\"Describe my ...\"); found {list(header)}")
         for i, row in enumerate(rows):
             if None in row:
                 raise SourceError(Reason.BAD_CSV, path, f"row {i + 2} has more fields than the header")
@@ -198,14 +259,23 @@ def read_narrations(paths: dict[str, str], clock: HeadClock | None) -> list[Text
     return texts
 
 
-def head_clock(files: dict[str, str]) -> HeadClock:
-    """The head recording's device -> time-code map (VRS, or the sample's two-clock table)."""
-    path = files["video"]
-    if not Path(path).is_file():
-        raise SourceError(Reason.MISSING_FILE, path, "no head video (recording_head/data/data.vrs or rgb.mp4)")
-    if path.endswith(".vrs"):
-        return read_vrs_clock(path, ARIA_RGB_STREAM)
-    return read_standin_clock(files["video_timestamps"])
+def head_clock_file(files: dict[str, str]) -> tuple[str, str] | None:
+    """(kind, path) of the head file that gives this download's device -> time-code map: data.vrs
+    (every RGB frame) or the sample's two-clock CSV beside rgb.mp4, else motion.vrs (NymeriaPlus
+    `timesync_and_imu`) or its sample stand-in; None when the download has none."""
+    video = files["video"]
+    if Path(video).is_file():
+        return ("rgb_vrs", video) if video.endswith(".vrs") else ("standin", files["video_timestamps"])
+    sync = files.get("timesync")
+    if sync and Path(sync).is_file():
+        return ("timesync_vrs", sync) if sync.endswith(".vrs") else ("standin", sync)
+    return None
+
+
+def head_clock(files: dict[str, str]) -> HeadClock | None:
+    """The head recording's device -> time-code map, or None (narrations then cannot be placed)."""
+    found = head_clock_file(files)
+    return read_head_clock(found[1], found[0]) if found is not None else None
 
 
 def _video_source(files: dict[str, str], clock: HeadClock) -> VideoSource:
@@ -223,23 +293,45 @@ def detect_up_axis(joints: np.ndarray, names: tuple[str, ...]) -> str:
 
 
 def read_nymeria(ref: SourceRef, body: BodyModel, cfg: IngestConfig) -> HumanSequence:
+    """One sequence from whatever this download holds (see the module docstring). The body is
+    read first: without a usable body there is nothing to ingest (a ledger row)."""
     files = dict(ref.files)
-    clock = head_clock(files)
-    texts = read_narrations(files, clock)
-    video = _video_source(files, clock)
     has_smpl, has_xsens = Path(files["smpl"]).is_file(), Path(files["xsens"]).is_file()
+    if not has_smpl and not has_xsens:
+        raise SourceError(Reason.MISSING_FILE, str(Path(files["smpl"]).parent),
+                          "no body motion: body/xdata_smpl_neutral.npz (NymeriaPlus group body_processed) or "
+                          "body/xdata.npz (body_raw / body_motion) is needed; narration and video alone give no clips")
     source = cfg.nymeria_body_source
-    if source == "smpl" and not has_smpl and has_xsens:
+    if source == "smpl" and not has_smpl:
         source = "xsens"  # fall back to the other body source, and record it
-    if source == "smpl":
-        seq = _from_smpl(ref, files, body, cfg, texts, video, has_xsens)
-    elif not has_xsens:
-        raise SourceError(Reason.MISSING_FILE, files["xsens"], "no body motion (xdata.npz or xdata_smpl_neutral.npz)")
+    if source == "xsens" and not has_xsens:
+        raise SourceError(Reason.MISSING_FILE, files["xsens"], "--nymeria-body xsens needs body/xdata.npz")
+    seq = _from_smpl(ref, files, body, cfg, has_xsens) if source == "smpl" else _from_xsens(ref, files, cfg)
+
+    clock = head_clock(files)
+    present = narration_files(files)
+    modalities = {"body": seq.body_source, "text": "none", "video": "none"}
+    if present and clock is None:
+        modalities["text"] = ("narration present but not placed: its times are on the head device clock and "
+                              "this download has no head clock (recording_head/data/motion.vrs, NymeriaPlus group "
+                              "timesync_and_imu, or recording_head/data/data.vrs)")
+    elif present:
+        seq.texts = read_narrations(files, clock)
+        modalities["text"] = "narration"
+    if clock is not None and Path(files["video"]).is_file():
+        seq.video = _video_source(files, clock)
+        seq.view = "egocentric"
+        seq.video_span_s = (float(clock.frame_timecode_s[0]), float(clock.frame_timecode_s[-1]))
+        modalities["video"] = "head_rgb"
     else:
-        seq = _from_xsens(ref, files, texts, video, cfg)
-    seq.notes.update({"clock": "time_code", "head_device_to_timecode_offset_s": round(clock.offset_s, 9),
-                      "video_fps": round(float(1e9 / np.median(np.diff(clock.timecode_ns))), 3)
-                      if len(clock.timecode_ns) > 1 else None})
+        seq.view = "motion_only"
+    seq.notes["modalities"] = modalities
+    if clock is not None:
+        seq.notes.update({"clock": "time_code", "head_clock_file": Path(head_clock_file(files)[1]).name,  # type: ignore[index]
+                          "head_device_to_timecode_offset_s": round(clock.offset_s, 9)})
+    if seq.video is not None:
+        seq.notes["video_fps"] = (round(float(1e9 / np.median(np.diff(clock.timecode_ns))), 3)
+                                  if len(clock.timecode_ns) > 1 else None)
     return seq
 
 
@@ -254,7 +346,7 @@ def _xsens_extras(xs: dict[str, np.ndarray], target_s: np.ndarray) -> dict[str, 
     return out
 
 
-def _from_smpl(ref, files, body, cfg, texts, video, has_xsens) -> HumanSequence:
+def _from_smpl(ref, files, body, cfg, has_xsens) -> HumanSequence:
     path = files["smpl"]
     s = read_smpl(path)
     target_s, idx = uniform_index(s["time_s"], cfg.fps)
@@ -280,31 +372,39 @@ def _from_smpl(ref, files, body, cfg, texts, video, has_xsens) -> HumanSequence:
     if up == "y":
         joints = joints @ R_ZUP_FROM_YUP.T
         p = yup_params_to_zup(p, pelvis_rest)
+    # the SMPL file has no rate of its own: over its whole span (the median of whole-us steps
+    # 4166/4167 reads 239.98 for 240 Hz), or xdata.npz's frameRate when its stream runs at that rate
+    t = s["time_s"]
+    src_fps = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 1 and t[-1] > t[0] else cfg.fps
     if has_xsens:
         xs = read_xsens(files["xsens"])
         notes["repairs"].update(xsens_timestamp_steps=int(xs["repaired_steps"]),
                                 xsens_quaternions=int(xs["repaired_quaternions"]))
+        notes["xsens_header"] = xs["header"]
         p.update(_xsens_extras(xs, target_s))
-    src_fps = float(1.0 / np.median(np.diff(s["time_s"])))
+        rate = xs["header"]["frame_rate_hz"]
+        if abs(src_fps - rate) <= 0.01 * rate:
+            src_fps = rate
     return HumanSequence(
-        ref=ref, view="egocentric", fps=cfg.fps, t0_s=float(target_s[0]),
+        ref=ref, view="motion_only", fps=cfg.fps, t0_s=float(target_s[0]),
         joint_names=tuple(body.joint_names), joint_pos_w=joints.astype(np.float32),
         params={k: v.astype(np.float32) for k, v in p.items()}, source_frame_index=idx,
-        texts=texts, video=video, body_model=body.name, body_source="smpl_neutral",
+        texts=[], video=None, body_model=body.name, body_source="smpl_neutral",
         source_fps=src_fps, notes=notes,
     )
 
 
-def _from_xsens(ref, files, texts, video, cfg) -> HumanSequence:
+def _from_xsens(ref, files, cfg) -> HumanSequence:
     xs = read_xsens(files["xsens"])
     target_s, idx = uniform_index(xs["time_s"], cfg.fps)
     extras = _xsens_extras(xs, target_s)
     return HumanSequence(
-        ref=ref, view="egocentric", fps=cfg.fps, t0_s=float(target_s[0]),
+        ref=ref, view="motion_only", fps=cfg.fps, t0_s=float(target_s[0]),
         joint_names=XSENS_SEGMENTS, joint_pos_w=extras["xsens_segment_pos_w"].astype(np.float32),
         params={k: v.astype(np.float32) for k, v in extras.items()}, source_frame_index=idx,
-        texts=texts, video=video, body_model="xsens-mvn", body_source="xsens",
-        source_fps=float(1.0 / np.median(np.diff(xs["time_s"]))),
-        notes={"source_up_axis": "z", "repairs": {"xsens_timestamp_steps": int(xs["repaired_steps"]),
-                                                  "xsens_quaternions": int(xs["repaired_quaternions"])}},
+        texts=[], video=None, body_model="xsens-mvn", body_source="xsens",
+        source_fps=float(xs["header"]["frame_rate_hz"]),  # the file's own rate (checked against its stamps)
+        notes={"source_up_axis": "z", "xsens_header": xs["header"],
+               "repairs": {"xsens_timestamp_steps": int(xs["repaired_steps"]),
+                           "xsens_quaternions": int(xs["repaired_quaternions"])}},
     )

@@ -15,8 +15,13 @@ So everything is put on the time-code clock (the motion clock), per recording: t
 a head device and time code differs from one recording to the next.
 
 A real recording's map comes from projectaria-tools (`convert_from_device_time_to_timecode_ns`,
-present in 2.3.0). The VRS-less sample stand-in, `recording_head/rgb_timestamps_ns.csv`, carries both
-clocks per frame (`capture_timestamp_ns` = device time, `timecode_ns`), as the VRS would give them.
+present in 2.3.0), from either head VRS: `recording_head/data/data.vrs` (the RGB recording, data group
+`recording_head_data_data_vrs`) or `recording_head/data/motion.vrs` (IMU only, NymeriaPlus data group
+`timesync_and_imu`; `recording_data_provider.py` falls back to it for the TIME_CODE span). Without
+either, head-device times (the narrations) cannot be put on the motion clock.
+The VRS-less sample stand-ins carry both clocks per sample (`capture_timestamp_ns` = device time,
+`timecode_ns`), as the VRS would give them: `recording_head/rgb_timestamps_ns.csv` per RGB frame
+(for data.vrs) and `recording_head/motion_timesync_ns.csv` (for motion.vrs).
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ import numpy as np
 
 from ingest.checks import check_increasing
 from ingest.failures import Reason
+from ingest.video import ARIA_RGB_STREAM
 from robomirror.errors import SourceError
 
 STANDIN_COLUMNS = ("capture_timestamp_ns", "timecode_ns")
+ARIA_IMU_STREAM = "1202-1"  # right IMU of an Aria recording (motion.vrs holds the IMU streams)
+MAX_TIMESYNC_SAMPLES = 4096  # samples of the device -> time-code map read from motion.vrs (1 kHz IMU)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,10 @@ def read_standin_clock(path: str) -> HeadClock:
     return HeadClock(dev, tc)
 
 
-def read_vrs_clock(path: str, stream: str) -> HeadClock:
-    """Per-frame device time and time code of the RGB stream of a real Aria VRS."""
+def read_vrs_clock(path: str, stream: str, max_samples: int | None = None) -> HeadClock:
+    """Device time and time code of `stream` of a real Aria VRS: every RGB frame of data.vrs (they
+    become the frame times), or at most `max_samples` evenly spaced IMU samples of motion.vrs (the
+    map is linear between samples; first and last always kept)."""
     try:
         from projectaria_tools.core import data_provider
         from projectaria_tools.core.sensor_data import TimeDomain
@@ -102,6 +112,8 @@ def read_vrs_clock(path: str, stream: str) -> HeadClock:
     dev = np.asarray(provider.get_timestamps_ns(StreamId(stream), TimeDomain.DEVICE_TIME), dtype=np.int64)
     if len(dev) == 0:
         raise SourceError(Reason.VIDEO_UNREADABLE, path, f"VRS has no frames in stream {stream}")
+    if max_samples is not None and len(dev) > max_samples:
+        dev = dev[np.unique(np.linspace(0, len(dev) - 1, max_samples).round().astype(np.int64))]
     try:
         tc = np.array([provider.convert_from_device_time_to_timecode_ns(int(t)) for t in dev], dtype=np.int64)
     except Exception as e:  # noqa: BLE001 - a VRS without time-code sync is bad input, not a bug
@@ -112,3 +124,13 @@ def read_vrs_clock(path: str, stream: str) -> HeadClock:
 
 def standin_exists(head_dir: Path) -> bool:
     return (head_dir / "rgb.mp4").is_file()
+
+
+def read_head_clock(path: str, kind: str) -> HeadClock:
+    """The device -> time-code map from one head file. kind: "rgb_vrs" (data.vrs), "timesync_vrs"
+    (motion.vrs) or "standin" (the sample's two-clock CSV)."""
+    if kind == "rgb_vrs":
+        return read_vrs_clock(path, ARIA_RGB_STREAM)
+    if kind == "timesync_vrs":
+        return read_vrs_clock(path, ARIA_IMU_STREAM, MAX_TIMESYNC_SAMPLES)
+    return read_standin_clock(path)

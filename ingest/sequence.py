@@ -70,6 +70,10 @@ class HumanSequence:
     body_source: str  # "smplx_322", "smpl_neutral" or "xsens"
     source_fps: float
     notes: dict[str, Any] = field(default_factory=dict)  # JSON-able facts for the clip meta (repairs, clocks)
+    # Set by readers whose video may cover only part of the motion (Nymeria's head recording): the
+    # motion-clock span [s] its frames cover. Clips inside get video, clips outside are built
+    # motion-only (or dropped, `partial_video`). None: the video must cover every clip.
+    video_span_s: tuple[float, float] | None = None
 
     @property
     def n_frames(self) -> int:

@@ -18,17 +18,23 @@ SRC = {"x": {"path": "p", "sha256": "0"}}
 
 
 def test_clips_need_the_device_to_timecode_conversion(small_sample, monkeypatch):
-    """Taking capture_timestamp_ns (device time) as the motion clock loses every clip."""
+    """Taking capture_timestamp_ns (device time) as the motion clock loses every clip's video."""
     ref = discover_nymeria(small_sample["nymeria"])[0]
     body = BuiltinSkeleton("smpl")
     seq = read_nymeria(ref, body, IngestConfig())
-    assert build_samples(seq, IngestConfig(), SRC)  # converted: clips are cut
+    good = build_samples(seq, IngestConfig(), SRC)  # converted: clips are cut, all with video
+    assert good and all(s.meta["view"] == "egocentric" and "video.mp4" in s.members for s in good)
     real = nymeria.head_clock
     monkeypatch.setattr(nymeria, "head_clock", lambda f: HeadClock(real(f).device_ns, real(f).device_ns))
     wrong = read_nymeria(ref, body, IngestConfig())
-    with pytest.raises(SourceError) as e:
-        build_samples(wrong, IngestConfig(), SRC)
-    assert e.value.reason == "video_truncated"
+    # the video now lies ~940 s away from the body: no clip is inside it, so none carries video
+    # (never a refusal of the whole sequence), and each clip says why
+    bad = build_samples(wrong, IngestConfig(), SRC)
+    assert len(bad) == len(good)
+    assert all(s.meta["view"] == "motion_only" and "outside the video" in s.meta["video_missing"] for s in bad)
+    with pytest.raises(SourceError) as e:  # unless asked to drop such clips: then nothing is left
+        build_samples(wrong, IngestConfig(partial_video="drop"), SRC)
+    assert e.value.reason == "video_truncated" and "no clip lies inside" in e.value.detail
     # and the narrations, on the head device clock, miss the body span entirely
     assert all(t.end_s < wrong.t0_s for t in wrong.texts)
     assert any(seq.t0_s <= t.start_s < seq.t0_s + seq.n_frames / seq.fps for t in seq.texts)
