@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("sample", help="write the synthetic, format-true sample corpus")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--motionx", type=int, default=12, help="number of Motion-X sequences")
-    s.add_argument("--nymeria", type=int, default=3, help="number of Nymeria sequences")
+    s.add_argument("--nymeria", type=int, default=3, help="number of Nymeria sequences with the head video")
+    s.add_argument("--nymeria-no-video", type=int, default=1,
+                   help="number of Nymeria sequences downloaded without the head video (motion-only clips with text)")
 
     c = sub.add_parser("convert-body-model", help="official SMPL/SMPL-X .pkl -> .npz, through the restricted "
                                                   "unpickler (chumpy/scipy objects become arrays; nothing executes)")
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             from ingest.sample.corpus import SampleConfig, build_sample
 
             out = build_sample(layout.sample_dir, SampleConfig(seed=args.seed, n_motionx=args.motionx,
-                                                               n_nymeria=args.nymeria))
+                                                               n_nymeria=args.nymeria,
+                                                               n_nymeria_no_video=args.nymeria_no_video))
             print("sample corpus (synthetic, format-true):", ", ".join(f"{k}: {v}" for k, v in out.items()))
             return 0
         if args.cmd == "convert-body-model":

@@ -36,14 +36,16 @@ _NAMES = ("james_johnson", "maria_garcia", "wei_chen", "amara_okafor", "lena_sch
 class SampleConfig:
     seed: int = 0  # everything below follows from it
     n_motionx: int = 12  # Motion-X sequences (one labelled kind each)
-    n_nymeria: int = 3  # Nymeria sequences (several kinds chained, with narrations)
+    n_nymeria: int = 3  # Nymeria sequences (several kinds chained, with narrations and the head video)
+    n_nymeria_no_video: int = 1  # more Nymeria sequences downloaded without the head video (motion-only clips)
     video_size: int = 128  # rendered source videos are square [px]
     min_seconds: float = 2.5  # Motion-X durations are drawn in [min_seconds, max_seconds]
     max_seconds: float = 16.0
 
     def __post_init__(self) -> None:
-        if self.n_motionx < 0 or self.n_nymeria < 0:
-            raise ConfigError(f"sequence counts must be >= 0, got {self.n_motionx}, {self.n_nymeria}")
+        if min(self.n_motionx, self.n_nymeria, self.n_nymeria_no_video) < 0:
+            raise ConfigError(f"sequence counts must be >= 0, got {self.n_motionx}, {self.n_nymeria}, "
+                              f"{self.n_nymeria_no_video}")
         if not 0 < self.min_seconds <= self.max_seconds:
             raise ConfigError(f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
 
@@ -64,7 +66,8 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
         mx.append(MotionXItem(subset, f"{kind}_{i:03d}", Segment(kind, secs, speeds[int(rng.integers(3))]),
                               float(np.round(rng.uniform(-1.8, 1.8), 2)), layout, video, fps, orient, hml))
     ny = []
-    for i in range(cfg.n_nymeria):
+    # drawn after the others, so adding sequences without video leaves every other sequence's bytes as they were
+    for i in range(cfg.n_nymeria + cfg.n_nymeria_no_video):
         n_seg = int(rng.integers(3, 6))
         segs = tuple(Segment(KINDS[int(rng.integers(len(KINDS)))], float(np.round(rng.uniform(2.5, 5.0), 2)),
                              speeds[int(rng.integers(3))]) for _ in range(n_seg))
@@ -72,7 +75,7 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
         folder = f"2023{6 + i % 3:02d}{10 + i:02d}_s{i % 2}_{_NAMES[i % len(_NAMES)]}_act{i % 4}_{uid}"
         ny.append(NymeriaItem(folder, segs, float(np.round(rng.uniform(-1.5, 1.5), 2)),
                               clock_start_s=float(1000 + 37 * i), device_offset_s=float(940.25 + 13.7 * i),
-                              video_hz=30.0 if i % 2 == 0 else 15.0))
+                              video_hz=30.0 if i % 2 == 0 else 15.0, head_video=i < cfg.n_nymeria))
     return mx, ny
 
 

@@ -105,6 +105,9 @@ class NymeriaItem:
     clock_start_s: float  # time-code clock time of the first body frame [s]
     device_offset_s: float  # time code - head device time of this recording [s] (differs per recording)
     video_hz: float  # head RGB rate: most real recordings 30 Hz, some 15
+    # False: a download without the head recording (data.vrs) but with `timesync_and_imu` (motion.vrs,
+    # here its stand-in recording_head/motion_timesync_ns.csv): motion-only clips with placed narrations
+    head_video: bool = True
 
 
 def _orient(p: dict[str, np.ndarray], orientation: str) -> dict[str, np.ndarray]:
@@ -197,6 +200,15 @@ def write_nymeria(root: Path, item: NymeriaItem, video_size: int) -> None:
     publish_bytes(seq / "narration" / "activity_summarization.csv", _csv(
         [[f"{bounds[0]:.3f}", f"{bounds[-1]:.3f}", f"C moves around a room: {kinds}"]],
         ["start_time", "end_time", "Describe my activity"]))
+    if not item.head_video:
+        # the head clock without the RGB recording: one map sample every 0.1 s over the body span
+        tc_ns = np.round((item.clock_start_s + np.arange(0.0, n / NYMERIA_BODY_HZ + 0.1, 0.1)) * 1e9).astype(np.int64)
+        dev_ns = tc_ns - int(round(item.device_offset_s * 1e9))
+        publish_bytes(seq / "recording_head" / "motion_timesync_ns.csv",
+                      _csv([[int(d), int(t)] for d, t in zip(dev_ns, tc_ns, strict=True)],
+                           ["capture_timestamp_ns", "timecode_ns"]))
+        _write_nymeria_metadata(seq, item)
+        return
     step = int(round(NYMERIA_BODY_HZ / item.video_hz))
     head = SMPL_JOINTS.index("head")
     frames = render_egocentric(pos_z[::step, head], rot_z[::step, head], video_size)
@@ -207,5 +219,9 @@ def write_nymeria(root: Path, item: NymeriaItem, video_size: int) -> None:
     publish_bytes(seq / "recording_head" / "rgb_timestamps_ns.csv",
                   _csv([[int(d), int(t)] for d, t in zip(dev_ns, tc_ns, strict=True)],
                        ["capture_timestamp_ns", "timecode_ns"]))
+    _write_nymeria_metadata(seq, item)
+
+
+def _write_nymeria_metadata(seq: Path, item: NymeriaItem) -> None:
     publish_bytes(seq / "metadata.json", (json.dumps({"sequence_name": item.folder, "synthetic": True, "rgb_fps": item.video_hz,
                                                       "generator": "robomirror sample corpus"}, indent=1) + "\n").encode())

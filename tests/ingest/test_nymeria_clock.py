@@ -45,7 +45,10 @@ def test_offset_differs_per_recording_and_is_recorded(small_sample):
              for r in discover_nymeria(small_sample["nymeria"])]
     offsets = {round(n["head_device_to_timecode_offset_s"], 3) for n in metas}
     assert len(offsets) == len(metas) >= 2  # one global offset could not express this
-    assert {n["video_fps"] for n in metas} == {30.0, 15.0}
+    assert {n.get("video_fps") for n in metas} == {30.0, 15.0, None}  # None: the one without head video
+    no_video = [n for n in metas if "video_fps" not in n]
+    assert len(no_video) == 1 and no_video[0]["head_clock_file"] == "motion_timesync_ns.csv"
+    assert no_video[0]["modalities"] == {"body": "smpl_neutral", "text": "narration", "video": "none"}
     for n in metas:  # the sample's bad steps and dropped quaternion were repaired, and said so
         assert n["repairs"]["smpl_timestamp_steps"] > 0 and n["repairs"]["xsens_quaternions"] == 1
 

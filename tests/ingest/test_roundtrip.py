@@ -112,14 +112,17 @@ def test_nymeria_texts_aligned_with_clip_time(ingested, small_sample):
         files = {f"narration:{n}": str(seq_dir / "narration" / f"{n}.csv")
                  for n in ("motion_narration", "atomic_action", "activity_summarization")}
         clock = head_clock({"video": str(seq_dir / "recording_head" / "rgb.mp4"),
-                            "video_timestamps": str(seq_dir / "recording_head" / "rgb_timestamps_ns.csv")})
+                            "video_timestamps": str(seq_dir / "recording_head" / "rgb_timestamps_ns.csv"),
+                            "timesync": str(seq_dir / "recording_head" / "motion_timesync_ns.csv")})
         spans = read_narrations(files, clock)
         expected = sorted((t.kind, t.text) for t in spans
                           if min(t.end_s, meta["end_s"]) > max(t.start_s, meta["start_s"]))
         assert sorted((t["kind"], t["text"]) for t in meta["texts"]) == expected
         for t in meta["texts"]:  # times are relative to the clip start
             assert t["end_s"] > 0 and t["start_s"] < meta["end_s"] - meta["start_s"]
-        assert meta["view"] == "egocentric" and meta["body_source"] == "smpl_neutral"
+        # the sample's sequence without head video: motion-only clips, narrations still placed
+        has_video = (seq_dir / "recording_head" / "rgb.mp4").is_file()
+        assert meta["view"] == ("egocentric" if has_video else "motion_only") and meta["body_source"] == "smpl_neutral"
         human = np.load(io.BytesIO(s["human.npz"]))
         assert human["joint_pos_w"].shape == (meta["n_frames"], 24, 3)
         assert human["param_xsens_segment_pos_w"].shape == (meta["n_frames"], 23, 3)
