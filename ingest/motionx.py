@@ -19,10 +19,11 @@ motionx++:   <root>/motion/motion_generation/smplx322/<subset>/<name>.npy
 - Frame rate per subset (`SUBSET_FPS`): humanml was downsampled by `int(fps / 30)` from its AMASS
   source (`mocap-dataset-process/humanml.py` `get_smplx_322`), so a 100 Hz source is 33.3 fps; a
   per-sequence rate comes from `<root>/sequence_fps.csv` (subset,name,fps) when given.
-- Up axis per sequence: Motion-X's conversion scripts rotate the root orientation only
-  (`compute_canonical_transform`; GRAB's translation is left un-rotated, EgoBody is partly
-  flipped). We detect the up axis per frame from the body (head above ankles), rotate the
-  sequence to z-up from the axis found, record it, and ledger a sequence whose up axis changes.
+- Up axis per sequence (`ingest/up_axis.py`), one rotation for the whole sequence: the subset's
+  documented convention (`SUBSET_UP`) checked against the floor the body rests on, its ballistic
+  arcs and the direction it stands in; a sequence whose axis differs from its subset's is logged,
+  one whose evidence contradicts itself or whose body turns over between two frames is ledgered.
+  The floor is then put at z = 0.
 - Gender is not stored in the 322 columns: the neutral model is used, and the meta says so.
 """
 
@@ -41,6 +42,7 @@ from ingest.config import IngestConfig
 from ingest.failures import Reason
 from ingest.resample import interp_axis_angle, interp_linear, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
+from ingest.up_axis import decide_up_axis
 from ingest.video import VideoSource
 from robomirror.errors import ConfigError, SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP, axis_angle_to_matrix, matrix_to_axis_angle
@@ -64,8 +66,19 @@ SUBSET_FPS: dict[str, tuple[float | None, str]] = {
 }
 DEFAULT_FPS = (30.0, "Motion-X README: 'All motions have been unified in 30 fps'")
 FPS_TABLE = "sequence_fps.csv"
-UP_CONSISTENT_FRACTION = 0.95  # at least this share of frames must agree on the up axis
-_AXES = {"+x": (0, 1), "-x": (0, -1), "+y": (1, 1), "-y": (1, -1), "+z": (2, 1), "-z": (2, -1)}
+# subset -> (documented up axis or None, source). Motion-X's own loaders read every subset y-up: the
+# tomato pipeline (tomato_represenation/raw_pose_processing.py -> motion_representation.py, HumanML3D's
+# processing: the floor is the minimum y) runs on all of smplx_322 alike, and the mocap conversions
+# rotate their z-up sources to y-up (mocap-dataset-process/humanml.py `compute_canonical_transform`).
+# GRAB and EgoBody state none we can rely on: grab.py rotates global_orient but leaves GRAB's z-up
+# transl as it was, and EgoBody sequences are partly flipped; their axis comes from the evidence alone.
+_YUP_SOURCE = "Motion-X tomato_represenation (HumanML3D processing: floor = min y) reads every subset y-up"
+SUBSET_UP: dict[str, tuple[str | None, str]] = {
+    **{s: ("+y", _YUP_SOURCE) for s in ("humanml", "aist", "kungfu", "dance", "perform", "idea400", "game_motion",
+                                        "animation", "fitness", "haa500", "humman", "music")},
+    "GRAB": (None, "mocap-dataset-process/grab.py rotates global_orient only; transl stays z-up"),
+    "EgoBody": (None, "mocap-dataset-process/egobody.py: some sequences flipped"),
+}
 
 
 def detect_layouts(root: Path) -> list[str]:
@@ -155,32 +168,6 @@ def zup_rotation(up: str) -> np.ndarray:
     return np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
 
 
-def up_axis_per_frame(joints: np.ndarray, names: tuple[str, ...]) -> list[str]:
-    """The signed source axis ("+y", "-z", ...) along which the head is furthest above the ankles."""
-    head = joints[:, names.index("head")]
-    feet = 0.5 * (joints[:, names.index("left_ankle")] + joints[:, names.index("right_ankle")])
-    v = head - feet
-    axis = np.argmax(np.abs(v), axis=1)
-    sign = np.sign(v[np.arange(len(v)), axis])
-    return [f"{'+' if s >= 0 else '-'}{'xyz'[a]}" for a, s in zip(axis, sign, strict=True)]
-
-
-def detect_up_axis(joints: np.ndarray, names: tuple[str, ...], path: str) -> tuple[str, float]:
-    """(majority up axis, share of frames that agree); refuses a sequence whose up axis changes."""
-    per_frame = up_axis_per_frame(joints, names)
-    values, counts = np.unique(per_frame, return_counts=True)
-    best = int(np.argmax(counts))
-    share = float(counts[best] / len(per_frame))
-    if share < UP_CONSISTENT_FRACTION:
-        seen = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-        first = next(i for i, a in enumerate(per_frame) if a != per_frame[0])
-        raise SourceError(Reason.INCONSISTENT_ORIENTATION, path,
-                          f"the body's up axis changes within the sequence (frames per axis {seen}, first change at "
-                          f"frame {first}); Motion-X's conversion flips some EgoBody/GRAB sequences. Refused rather "
-                          f"than guessed: need >= {UP_CONSISTENT_FRACTION:.0%} of frames on one axis")
-    return str(values[best]), share
-
-
 def parse_label_line(line: str) -> TextSpan | None:
     """A semantic label; HumanML3D lines `caption#tokens#from#to` keep caption and span (0 = whole)."""
     line = line.strip()
@@ -251,10 +238,12 @@ def read_motionx(ref: SourceRef, body: BodyModel, cfg: IngestConfig | None = Non
         pelvis_rest = body.joints(zero, np.zeros((t, 63)), zero, p["betas"])[:, 0]
     except Exception as e:  # the body model is a third-party boundary
         raise SourceError(Reason.BAD_BODY, path, f"{body.name} failed: {type(e).__name__}: {e}") from e
-    up, share = detect_up_axis(joints_src, tuple(body.joint_names), path)
-    r = zup_rotation(up)
+    subset_axis = SUBSET_UP.get(ref.subset, (None, ""))[0]
+    decision = decide_up_axis(joints_src, tuple(body.joint_names), src_fps, subset_axis, path)
+    r = zup_rotation(decision.axis)
     params = rotate_params(p, pelvis_rest, r)
-    joints = joints_src @ r.T
+    params["trans"] = params["trans"] - [0.0, 0.0, decision.floor_m]  # the floor it rests on at z = 0
+    joints = joints_src @ r.T - [0.0, 0.0, decision.floor_m]
     # resample to the clip rate on the sequence's own clock (humanml may be 33.3 fps); joints come
     # from the resampled parameters, so parameters and joints always agree
     target_s, idx = uniform_index(np.arange(t) / src_fps, cfg.fps)
@@ -271,7 +260,9 @@ def read_motionx(ref: SourceRef, body: BodyModel, cfg: IngestConfig | None = Non
         params={k: v.astype(np.float32) for k, v in params.items()},
         source_frame_index=idx, texts=texts, video=video,
         body_model=body.name, body_source="smplx_322", source_fps=src_fps,
-        notes={"layout": ref.layout, "source_up_axis": up, "up_axis_agreement": round(share, 4),
+        notes={"layout": ref.layout, **decision.notes(), "floor_shift_m": round(-decision.floor_m, 4),
+               **({"up_axis_warning": f"up axis {decision.axis} differs from the subset's {subset_axis}"}
+                  if decision.differs_from_subset else {}),
                "source_fps_from": fps_source,
                "gender": "not stored in smplx_322 (Motion-X keeps no gender column); neutral body model used",
                "video": "present" if video else "none: Motion-X v1 and the mocap subsets ship no RGB video"},
