@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import mujoco
 import numpy as np
 import pytest
 import torch
 
 from robomirror import g1_contract as g1
 from train.env import curriculum, rewards, terminations
-from train.env.actuation import SIMS, ModelIndex, build_model
+from train.env.actuation import MOTOR_TO_ACTUATOR, SIMS, ModelIndex, build_model
 from train.env.motion_library import MotionError, MotionLibrary
 from train.env.observations import RobotState
 from train.env.randomization import RandomizationConfig
@@ -158,3 +159,47 @@ def test_a_motion_with_nan_or_unknown_joints_is_refused_at_load():
     other.motion.joint_names = tuple(f"joint_{i}" for i in range(23))
     with pytest.raises(MotionError, match="policy joints"):
         MotionLibrary([other], build_model(SIMS["train"]))
+
+
+def test_each_world_steps_on_its_own_randomized_physics_bit_for_bit(lib):
+    """The batch's world i equals one MjData stepped on a model holding world i's sampled parameters."""
+    env = TrackingEnv(lib, EnvConfig(num_envs=3, seed=3))
+    obs, *_ = env.step(env.get_observations()["residual_base"])  # a warm start and a non-trivial delay line
+    before = [env.batch.get_data(i) for i in range(3)]
+    seen: dict[str, np.ndarray] = {}
+    inner = env._physics
+
+    def physics() -> None:
+        seen["targets"], seen["erfi"] = env.targets.copy(), env.erfi.copy()
+        inner()
+        seen["qpos"] = env.qpos.copy()
+
+    env._physics = physics
+    env.step(obs["residual_base"] + 0.05)
+    m, p, ix, dec = build_model(SIMS["train"]), env.params, env.ix, env.sim.decimation
+    assert len(np.unique(p.friction)) == 3 and len(np.unique(p.delay_steps)) > 1
+    for i, d in enumerate(before):  # the parameters written into one shared model, as the env did before
+        m.geom_friction[p.foot_geoms, 0] = p.friction[i]
+        m.body_mass[ix.mass_body] = p.nominal_mass * p.mass_scale[i]
+        m.body_inertia[p.ankle_bodies] = p.nominal_inertia * p.inertia_scale[i]
+        m.body_ipos[1] = p.nominal_ipos + p.com_offset[i]
+        kp, kd = g1.KP * p.kp_scale[i], g1.KD * p.kd_scale[i]
+        m.actuator_gainprm[:23, 0], m.actuator_biasprm[:23, 1], m.actuator_biasprm[:23, 2] = kp, -kp, -kd
+        d.qfrc_applied[ix.dof_adr] = seen["erfi"][i]
+        for s in range(dec):
+            lag = p.delay_steps[i] - s
+            d.ctrl[MOTOR_TO_ACTUATOR] = seen["targets"][i, 0 if lag <= 0 else (1 if lag <= dec else 2)]
+            mujoco.mj_step(m, d)
+        assert np.array_equal(d.qpos, seen["qpos"][i]), f"world {i}"
+
+
+def test_the_trajectories_do_not_depend_on_the_thread_count(lib):
+    runs = []
+    for threads in (1, 2):
+        env = TrackingEnv(lib, EnvConfig(num_envs=5, seed=4, threads=threads))
+        obs, gen, qpos = env.get_observations(), torch.Generator().manual_seed(0), []
+        for _ in range(6):
+            obs, *_ = env.step(obs["residual_base"] + 0.1 * torch.randn(5, 23, generator=gen))
+            qpos.append(env.qpos.copy())
+        runs.append(np.stack(qpos))
+    assert np.array_equal(runs[0], runs[1])

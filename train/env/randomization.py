@@ -1,8 +1,9 @@
 """Domain randomization of the paper's Table 9, sampled per env at reset.
 
-All envs share one MjModel (a copy per env would be 70 MB each, the G1's meshes); each env's
-physics parameters are written into the model just before that env's physics steps (`apply`), so
-one process steps many differently randomized G1s.
+The worlds step in one `mujoco.batch.Batch`: each randomized model field is expanded to one value per
+world (`Batch.expand`; the 70 MB of meshes stay shared, a full MjModel per world would copy them),
+and `apply` writes the sampled parameters of the reset worlds into their own rows, so one process
+steps many differently randomized G1s with no model writes in the step.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mujoco
+import mujoco.batch
 import numpy as np
 
 from robomirror import g1_contract as g1
+from robomirror.g1_shaping import motor_gains
 from train.env.actuation import ModelIndex
 
 
@@ -34,7 +37,7 @@ NOMINAL = RandomizationConfig(enabled=False)
 
 
 class PhysicsParams:
-    """Per-env randomized parameters and their nominal values in the shared model."""
+    """Per-env randomized parameters, and the nominal values of the model they scale."""
 
     def __init__(self, model: mujoco.MjModel, ix: ModelIndex, n_envs: int, physics_dt_s: float) -> None:
         self.m, self.ix, self.dt = model, ix, physics_dt_s
@@ -66,18 +69,27 @@ class PhysicsParams:
         delay_s = u(cfg.control_delay_s)
         self.delay_steps[ids] = np.rint(delay_s / self.dt).astype(int)
 
-    def apply(self, i: int, explicit_pd: bool) -> None:
-        """Write env i's parameters into the shared model."""
-        m, ix = self.m, self.ix
-        m.geom_friction[self.foot_geoms, 0] = self.friction[i]
-        m.body_mass[ix.mass_body] = self.nominal_mass * self.mass_scale[i]
-        m.body_inertia[self.ankle_bodies] = self.nominal_inertia * self.inertia_scale[i]
-        m.body_ipos[1] = self.nominal_ipos + self.com_offset[i]
+    def apply(self, batch: mujoco.batch.Batch, ids: np.ndarray, explicit_pd: bool) -> None:
+        """Write the worlds' parameters into their rows of the batch's per-world model fields
+        (same arithmetic as writing them into one shared model, so the same bits)."""
+        ids = np.asarray(ids, dtype=int)
+        if not len(ids):
+            return
+        ix, col = self.ix, ids[:, None]
+        batch.expand("geom_friction")[col, self.foot_geoms[None, :], 0] = self.friction[ids][:, None]
+        batch.expand("body_mass")[col, ix.mass_body[None, :]] = self.nominal_mass * self.mass_scale[ids]
+        batch.expand("body_inertia")[col, self.ankle_bodies[None, :]] = (
+            self.nominal_inertia * self.inertia_scale[ids][:, None, None])
+        batch.expand("body_ipos")[ids, 1] = self.nominal_ipos + self.com_offset[ids]
         if not explicit_pd:  # the policy joints' actuators come first; the held wrists keep their nominal gains
-            kp, kd = g1.KP * self.kp_scale[i], g1.KD * self.kd_scale[i]
-            m.actuator_gainprm[:g1.N_ACT, 0] = kp
-            m.actuator_biasprm[:g1.N_ACT, 1] = -kp
-            m.actuator_biasprm[:g1.N_ACT, 2] = -kd
+            kp, kd = g1.KP * self.kp_scale[ids], g1.KD * self.kd_scale[ids]
+            batch.expand("actuator_gainprm")[ids, :g1.N_ACT, 0] = kp
+            batch.expand("actuator_biasprm")[ids, :g1.N_ACT, 1] = -kp
+            batch.expand("actuator_biasprm")[ids, :g1.N_ACT, 2] = -kd
+
+    def gains(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 29) kp, kd of every world in motor order: randomized on the policy joints, the wrists' own."""
+        return motor_gains(g1.KP * self.kp_scale, g1.KD * self.kd_scale)
 
     def vector(self) -> np.ndarray:
         """(N, 73) for the critic: CoM offset, link mass scales, kp/kd scales, friction, delay [s]."""

@@ -8,6 +8,14 @@ torques; then state, rewards, terminations, resets (Reference State Initializati
 observation groups: `teacher` (489), `privileged` (250), `student` (2206) and `residual_base`
 (the next reference joint positions in action units, which the teacher's residual adds to).
 The observation's last action is the raw action, as on the robot.
+Physics: all worlds are rows of one persistent `mujoco.batch.Batch` (one MjData per world, per-world
+model fields for the randomization), stepped in C on `threads` threads with the GIL released, one
+call per physics substep so the delay line and the `sim2sim` setup's explicit PD (numpy over all
+worlds, from the state before each substep, as the deploy sim computes it) keep their semantics;
+each call ends with the position and velocity stages at the new state (the next substep continues
+from them, so the kinematics the observations read cost nothing extra). The batch's results are
+bit-identical to a loop of mj_step over one MjData per world at any thread count. Everything else
+(state, rewards, terminations, resets, observations) is numpy over all worlds at once.
 Reference frames: observations show frame k+1 (the next target); rewards compare the state after
 the step with frame k+1 too, which is then the current frame.
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 import mujoco
+import mujoco.batch
 import numpy as np
 import torch
 from rsl_rl.env import VecEnv
@@ -25,7 +34,8 @@ from tensordict import TensorDict
 from robomirror import g1_contract as g1
 from robomirror.g1_shaping import ClipCounter, Shaping, ShapingConfig, motor_gains, motor_targets
 from train.env import curriculum, observations, rewards, terminations
-from train.env.actuation import MOTOR_TO_ACTUATOR, SIMS, ModelIndex, build_model, keypoints_w, pd_torque
+from train.env.actuation import MOTOR_TO_ACTUATOR, SIMS, ModelIndex, build_model, pd_torque
+from train.env.contacts import SelfCollision
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
@@ -43,6 +53,11 @@ class EnvConfig:
     seed: int = 0
     latent_dim: int = 256
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
+    threads: int = 1  # physics threads (the caller's included); results do not depend on it
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
     def evaluation(self, sim: str = "train") -> "EnvConfig":
         """Nominal physics, every clip from its first frame, fixed thresholds."""
@@ -61,7 +76,15 @@ class TrackingEnv(VecEnv):
         self.num_actions = g1.N_ACT
         self.max_episode_length = int(cfg.max_episode_s * g1.POLICY_HZ) if cfg.max_episode_s < 1e8 else 10 ** 9
         self.episode_length_buf = torch.zeros(n, dtype=torch.long)
-        self.datas = [mujoco.MjData(self.model) for _ in range(n)]
+        self.batch = mujoco.batch.Batch(self.model, n, nthread=cfg.threads, persistent=True)
+        b = self.batch
+        self.qpos, self.qvel, self.ctrl, self.qfrc_applied = b.qpos, b.qvel, b.ctrl, b.qfrc_applied  # state rows
+        # derived fields, refreshed by every batch call (after a step: at the new state, position/velocity stages)
+        self.xpos, self.xmat, self.xquat = b.xpos, b.xmat, b.xquat
+        self.geom_xpos, self.geom_xmat = b.geom_xpos, b.geom_xmat
+        self.actuator_force, self.cfrc_ext = b.actuator_force, b.cfrc_ext
+        self.datas = [World(self.qpos[i], self.qvel[i]) for i in range(n)]
+        self.self_collision = SelfCollision.of(self.model, self.ix.floor_geom)
         self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
         self.rng = np.random.default_rng(cfg.seed)
         self.clip = np.zeros(n, dtype=int)
@@ -92,7 +115,7 @@ class TrackingEnv(VecEnv):
 
     # ----------------------------------------------------------------------------------- reset
     def reset(self, ids: np.ndarray, clips: np.ndarray | None = None, frames: np.ndarray | None = None) -> None:
-        lib = self.library
+        lib, ids = self.library, np.asarray(ids, dtype=int)
         self.clip[ids] = self.rng.integers(0, lib.n_clips, len(ids)) if clips is None else clips
         last = lib.lengths[self.clip[ids]] - 2  # leave at least one step
         if frames is not None:
@@ -103,18 +126,18 @@ class TrackingEnv(VecEnv):
             self.frame[ids] = 0
         self.frame[ids] = np.clip(self.frame[ids], 0, np.maximum(last, 0))
         ref = lib.frame(self.clip[ids], self.frame[ids])
-        for k, i in enumerate(ids):
-            d = self.datas[i]
-            mujoco.mj_resetData(self.model, d)
-            d.qpos[:3], d.qpos[3:7] = ref["root_pos"][k], ref["root_quat"][k]
-            d.qpos[self.ix.qpos_adr] = ref["joint_pos"][k]
-            d.qpos[self.ix.motor_qpos_adr[g1.LOCKED_TO_MOTOR]] = g1.LOCKED_JOINT_POS_RAD  # qvel stays 0
-            rot = observations.quat_wxyz_to_matrix(ref["root_quat"][k])
-            d.qvel[:3] = ref["root_lin_vel"][k]
-            d.qvel[3:6] = rot.T @ ref["root_ang_vel"][k]  # the free joint's angular velocity is local
-            d.qvel[self.ix.dof_adr] = ref["joint_vel"][k]
-            mujoco.mj_forward(self.model, d)
+        ix, col = self.ix, ids[:, None]
+        self.batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)  # mj_resetData: ctrl, forces, warm start zeroed
+        self.qpos[ids, :3], self.qpos[ids, 3:7] = ref["root_pos"], ref["root_quat"]
+        self.qpos[col, ix.qpos_adr] = ref["joint_pos"]
+        self.qpos[col, ix.motor_qpos_adr[g1.LOCKED_TO_MOTOR]] = g1.LOCKED_JOINT_POS_RAD  # qvel stays 0
+        rot = observations.quat_wxyz_to_matrix(ref["root_quat"])
+        self.qvel[ids, :3] = ref["root_lin_vel"]
+        self.qvel[ids, 3:6] = observations.to_body(rot, ref["root_ang_vel"])  # the free joint's angular velocity is local
+        self.qvel[col, ix.dof_adr] = ref["joint_vel"]
         self.params.sample(ids, self.cfg_t.randomization, self.rng)
+        self.params.apply(self.batch, ids, self.sim.explicit_pd)
+        self.batch.forward(ids)  # mj_forward of each reset world, on its own parameters
         self.steps[ids] = 0
         self.episode_length_buf[torch.as_tensor(ids)] = 0
         self.action[ids] = 0.0
@@ -133,26 +156,18 @@ class TrackingEnv(VecEnv):
     # ------------------------------------------------------------------------------- physics
     def _read_state(self, ref_vel: tuple[np.ndarray, dict] | None = None) -> RobotState:
         """Read every world (or only the reset ids, with reference velocities for the keypoints)."""
-        ids = ref_vel[0] if ref_vel is not None else np.arange(self.num_envs)
-        n, ix = len(ids), self.ix
-        q, qd = np.empty((n, g1.N_ACT)), np.empty((n, g1.N_ACT))
-        root = np.empty((n, 13))
-        kp_pos, kp_quat = np.empty((n, g1.N_KEYPOINTS, 3)), np.empty((n, g1.N_KEYPOINTS, 4))
-        force = np.zeros((n, 2, 3))
-        collide = np.zeros(n, dtype=bool)
-        torque = np.empty((n, g1.N_ACT))
-        for k, i in enumerate(ids):
-            d = self.datas[i]
-            q[k], qd[k] = d.qpos[ix.qpos_adr], d.qvel[ix.dof_adr]
-            root[k, :7], root[k, 7:10], root[k, 10:] = d.qpos[:7], d.qvel[:3], d.qvel[3:6]
-            kp_pos[k], kp_quat[k] = keypoints_w(ix, d)
-            torque[k] = d.actuator_force[:g1.N_ACT]  # the policy joints' actuators come first
-            # net external (contact) force on each foot, world frame: the constraint forces' sum
-            mujoco.mj_rnePostConstraint(self.model, d)
-            force[k] = d.cfrc_ext[ix.foot_body, 3:]
-            if d.ncon:
-                g = d.contact.geom
-                collide[k] = bool(np.any((g[:, 0] != ix.floor_geom) & (g[:, 1] != ix.floor_geom)))
+        ids = ref_vel[0] if ref_vel is not None else slice(None)
+        ix = self.ix
+        qpos, qvel = np.array(self.qpos[ids]), np.array(self.qvel[ids])  # copies: the rows move on
+        q, qd = qpos[:, ix.qpos_adr], qvel[:, ix.dof_adr]
+        rot = self.xmat[ids][:, ix.keypoint_body].reshape(len(q), -1, 3, 3)
+        kp_pos = self.xpos[ids][:, ix.keypoint_body] + np.einsum("nkij,kj->nki", rot, ix.keypoint_offset)
+        kp_quat = self.xquat[ids][:, ix.keypoint_body]
+        torque = np.array(self.actuator_force[ids][:, :g1.N_ACT])  # the policy joints' actuators come first
+        # net external (contact) force on each foot, world frame, as the last physics substep solved it
+        # (the model's accelerometer makes every step compute cfrc_ext)
+        force = self.cfrc_ext[ids][:, ix.foot_body, 3:]
+        collide = self.self_collision(self.geom_xpos[ids], self.geom_xmat[ids])
         if ref_vel is not None:
             ref = ref_vel[1]
             kp_lin, kp_ang = ref["kp_lin_vel"], ref["kp_ang_vel"]
@@ -162,41 +177,34 @@ class TrackingEnv(VecEnv):
             rel = np.einsum("nkij,nkjl->nkil", observations.quat_wxyz_to_matrix(kp_quat),
                             np.swapaxes(observations.quat_wxyz_to_matrix(self.state.kp_quat_w), -1, -2))
             kp_ang = observations.matrix_to_axis_angle(rel) / dt
-        return RobotState(q, qd, root[:, :3], root[:, 3:7], root[:, 7:10], root[:, 10:], kp_pos, kp_quat, kp_lin,
+        return RobotState(q, qd, qpos[:, :3], qpos[:, 3:7], qvel[:, :3], qvel[:, 3:6], kp_pos, kp_quat, kp_lin,
                           kp_ang, force, collide, torque)
 
     def _physics(self) -> None:
-        """Hold the delayed targets for one policy period in every world."""
-        dec, explicit, ix = self.sim.decimation, self.sim.explicit_pd, self.ix
-        for i, d in enumerate(self.datas):
-            self.params.apply(i, explicit)
-            d.qfrc_applied[self.ix.dof_adr] = self.erfi[i]
-            s = 0
-            while s < dec:
-                lag = self.params.delay_steps[i] - s  # physics steps until the newest target arrives
-                slot = 0 if lag <= 0 else (1 if lag <= dec else 2)
-                run = dec - s if slot == 0 else min(dec - s, lag if slot == 1 else lag - dec)
-                target = self.targets[i, slot]  # (29,) motor order
-                if explicit:  # randomized gains on the policy joints, the wrists' own nominal ones
-                    kp, kd = motor_gains(g1.KP * self.params.kp_scale[i], g1.KD * self.params.kd_scale[i])
-                    for _ in range(run):
-                        d.ctrl[MOTOR_TO_ACTUATOR] = pd_torque(target, d.qpos[ix.motor_qpos_adr],
-                                                              d.qvel[ix.motor_dof_adr], kp, kd)
-                        mujoco.mj_step(self.model, d)
-                else:
-                    d.ctrl[MOTOR_TO_ACTUATOR] = target
-                    mujoco.mj_step(self.model, d, nstep=run)
-                s += run
-            mujoco.mj_kinematics(self.model, d)
-            mujoco.mj_comPos(self.model, d)
+        """Hold the delayed targets for one policy period in every world: one batch call per substep."""
+        dec, ix, rows = self.sim.decimation, self.ix, np.arange(self.num_envs)
+        self.qfrc_applied[:, ix.dof_adr] = self.erfi
+        # the target each world's motors track at substep s: the newest once its delay has passed
+        lag = self.params.delay_steps[:, None] - np.arange(dec)[None, :]  # (N, dec) substeps until it arrives
+        slot = np.where(lag <= 0, 0, np.where(lag <= dec, 1, 2))
+        kp = kd = None
+        if self.sim.explicit_pd:  # randomized gains on the policy joints, the wrists' own nominal ones
+            kp, kd = self.params.gains()
+        for s in range(dec):
+            target = self.targets[rows, slot[:, s]]  # (N, 29) motor order
+            if kp is not None:
+                self.ctrl[:, MOTOR_TO_ACTUATOR] = pd_torque(target, self.qpos[:, ix.motor_qpos_adr],
+                                                            self.qvel[:, ix.motor_dof_adr], kp, kd)
+            else:
+                self.ctrl[:, MOTOR_TO_ACTUATOR] = target
+            self.batch.step(nstep=1, stage=mujoco.mjtStage.mjSTAGE_VEL)
 
     # ---------------------------------------------------------------------------------- step
     def _shape(self, a: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(N, 23) raw actions -> (N, 29) shaped motor targets, by the runtime's shaping (all worlds at once):
         nominal gains (the policy's metadata gains), the joint state at the start of the step, and the
         previous shaped target (after a reset: the reset pose) as the rate limit's reference."""
-        q = np.stack([d.qpos[self.ix.motor_qpos_adr] for d in self.datas])
-        dq = np.stack([d.qvel[self.ix.motor_dof_adr] for d in self.datas])
+        q, dq = self.qpos[:, self.ix.motor_qpos_adr], self.qvel[:, self.ix.motor_dof_adr]
         shaped, masks = self.shaping(motor_targets(a), self.targets[:, 0], q, dq, self.kp_nominal, self.kd_nominal,
                                      1.0 / g1.POLICY_HZ)
         self.clipped.add(masks)
@@ -220,9 +228,8 @@ class TrackingEnv(VecEnv):
             self.push_timer -= 1.0 / g1.POLICY_HZ
             kick = np.flatnonzero(self.push_timer <= 0)
             if len(kick):
-                vel = push_velocity(self.rng, len(kick), rand)
-                for k, i in enumerate(kick):
-                    self.datas[i].qvel[:3] += vel[k]
+                self.qvel[kick, :3] += push_velocity(self.rng, len(kick), rand)
+                self.batch.forward(kick, stage=mujoco.mjtStage.mjSTAGE_VEL)  # their next step starts from the kick
                 self.push_timer[kick] = self.rng.uniform(*rand.push_interval_s, len(kick))
         s = self.state = self._read_state()
         ref = self.library.frame(self.clip, self.frame)
@@ -287,6 +294,14 @@ class TrackingEnv(VecEnv):
         self.term_curriculum = curriculum.TerminationCurriculum(**st["termination"])
         self.penalty_curriculum = curriculum.PenaltyCurriculum(**st["penalty"])
         self.sigma.sigma, self.sigma.ema = dict(st["sigma"]), dict(st["ema"])
+
+
+@dataclass(frozen=True)
+class World:
+    """One world's state rows in the batch (views: reading gives the current state, writing sets it)."""
+
+    qpos: np.ndarray  # (nq,)
+    qvel: np.ndarray  # (nv,)
 
 
 def _merge(old: RobotState, new: RobotState, ids: np.ndarray) -> RobotState:
