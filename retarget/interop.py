@@ -49,13 +49,56 @@ def _need(d: dict, keys: tuple[str, ...], path: Path, fmt: str) -> None:
 
 LIMIT_MARGIN_RAD = 0.5  # joint values this far past the MJCF range are not a G1 motion
 QUAT_NORM_TOL = 0.05  # root quaternions must be unit within this
+FPS_RANGE_HZ = (1.0, 1000.0)  # plausible frame rates: mocap runs 30-480 Hz, simulators up to 1 kHz
+ROOT_POS_BOUND_M = 100.0  # the root stays this close to the origin (a capture volume or a long walk)
+
+
+def _fps(value, path: Path, problems: list[str]) -> float:
+    """The file's frame rate as a float, if it is a real number (not a bool, string or array)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        problems.append(f"fps must be a real number, got {type(value).__name__} {value!r:.40}")
+        return float("nan")
+    return float(value)
+
+
+def _real_array(d: dict, key: str, width: int | None, problems: list[str]) -> np.ndarray:
+    """d[key] as a (T, width) float64 array (width None: 23 or 29 joints); every problem is collected."""
+    a = np.asarray(d[key])
+    if a.dtype.kind == "c":
+        problems.append(f"{key} is complex ({a.dtype}); motions are real-valued (the imaginary part would be dropped)")
+    elif a.dtype.kind not in "iuf":
+        problems.append(f"{key} must hold real numbers, found dtype {a.dtype}")
+    want = "(T, 23) or (T, 29)" if width is None else f"(T, {width})"
+    if a.ndim == 2 and width is None and a.shape[1] not in (23, 29):
+        problems.append(f"{key} has {a.shape[1]} joint columns; expected 23 (g1_23dof) or 29 (g1_29dof)")
+    elif a.ndim != 2 or (width is not None and a.shape[1] != width):
+        problems.append(f"{key} has shape {a.shape}, expected {want}")
+    if problems:
+        return np.zeros((0, width or 23))
+    return a.astype(np.float64)
+
+
+def _read_arrays(d: dict, keys: tuple[str, str, str, str], path: Path, fmt: str) -> tuple:
+    """(fps, root_pos (T, 3), root_rot xyzw (T, 4), dof (T, n)) of a pickle's dict, or one InteropError
+    naming every problem of type and shape (values are checked by validate_motion)."""
+    problems: list[str] = []
+    fps = _fps(d[keys[0]], path, problems)
+    arrays = [_real_array(d, k, w, problems) for k, w in zip(keys[1:], (3, 4, None), strict=True)]
+    if problems:
+        raise InteropError(f"{path}: not a valid {fmt} motion: " + "; ".join(problems))
+    return (fps, *arrays)
 
 
 def validate_motion(m: RobotMotion, path: Path) -> RobotMotion:
     """Check the values of an imported motion (after unpickling); report every problem at once."""
     problems = []
+    lo_hz, hi_hz = FPS_RANGE_HZ
     if not (np.isfinite(m.fps) and m.fps > 0):
         problems.append(f"fps must be a finite number > 0, got {m.fps}")
+    elif not lo_hz <= m.fps <= hi_hz:
+        problems.append(f"fps must be within [{lo_hz:g}, {hi_hz:g}] Hz, got {m.fps:g}")
     n = len(m.root_pos_w)
     if n == 0:
         problems.append("zero frames")
@@ -66,6 +109,9 @@ def validate_motion(m: RobotMotion, path: Path) -> RobotMotion:
         if not np.all(np.isfinite(a)):
             problems.append(f"{name} has NaN or inf")
     if not problems and n:
+        far = float(np.linalg.norm(m.root_pos_w, axis=-1).max())
+        if far > ROOT_POS_BOUND_M:
+            problems.append(f"the root goes {far:.3g} m from the origin; at most {ROOT_POS_BOUND_M:g} m is a motion")
         norm = np.linalg.norm(m.root_quat_wxyz, axis=-1)
         if np.any(np.abs(norm - 1.0) > QUAT_NORM_TOL):
             problems.append(f"root quaternions must be unit (|q| in 1 ± {QUAT_NORM_TOL}); found |q| from "
@@ -96,13 +142,15 @@ def import_pbhc(path: Path) -> list[RobotMotion]:
     out = []
     for name in sorted(data):
         d = data[name]
+        if not isinstance(d, dict):
+            raise InteropError(f"{path}: not a pbhc motion: entry {name!r} is a {type(d).__name__}, expected a dict "
+                               "of arrays (root_trans_offset, root_rot, dof, fps)")
         _need(d, ("root_trans_offset", "root_rot", "dof", "fps"), path, "PHC/PBHC")
-        dof = np.asarray(d["dof"], dtype=np.float64)
+        fps, root_pos, root_rot, dof = _read_arrays(d, ("fps", "root_trans_offset", "root_rot", "dof"), path,
+                                                    "PHC/PBHC")
         contact = np.asarray(d["contact_mask"]) > 0.5 if "contact_mask" in d else None
-        out.append(validate_motion(RobotMotion(float(d["fps"]), _joints_for(dof.shape[1], path),
-                                               np.asarray(d["root_trans_offset"], dtype=np.float64),
-                                               quat_xyzw_to_wxyz(np.asarray(d["root_rot"], dtype=np.float64)), dof,
-                                               contact), path))
+        out.append(validate_motion(RobotMotion(fps, _joints_for(dof.shape[1], path), root_pos,
+                                               quat_xyzw_to_wxyz(root_rot), dof, contact), path))
     return out
 
 
@@ -111,9 +159,8 @@ def import_gmr(path: Path) -> RobotMotion:
     if not isinstance(d, dict):
         raise InteropError(f"{path}: expected a dict, found {type(d).__name__}")
     _need(d, ("fps", "root_pos", "root_rot", "dof_pos"), path, "GMR")
-    dof = np.asarray(d["dof_pos"], dtype=np.float64)
-    m = RobotMotion(float(d["fps"]), _joints_for(dof.shape[1], path), np.asarray(d["root_pos"], dtype=np.float64),
-                    quat_xyzw_to_wxyz(np.asarray(d["root_rot"], dtype=np.float64)), dof)
+    fps, root_pos, root_rot, dof = _read_arrays(d, ("fps", "root_pos", "root_rot", "dof_pos"), path, "GMR")
+    m = RobotMotion(fps, _joints_for(dof.shape[1], path), root_pos, quat_xyzw_to_wxyz(root_rot), dof)
     return _integer_rate(validate_motion(m, path))
 
 

@@ -27,7 +27,7 @@ class StabilityConfig:
 @dataclass(frozen=True)
 class StabilityVerdict:
     passed: bool
-    reason: str  # "ok", "first_frame_unstable", "last_frame_unstable", "unstable_run"
+    reason: str  # "ok", "non_finite_metric", "first_frame_unstable", "last_frame_unstable", "unstable_run"
     longest_unstable_run: int
     unstable_fraction: float
     dd_mean_m: float
@@ -57,9 +57,11 @@ def longest_run(mask: np.ndarray) -> int:
 
 
 def verdict(dd: np.ndarray, cfg: StabilityConfig) -> StabilityVerdict:
-    unstable = dd >= cfg.eps_m
+    unstable = ~(dd < cfg.eps_m)  # a NaN distance (no foot weight: the feet far off the ground) is not stable
     run = longest_run(unstable)
-    if unstable[0]:
+    if not np.all(np.isfinite(dd)):
+        passed, reason = False, "non_finite_metric"
+    elif unstable[0]:
         passed, reason = False, "first_frame_unstable"
     elif unstable[-1]:
         passed, reason = False, "last_frame_unstable"
