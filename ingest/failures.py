@@ -35,10 +35,8 @@ class Reason(str, Enum):
     NOT_A_SOURCE = "not_a_source"  # a file where a folder is expected, a FIFO/device, an unparsable name
     WORKER_CRASHED = "worker_crashed"
     INTERNAL = "internal"  # a bug: an exception nobody anticipated
-    # the up-axis evidence contradicts itself (ingest/up_axis.py): the two named accept no common axis
+    # the up axis's floor and flights accept no common axis (ingest/up_axis.py)
     UP_AXIS_FLOOR_VS_FLIGHT = "up_axis_floor_vs_flight"
-    UP_AXIS_FLOOR_VS_UPRIGHT = "up_axis_floor_vs_upright"
-    UP_AXIS_FLIGHT_VS_UPRIGHT = "up_axis_flight_vs_upright"
     HEADER_MISMATCH = "header_mismatch"  # a file's own header (e.g. xdata.npz frameRate) disagrees with its data
 
 

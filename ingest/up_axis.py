@@ -13,10 +13,11 @@ checked against whole-sequence physical evidence, per candidate signed axis u:
 - **upright**: over the frames where the body stands on its feet (the lowest joint a foot on the
   floor, the body extended), the head is above the ankles along u in some of them.
 
-The evidence present must agree (the axes each accepts must intersect); the decided axis is the
-subset's when it is among them, else the best supported. A contradiction is refused with a reason
-naming the evidence that disagreed; so is a body that turns over between two frames (a sequence
-stitched from differently oriented parts). No frame is ever rotated on its own: one rotation for the
+Gravity's evidence (floor, flight) must agree: the axes each accepts must intersect, else the sequence
+is refused with a reason naming both. The upright evidence narrows what they accept but cannot refuse:
+a body lying straight "stands" along a floor-parallel axis, and a crawl never stands. The decided axis
+is the subset's when it is among the best supported, else the best supported. A body that turns over
+between two frames is refused too (a sequence stitched from differently oriented parts). No frame is ever rotated on its own: one rotation for the
 whole sequence.
 """
 
@@ -49,8 +50,8 @@ class UpAxisConfig:
     side_share_min: float = 0.02  # ... and a left and a right joint each reach the floor in this share of frames
     flight_g_band: tuple[float, float] = (6.0, 14.0)  # |acceleration| of a free-falling body [m/s^2]
     flight_cos_min: float = 0.85  # a free-fall frame's acceleration within ~30 deg of -u
-    flight_min_run: int = 3  # consecutive free-fall frames that make a flight
-    flight_min_frames: int = 4  # flight frames the flight evidence needs to speak
+    flight_min_run_s: float = 0.1  # a flight is free fall for at least this long [s] (a push-off is shorter)
+    flight_min_s: float = 0.12  # free fall the flight evidence needs to speak [s]
     static_speed_m_s: float = 0.3  # a joint resting on the floor moves slower than this along it [m/s]
     stand_extension: float = 0.8  # a standing frame's head-ankle distance, share of the ankle-to-head chain
     stand_min_frames: int = 5  # standing frames the upright evidence needs to speak
@@ -131,24 +132,29 @@ def floor_evidence(h: np.ndarray, speed: np.ndarray, sides: tuple[np.ndarray, np
             "accepts": share >= cfg.floor_share_min and min(left, right) >= cfg.side_share_min}
 
 
-def flight_frames(com: np.ndarray, fps: float, cfg: UpAxisConfig) -> dict[str, int]:
-    """Signed axis -> frames in free-fall runs whose acceleration points along -axis."""
+def flight_frames(com: np.ndarray, fps: float, on_floor: dict[str, np.ndarray], cfg: UpAxisConfig) -> dict[str, int]:
+    """Signed axis -> frames of flights along it: runs of free fall (acceleration ~g along -axis, at least
+    `flight_min_run_s` long) that take off from and land on that axis's floor (a body rising fast from a
+    crouch accelerates upwards at ~g too, but stands on its floor throughout).
+
+    com: (T, 3) mean body joint [m]; on_floor: axis -> (T,) bool, the lowest joint on that axis's floor."""
     out = {a: 0 for a in AXES}
-    if len(com) < cfg.flight_min_run + 2:
+    min_run = max(3, int(np.ceil(cfg.flight_min_run_s * fps)))
+    if len(com) < min_run + 2:
         return out
-    acc = (com[2:] - 2 * com[1:-1] + com[:-2]) * fps * fps
+    acc = (com[2:] - 2 * com[1:-1] + com[:-2]) * fps * fps  # acc[i] is frame i + 1's
     mag = np.linalg.norm(acc, axis=-1)
     lo, hi = cfg.flight_g_band
     for a in AXES:
-        fall = (mag > lo) & (mag < hi) & (acc @ -axis_vector(a) > cfg.flight_cos_min * mag)
-        run = 0
-        for f in np.append(fall, False):
-            if f:
-                run += 1
-                continue
-            if run >= cfg.flight_min_run:
-                out[a] += run
-            run = 0
+        fall = np.concatenate([[False], (mag > lo) & (mag < hi) & (acc @ -axis_vector(a) > cfg.flight_cos_min * mag),
+                               [False]])
+        edges = np.flatnonzero(np.diff(fall.astype(np.int8)))
+        for start, stop in zip(edges[::2] + 1, edges[1::2] + 1, strict=True):  # frames [start, stop)
+            airborne = ~on_floor[a][start:stop]
+            # the body leaves the floor during the run and touches it just before and just after
+            if (stop - start >= min_run and airborne.mean() > 0.5
+                    and on_floor[a][max(start - min_run, 0):start].any() and on_floor[a][stop:stop + min_run].any()):
+                out[a] += int(stop - start)
     return out
 
 
@@ -184,8 +190,7 @@ def decide_up_axis(joints: np.ndarray, names: tuple[str, ...], fps: float, subse
             convention ("+y") or None.
     Raises:
         SourceError: INCONSISTENT_ORIENTATION for a body that turns over between two frames;
-            UP_AXIS_FLOOR_VS_FLIGHT / UP_AXIS_FLOOR_VS_UPRIGHT / UP_AXIS_FLIGHT_VS_UPRIGHT when two
-            pieces of evidence accept no common axis.
+            UP_AXIS_FLOOR_VS_FLIGHT when the floor and the flights accept no common axis.
     """
     cfg = cfg or UpAxisConfig()
     if subset_axis is not None:
@@ -200,7 +205,6 @@ def decide_up_axis(joints: np.ndarray, names: tuple[str, ...], fps: float, subse
              ("spine1", "spine2"), ("spine2", "spine3"), ("spine3", "neck"), ("neck", "head"))
     chain = float(sum(np.median(np.linalg.norm(j[a] - j[b], axis=-1)) for a, b in bones))
     vel = np.gradient(p, axis=0) * fps if len(p) > 1 else np.zeros_like(p)
-    flights = flight_frames(p.mean(1), fps, cfg)
     per_axis = {}
     for a in AXES:
         u = axis_vector(a)
@@ -208,33 +212,29 @@ def decide_up_axis(joints: np.ndarray, names: tuple[str, ...], fps: float, subse
         across = vel - (vel @ u)[..., None] * u
         fl = floor_evidence(h, np.linalg.norm(across, axis=-1), sides, cfg)
         per_axis[a] = {"floor": fl, "upright": upright_evidence(h, u, j, tuple(body), fl["plane_m"], chain, cfg),
-                       "flight_frames": flights[a]}
+                       "on_floor": (p @ axis_vector(a)).min(1) < fl["plane_m"] + cfg.floor_band_m}
+    flights = flight_frames(p.mean(1), fps, {a: per_axis[a].pop("on_floor") for a in AXES}, cfg)
     floor_ok = {a for a in AXES if per_axis[a]["floor"]["accepts"]}
     upright_ok = {a for a in AXES if per_axis[a]["upright"]["accepts"]}
     best_flight = max(AXES, key=lambda a: flights[a])
-    flight_ok = {best_flight} if flights[best_flight] >= cfg.flight_min_frames else set()
+    flight_ok = {best_flight} if flights[best_flight] >= cfg.flight_min_s * fps else set()
+    # gravity's evidence (floor, flight) must agree; the upright evidence only narrows what they accept:
+    # a body lying straight "stands" along a floor-parallel axis, and a crawl never stands at all
     present = {"floor": floor_ok, "flight": flight_ok, "upright": upright_ok}
-    candidates = set(AXES)
-    for accepted in present.values():
-        if accepted:
-            candidates &= accepted
     evidence = {k: sorted(v) for k, v in present.items()}
     evidence.update(max_turn_rad_s=round(turn, 1),
                     floor_share={a: per_axis[a]["floor"]["share"] for a in AXES},
                     floor_static={a: per_axis[a]["floor"]["static"] for a in AXES},
                     flight_frames={a: n for a, n in flights.items() if n})
-    if not candidates:
-        pairs = ((("floor", "flight"), Reason.UP_AXIS_FLOOR_VS_FLIGHT),
-                 (("floor", "upright"), Reason.UP_AXIS_FLOOR_VS_UPRIGHT),
-                 (("flight", "upright"), Reason.UP_AXIS_FLIGHT_VS_UPRIGHT))
-        # the first pair with no common axis; if each pair agrees somewhere but the three nowhere, floor/upright
-        (ea, eb), reason = next((pr for pr in pairs if present[pr[0][0]] and present[pr[0][1]]
-                                 and not present[pr[0][0]] & present[pr[0][1]]), pairs[1])
-        raise SourceError(reason, path, f"the {ea} evidence accepts up axes {sorted(present[ea])} and the {eb} "
-                          f"evidence {sorted(present[eb])}: no axis satisfies both (floor shares "
-                          f"{evidence['floor_share']}, flight frames {evidence['flight_frames']}); refused rather "
-                          f"than guessed")
-    if not any(present.values()):
+    if floor_ok and flight_ok and not floor_ok & flight_ok:
+        raise SourceError(Reason.UP_AXIS_FLOOR_VS_FLIGHT, path,
+                          f"the floor evidence accepts up axes {sorted(floor_ok)} and the flight evidence "
+                          f"{sorted(flight_ok)}: no axis satisfies both (floor shares {evidence['floor_share']}, "
+                          f"flight frames {evidence['flight_frames']}); refused rather than guessed")
+    candidates = (floor_ok or set(AXES)) & (flight_ok or set(AXES))
+    if candidates & upright_ok:
+        candidates &= upright_ok
+    if not floor_ok and not flight_ok and not upright_ok:
         axis = subset_axis or "+y"
         evidence["unverified"] = "no floor, flight or standing frames to check the axis against"
     else:

@@ -86,6 +86,10 @@ def build(name: str, keys: list[tuple[float, dict[str, float]]], standing: list[
         s = (np.arange(i0, i1 + 1) - i0) / FPS
         height[i0:i1 + 1] = y0 + v0 * s - 0.5 * G_M_S2 * s * s - com[i0:i1 + 1]
     trans = np.stack([ch.get("x", zero), height, ch.get("z", zero)], -1)
+    if flight is not None:  # ... and moves at a constant horizontal velocity
+        mid = joints.mean(1)[:, [0, 2]] + trans[:, [0, 2]]
+        w = (s / dur)[:, None]
+        trans[i0:i1 + 1, [0, 2]] += (1 - w) * mid[i0] + w * mid[i1] - mid[i0:i1 + 1]
     stand = np.zeros(n, dtype=bool)
     for a, b in standing:
         stand |= (t >= a) & (t <= b)

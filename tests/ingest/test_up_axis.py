@@ -13,7 +13,7 @@ from ingest.failures import Reason
 from ingest.motionx import discover_motionx, read_motionx, split_columns, zup_rotation
 from ingest.up_axis import JOINT_CLEARANCE_M, decide_up_axis
 from robomirror.errors import SourceError
-from tests.ingest.dynamic_motions import MOTIONS, write_motionx
+from tests.ingest.dynamic_motions import ARMS_DOWN, MOTIONS, build, write_motionx
 
 BODY = BuiltinSkeleton("smplx")
 N = {n: i for i, n in enumerate(BODY.joint_names)}
@@ -28,6 +28,8 @@ def test_dynamic_motion_ingests_upright_on_the_floor(tmp_path, make, up, caplog)
     with caplog.at_level(logging.WARNING, logger="ingest.up_axis"):
         seq = read_motionx(ref, BODY)
     assert seq.notes["source_up_axis"] == f"+{up}"
+    if built.name == "backflip":  # its flight is evidence of its own
+        assert seq.notes["up_axis_evidence"]["flight"] == [f"+{up}"]
     assert ("differs from its subset" in caplog.text) == (up == "z") == ("up_axis_warning" in seq.notes)
     j = seq.joint_pos_w.astype(np.float64)
     z = j[..., 2]
@@ -59,13 +61,13 @@ def test_a_body_turned_over_between_two_frames_is_refused_naming_the_turn():
 
 
 def test_floor_and_flight_that_disagree_are_refused_naming_both():
-    """A body that stands on a y-floor throughout but falls along x for 0.6 s: no physical sequence does both."""
-    p = MOTIONS[7]().params  # handstand: on the floor throughout, held still upside down from 1.1 to 2.6 s
+    """A body on a y-floor throughout that also flies a ballistic arc sideways, leaving and landing back at
+    the same x: no physical sequence does both."""
+    p = build("stand", [(0.0, ARMS_DOWN), (3.0, {})], standing=[(0.0, 3.0)]).params  # standing still
     j = BODY.joints(p["root_orient"], p["pose_body"], p["trans"], p["betas"])
-    t = np.arange(len(j)) / 30.0
-    s = np.clip(t - 1.3, 0.0, 0.6)
-    j[..., 0] -= 0.5 * 9.81 * (s * s)[:, None]  # a ballistic drop sideways, then at rest again
+    s = np.clip(np.arange(len(j)) / 30.0 - 1.3, 0.0, 0.6)
+    j[..., 0] += (0.5 * 9.81 * 0.6 * s - 0.5 * 9.81 * s * s)[:, None]  # out along +x and back, under g along -x
     with pytest.raises(SourceError) as e:
         decide_up_axis(j, BODY.joint_names, 30.0, "+y", "odd")
     assert e.value.reason == Reason.UP_AXIS_FLOOR_VS_FLIGHT.value
-    assert "the floor evidence accepts up axes ['+y', '-y'] and the flight evidence ['+x']" in str(e.value)
+    assert "the floor evidence accepts up axes ['+y'" in str(e.value) and "flight evidence ['+x']" in str(e.value)
