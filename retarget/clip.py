@@ -19,7 +19,7 @@ from retarget.ik import IKConfig, solve_clip
 from retarget.metrics import (
     foot_skate_cm_s,
     limit_violations,
-    mpkpe_aligned,
+    mpkpe_aligned_worst,
     penetration_cm,
     self_collision_frames,
     velocity_violations,
@@ -194,7 +194,7 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
 
     foot_low = robot.foot_bottom_z(qpos)
     robot_kp = robot.keypoints(qpos, METRIC_KEYPOINTS)
-    mean_m, max_m = mpkpe_aligned(robot_kp, np.stack([human[k] for k in METRIC_KEYPOINTS], 1))
+    mean_m, max_m, worst = mpkpe_aligned_worst(robot_kp, np.stack([human[k] for k in METRIC_KEYPOINTS], 1))
     track_err = np.linalg.norm(robot_kp - np.stack([targets[k] for k in METRIC_KEYPOINTS], 1), axis=-1)
     ankles = robot.keypoints(qpos, ("left_ankle", "right_ankle"))[..., :2]
     stab = assess(robot, qpos, StabilityConfig(eps_m=cfg.stab_eps_m, max_unstable_run=cfg.stab_max_unstable_run))
@@ -204,7 +204,7 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
         "robot": robot.config.name, "n_frames": int(len(q)), "fps": float(fps), "human_skeleton": table_name,
         "shape_fit": asdict(shape),
         "metrics": {
-            "mpkpe_aligned_mean_m": mean_m, "mpkpe_aligned_max_m": max_m,
+            "mpkpe_aligned_mean_m": mean_m, "mpkpe_aligned_max_m": max_m, "mpkpe_aligned_max_frame": worst,
             "target_error_mean_m": float(track_err.mean()), "target_error_max_m": float(track_err.max()),
             "foot_skate_cm_s": foot_skate_cm_s(ankles, foot_low, fps), "penetration_cm": penetration_cm(foot_low),
             "joint_limit_violations": limit_violations(joints, lo, hi),

@@ -73,6 +73,13 @@ def joint_offsets(urdf_text: str) -> dict[str, np.ndarray]:
 
 def motion_to_joints(frames: np.ndarray, offsets: dict[str, np.ndarray], name: str = "") -> dict[str, np.ndarray]:
     """(T, 44) DeepMimic frames -> joint name -> (T, 3) world positions [m], y-up."""
+    return forward_kinematics(frames, offsets, name)[0]
+
+
+def forward_kinematics(frames: np.ndarray, offsets: dict[str, np.ndarray],
+                       name: str = "") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(T, 44) DeepMimic frames -> (joint -> (T, 3) world positions [m], joint -> (T, 3, 3) world
+    rotations of the joints in LAYOUT and the root), y-up."""
     if frames.ndim != 2 or frames.shape[1] != FRAME_WIDTH:
         raise SourceError("bad_shape", name, f"DeepMimic frames must be (T, {FRAME_WIDTH}), got {frames.shape}")
     if not np.isfinite(frames).all():
@@ -91,9 +98,9 @@ def motion_to_joints(frames: np.ndarray, offsets: dict[str, np.ndarray], name: s
             local[:, 0, 0], local[:, 0, 1], local[:, 1, 0], local[:, 1, 1], local[:, 2, 2] = c, -s, s, c, 1.0
         rot[joint] = rot[parent] @ local
         i += kind
-    for name, (parent, offset) in END_POINTS.items():
-        pos[name] = pos[parent] + np.einsum("tij,j->ti", rot[parent], URDF_SCALE * np.array(offset))
-    return pos
+    for end, (parent, offset) in END_POINTS.items():
+        pos[end] = pos[parent] + np.einsum("tij,j->ti", rot[parent], URDF_SCALE * np.array(offset))
+    return pos, rot
 
 
 def _unit(q: np.ndarray, name: str) -> np.ndarray:

@@ -10,6 +10,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("fps", pa.float32()), ("human_skeleton", pa.string()), ("body_model", pa.string()),
     ("root_scale", pa.float64()),
     ("mpkpe_aligned_mean_m", pa.float64()), ("mpkpe_aligned_max_m", pa.float64()),
+    ("mpkpe_aligned_max_frame", pa.int32()),  # clip frame of the max keypoint error
     ("target_error_mean_m", pa.float64()), ("foot_skate_cm_s", pa.float64()), ("penetration_cm", pa.float64()),
     ("joint_limit_violations", pa.int32()), ("velocity_limit_violations", pa.int32()),
     ("self_collision_frames", pa.int32()), ("stable", pa.bool_()), ("stability_reason", pa.string()),
@@ -27,6 +28,7 @@ def manifest_row(shard_name: str, sample: dict) -> dict:
         "fps": r["fps"], "human_skeleton": r["human_skeleton"], "body_model": r["body_model"],
         "root_scale": r["shape_fit"]["root_scale"],
         "mpkpe_aligned_mean_m": m["mpkpe_aligned_mean_m"], "mpkpe_aligned_max_m": m["mpkpe_aligned_max_m"],
+        "mpkpe_aligned_max_frame": m["mpkpe_aligned_max_frame"],
         "target_error_mean_m": m["target_error_mean_m"], "foot_skate_cm_s": m["foot_skate_cm_s"],
         "penetration_cm": m["penetration_cm"], "joint_limit_violations": m["joint_limit_violations"],
         "velocity_limit_violations": m["velocity_limit_violations"],

@@ -1,7 +1,8 @@
 """Quality metrics of a retargeted clip, defined to be comparable with GMR and holosoma reports.
 
 - MPKPE-aligned: after one uniform scale and one translation per clip (least squares over all frames
-  and keypoints, no rotation), mean and max distance [m] between robot and human keypoints.
+  and keypoints, no rotation), mean and max distance [m] between robot and human keypoints, and the
+  frame of the max (so the worst clips and their worst moment are one SQL query away).
 - Foot skate: mean horizontal speed [cm/s] of each ankle-roll body over the frame pairs where that
   foot's lowest collision point is within 2 cm of the ground at both ends.
 - Penetration: deepest point of the foot collision geometry below z = 0 over the clip [cm].
@@ -24,12 +25,19 @@ LIMIT_TOL_RAD = 1e-3
 
 def mpkpe_aligned(robot_kp: np.ndarray, human_kp: np.ndarray) -> tuple[float, float]:
     """robot_kp, human_kp: (T, K, 3) -> (mean, max) [m] after the best scale + translation."""
+    mean_m, max_m, _ = mpkpe_aligned_worst(robot_kp, human_kp)
+    return mean_m, max_m
+
+
+def mpkpe_aligned_worst(robot_kp: np.ndarray, human_kp: np.ndarray) -> tuple[float, float, int]:
+    """(mean [m], max [m], frame of the max) after the best scale + translation; robot_kp, human_kp: (T, K, 3)."""
     h = human_kp.reshape(-1, 3)
     r = robot_kp.reshape(-1, 3)
     hc, rc = h - h.mean(0), r - r.mean(0)
     a = float((hc * rc).sum() / max((hc * hc).sum(), 1e-12))
     err = np.linalg.norm(a * hc - rc, axis=-1)
-    return float(err.mean()), float(err.max())
+    worst = int(np.argmax(err)) // robot_kp.shape[1]
+    return float(err.mean()), float(err.max()), worst
 
 
 def foot_skate_cm_s(ankle_xy: np.ndarray, foot_low_z: np.ndarray, fps: float) -> float:
