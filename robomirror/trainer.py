@@ -15,6 +15,11 @@ optimizer state and the step, continues exactly.
 Checkpoints: `<out>/ckpt-<step>/` = model.safetensors + optim.safetensors + state.json (step, epoch,
 seed, config, param groups, history), written into a temp folder and renamed (atomic); `<out>/latest`
 names the newest. No pickle anywhere.
+
+Resume reads checkpoints defensively: every file of a checkpoint is read and checked (each tensor file
+parses in full, state.json is JSON with its keys) before anything is loaded into the model. A corrupt
+one (a truncated file, a disk error, a missing file) is reported by path and reason, and the run resumes
+from the newest valid checkpoint instead; with none valid it refuses, listing each one and why.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,6 +101,7 @@ class TrainResult:
     samples_per_s: float
     history: list[dict] = field(default_factory=list)
     resumed_from: int | None = None
+    skipped_checkpoints: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of corrupt ones
 
 
 def stream_indices(n: int, seed: int, start: int, count: int) -> np.ndarray:
@@ -168,18 +175,110 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     p = Path(out_dir) / "latest"
     if not p.is_file():
         return None
-    ckpt = Path(out_dir) / p.read_text().strip()
-    return ckpt if (ckpt / "state.json").is_file() else None
+    try:
+        name = p.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    ckpt = Path(out_dir) / name
+    return ckpt if name and (ckpt / "state.json").is_file() else None
+
+
+class CheckpointError(TrainError):
+    """A checkpoint's files cannot be read back whole."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+STATE_KEYS = ("step", "config", "history", "optimizer")
+
+
+def read_checkpoint(ckpt: Path, optimizer: bool = True) -> tuple[dict, dict | None, dict]:
+    """(model tensors, optimizer tensors or None, state) of `ckpt`, every file read and checked first;
+    raises CheckpointError naming the file and what is wrong with it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    ckpt = Path(ckpt)
+
+    def tensors(name: str) -> dict:
+        try:
+            return load_file(str(ckpt / name))
+        except FileNotFoundError:
+            raise CheckpointError(ckpt / name, "missing") from None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # truncated, corrupt header, EIO
+            raise CheckpointError(ckpt / name, f"unreadable safetensors ({type(e).__name__}: {e})") from None
+
+    weights = tensors("model.safetensors")
+    try:
+        state = json.loads((ckpt / "state.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(ckpt / "state.json", "missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(ckpt / "state.json", f"not valid JSON ({type(e).__name__}: {e})") from None
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(ckpt / "state.json", f"lacks {missing}")
+    return weights, tensors("optim.safetensors") if optimizer else None, state
 
 
 def load_checkpoint(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-    state = json.loads((ckpt / "state.json").read_text())
+    """Load `ckpt` into `model` (and `optimizer`); nothing is touched unless every file reads whole."""
+    weights, opt_tensors, state = read_checkpoint(ckpt, optimizer is not None)
+    model.load_state_dict(weights)
     if optimizer is not None:
-        optimizer.load_state_dict(_unflat_optimizer(load_file(str(ckpt / "optim.safetensors")), state["optimizer"]))
+        optimizer.load_state_dict(_unflat_optimizer(opt_tensors, state["optimizer"]))
     return state
+
+
+def checkpoints_newest_first(out_dir: Path) -> list[Path]:
+    """Every published ckpt-<step> folder, newest step first. A folder carries its final name only once
+    all its files are durable (temps start with a dot), so this does not rely on `latest`, which a kill
+    between the rename and its own publish leaves one checkpoint behind (or a bad disk leaves unreadable)."""
+    return sorted((p for p in Path(out_dir).glob(f"{CKPT_PREFIX}*") if p.is_dir() and p.name[len(CKPT_PREFIX):].isdigit()),
+                  key=lambda p: int(p.name[len(CKPT_PREFIX):]), reverse=True)
+
+
+def _newest_valid(out_dir: Path, optimizer: bool, warn: bool) -> tuple[Path | None, tuple | None, list]:
+    skipped: list[tuple[str, str]] = []
+    candidates = checkpoints_newest_first(out_dir)
+    for ckpt in candidates:
+        try:
+            read = read_checkpoint(ckpt, optimizer)
+        except CheckpointError as e:
+            skipped.append((str(e.path), e.reason))
+            if warn:
+                print(f"warning: checkpoint {e.path} is corrupt ({e.reason}); trying an older one", file=sys.stderr)
+            continue
+        if warn and skipped:
+            print(f"warning: resuming from {ckpt} (step {read[2]['step']}): the newer checkpoints are corrupt",
+                  file=sys.stderr)
+        return ckpt, read, skipped
+    if candidates:
+        raise TrainError(f"no valid checkpoint to resume in {out_dir}: " + "; ".join(f"{p}: {why}" for p, why in skipped)
+                         + "; remove them to start over, or restore a good copy")
+    return None, None, []
+
+
+def newest_valid_checkpoint(out_dir: Path, warn: bool = True) -> tuple[Path | None, dict | None, list[tuple[str, str]]]:
+    """The newest checkpoint whose files all read whole: (its path, its state.json, [(path, why)] of corrupt
+    newer ones), each corrupt one reported on stderr. (None, None, []) when there is no checkpoint at all;
+    TrainError (listing each one and why) when there are some but none is valid."""
+    ckpt, read, skipped = _newest_valid(out_dir, True, warn)
+    return ckpt, read[2] if read else None, skipped
+
+
+def load_newest_valid(out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      warn: bool = True) -> tuple[Path | None, dict | None, list[tuple[str, str]]]:
+    """`newest_valid_checkpoint`, loaded into `model` and `optimizer` (read once)."""
+    ckpt, read, skipped = _newest_valid(out_dir, True, warn)
+    if read is None:
+        return None, None, []
+    weights, opt_tensors, state = read
+    model.load_state_dict(weights)
+    optimizer.load_state_dict(_unflat_optimizer(opt_tensors, state["optimizer"]))
+    return ckpt, state, skipped
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -191,10 +290,10 @@ def _loop(task: Task, cfg: TrainConfig, out_dir: str, resume: bool, on_report: C
     torch.use_deterministic_algorithms(True, warn_only=True)
     model = task.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    start, history, resumed_from = 0, [], None
-    ckpt = latest_checkpoint(Path(out_dir)) if resume else None
+    start, history, resumed_from, skipped = 0, [], None, []
+    ckpt, state, skipped = load_newest_valid(Path(out_dir), model, optimizer, warn=rank == 0) if resume \
+        else (None, None, [])
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer)
         if state["config"]["seed"] != cfg.seed or state["config"]["global_batch"] != cfg.global_batch:
             raise TrainError(f"{ckpt} was trained with seed {state['config']['seed']} and global batch "
                              f"{state['config']['global_batch']}; resuming needs the same")
@@ -235,7 +334,7 @@ def _loop(task: Task, cfg: TrainConfig, out_dir: str, resume: bool, on_report: C
                              "seed": cfg.seed, "history": history})
     elapsed = time.perf_counter() - t0
     return {"step": cfg.steps, "samples_per_s": samples / max(elapsed, 1e-9), "history": history,
-            "resumed_from": resumed_from}
+            "resumed_from": resumed_from, "skipped_checkpoints": [list(s) for s in skipped]}
 
 
 def fit(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
@@ -243,13 +342,14 @@ def fit(task: Task, cfg: TrainConfig, out_dir: Path, resume: bool = False,
     """Train `task` to `cfg.steps`, writing checkpoints under `out_dir`; `resume` continues from `latest`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume and latest_checkpoint(out_dir) is not None:
+    if not resume and checkpoints_newest_first(out_dir):
         raise TrainError(f"{out_dir} already holds checkpoints; pass resume to continue them or use another folder")
     if cfg.executor == "local":
         res = _loop(task, cfg, str(out_dir), resume, on_report, 0, 1, lambda m: m)
     else:
         res = _fit_ray(task, cfg, out_dir, resume)
-    return TrainResult(out_dir, res["step"], res["samples_per_s"], res["history"], res["resumed_from"])
+    return TrainResult(out_dir, res["step"], res["samples_per_s"], res["history"], res["resumed_from"],
+                       [tuple(s) for s in res.get("skipped_checkpoints", [])])
 
 
 def _ray_worker(config: dict) -> None:

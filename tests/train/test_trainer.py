@@ -131,7 +131,11 @@ def test_sigkill_mid_training_then_resume_gives_the_same_weights(tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", script, str(out)], cwd=REPO)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (out / "ckpt-00000100").is_dir():
+    def latest_step() -> int:  # `latest` is published just after the folder: wait for it, not the folder
+        ckpt = latest_checkpoint(out)
+        return int(ckpt.name.split("-")[1]) if ckpt is not None else 0
+
+    while time.time() < deadline and proc.poll() is None and latest_step() < 100:
         time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
