@@ -11,6 +11,7 @@ Peers' published figures are printed for reference only; they were not measured 
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -209,9 +210,105 @@ def deepmimic_table(console: Console, robot: G1, cache: Path) -> None:
                   "judges standing support); self-collision frames are mostly a wrist touching the wider G1 hip.")
 
 
-def main() -> int:
+def deepmimic_motionx_rows(robot: G1, wheel: Path, min_frames: int = 24) -> tuple[list[dict], dict]:
+    """DeepMimic's clips both ways: straight from the wheel (direct) and written as Motion-X sequences,
+    then ingested by the real pipeline (reader, up-axis decision, clips, shards, ledger) and retargeted
+    from the shards (Motion-X path). Returns one row per clip and path, and the Motion-X path's counts.
+
+    min_frames: the ingest's shortest clip [frames at 30 Hz]; DeepMimic's clips are 0.8-4.5 s and the
+    default (60) would drop the short ones as too_short before their axis is ever decided."""
+    import pyarrow.parquet as pq
+
+    from ingest.config import IngestConfig
+    from ingest.failures import read_ledger
+    from ingest.pipeline import run_ingest
+    from retarget.deepmimic import load_clips
+    from retarget.deepmimic_motionx import write_motionx_root
+
+    def metrics(names, joints, fps) -> dict:
+        m = retarget_clip(robot, names, joints, fps, RetargetConfig(floor_z_m=0.0)).report["metrics"]
+        return {"frames": len(joints), "mean_cm": 100 * m["mpkpe_aligned_mean_m"], "max_cm": 100 * m["mpkpe_aligned_max_m"],
+                "max_frame": m["mpkpe_aligned_max_frame"], "skate": m["foot_skate_cm_s"], "pen": m["penetration_cm"],
+                "limits": m["joint_limit_violations"] + m["velocity_limit_violations"]}
+
+    rows = [{"clip": c.name, "path": "direct", "ingest": "read", **metrics(c.joint_names, c.joint_pos_w, c.fps)}
+            for c in load_clips(wheel)]
+    tmp = Path(tempfile.mkdtemp(prefix="robomirror-deepmimic-motionx-"))
+    written = write_motionx_root(wheel, tmp / "motionx")
+    layout = DataLayout(tmp / "data")
+    run_ingest(layout, {"motionx": tmp / "motionx"}, IngestConfig(min_frames=min_frames), executor="serial",
+               progress=False)
+    refused = {f.sequence: f.reason for f in read_ledger(layout.ledger("ingest"))}
+    manifest = layout.manifest("ingest", "motionx")
+    clips = {}
+    if manifest.exists():
+        urls = [str(p) for p in published_shards(manifest)]
+        for smp in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+            meta = json.loads(smp["meta.json"])
+            h = np.load(io.BytesIO(smp["human.npz"]))
+            clips.setdefault(meta["sequence"], []).append(
+                (meta["start_frame"], tuple(str(n) for n in h["joint_names"]), h["joint_pos_w"], float(h["fps"]),
+                 meta["notes"]["source_up_axis"]))
+        n_rows = pq.read_metadata(manifest).num_rows
+    else:
+        n_rows = 0
+    for subset, name in written:
+        if name not in clips:
+            rows.append({"clip": name, "path": "Motion-X", "ingest": refused.get(name, "no clip"), "frames": 0})
+            continue
+        parts = sorted(clips[name], key=lambda x: x[0])
+        joints = np.concatenate([x[2] for x in parts])  # consecutive clips of one sequence
+        rows.append({"clip": name, "path": "Motion-X", "ingest": f"{subset}, up {parts[0][4]}",
+                     **metrics(parts[0][1], joints, parts[0][3])})
+    counts = {"in": len(written), "ingested": sum(n in clips for _, n in written), "clips": n_rows, "refused": refused,
+              "min_frames": min_frames}
+    return rows, counts
+
+
+def deepmimic_motionx_table(console: Console, robot: G1, cache: Path) -> None:
+    """The direct and Motion-X-path rows of DeepMimic's clips in one table, with the path's counts."""
+    from retarget.deepmimic import download_wheel
+
+    wheel = download_wheel(cache)
+    if wheel is None:
+        console.print("(pybullet wheel unavailable: DeepMimic through Motion-X skipped)")
+        return
+    rows, n = deepmimic_motionx_rows(robot, wheel)
+    t = Table(title=f"DeepMimic mocap -> G1, direct and through Motion-X files (ingest min_frames={n['min_frames']}, "
+                    "floor at z = 0)")
+    for c in ("clip", "path", "ingest", "frames", "mean cm", "max cm", "max frame", "skate cm/s", "penetr. cm",
+              "limit viol."):
+        t.add_column(c, justify="right")
+    for r in sorted(rows, key=lambda r: (r["clip"], r["path"] != "direct")):
+        if not r["frames"]:
+            t.add_row(r["clip"], r["path"], f"refused: {r['ingest']}", "", "", "", "", "", "", "")
+            continue
+        t.add_row(r["clip"], r["path"], r["ingest"], str(r["frames"]), f"{r['mean_cm']:.1f}", f"{r['max_cm']:.1f}",
+                  str(r["max_frame"]), f"{r['skate']:.1f}", f"{r['pen']:.2f}", str(r["limits"]))
+    console.print(t)
+    for path in ("direct", "Motion-X"):
+        a = [r for r in rows if r["path"] == path and r["frames"]]
+        if a:
+            console.print(f"{path}: {len(a)} clips, mean MPKPE-aligned {np.mean([r['mean_cm'] for r in a]):.1f} cm, "
+                          f"median worst keypoint {np.median([r['max_cm'] for r in a]):.1f} cm, max penetration "
+                          f"{max(r['pen'] for r in a):.2f} cm, limit violations {sum(r['limits'] for r in a)}")
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(n["refused"].items())) or "none"
+    console.print(f"Motion-X path: {n['in']} clips in, {n['ingested']} ingested ({n['clips']} shard clips), "
+                  f"refused: {why}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m retarget.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("all", "deepmimic-motionx"), default="all",
+                    help="deepmimic-motionx: only DeepMimic's clips, direct and through Motion-X files")
+    args = ap.parse_args(argv)
     console = Console(width=150)
     robot = G1()
+    if args.only == "deepmimic-motionx":
+        deepmimic_motionx_table(console, robot, resolve_data_root(None) / "cache")
+        return 0
     clips = _human_clips(DataLayout(resolve_data_root(None)))
     variants = [("1 iter, no lock (baseline)", RetargetConfig(iterations_per_frame=1, contact_lock=False)),
                 ("2 iter, no lock", RetargetConfig(contact_lock=False)),
@@ -233,6 +330,7 @@ def main() -> int:
     console.print(t)
     console.print(PEERS)
     deepmimic_table(console, robot, resolve_data_root(None) / "cache")
+    deepmimic_motionx_table(console, robot, resolve_data_root(None) / "cache")
     mocap = _holosoma_mocap(resolve_data_root(None) / "cache")
     if mocap:
         ht = Table(title="real human mocap (holosoma-retargeting climbing, first 20 s each, 30 Hz assumed, floor at z = 0) -> G1")
