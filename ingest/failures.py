@@ -39,6 +39,10 @@ class Reason(str, Enum):
     UP_AXIS_FLOOR_VS_FLIGHT = "up_axis_floor_vs_flight"
     HEADER_MISMATCH = "header_mismatch"  # a file's own header (e.g. xdata.npz frameRate) disagrees with its data
 
+    # issue 23: readers of G1 trajectory tables (LAFAN1/BONES-SEED CSV, LeRobot parquet)
+    BAD_COLUMNS = "bad_columns"  # a table's columns are not its documented layout (count, names or order)
+    NOT_DOWNLOADED = "not_downloaded"  # a Git LFS pointer or HTML access page where a licence-gated file belongs
+
 
 @dataclass(frozen=True)
 class Failure:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason, write_ledger
+from ingest.g1_csv import discover_g1_csv
 from ingest.manifest import MANIFEST_SCHEMA, manifest_row
 from ingest.motionx import discover_motionx
 from ingest.nymeria import discover_nymeria
@@ -24,7 +25,8 @@ from robomirror.paths import DataLayout
 from robomirror.shards import PackResult, load_staged, pack
 from robomirror.writer_lock import writes_data_root
 
-DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria}
+DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria,
+            "g1_csv": discover_g1_csv}  # G1 joint trajectories (issue 23): robot motions, no human body
 STAGE = "ingest"
 
 

@@ -18,6 +18,7 @@ from ingest.body_model import load_body_model
 from ingest.clips import build_samples
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason
+from ingest.g1_csv import read_g1_csv
 from ingest.motionx import read_motionx
 from ingest.nymeria import read_nymeria
 from ingest.sequence import SourceRef
@@ -25,6 +26,7 @@ from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
 from robomirror.shards import cached_staging, stage_samples
 
+ROBOT_READERS = {"g1_csv": read_g1_csv}  # dataset -> reader of G1 trajectories (SourceRef, cfg)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -69,9 +71,12 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
         side = cached_staging(side_path, tar_path, header)
         if side is not None:
             return _result(ref, "cached", len(side["samples"]), None, t_start, side["bytes"])
-        model_type = "smplx" if ref.dataset == "motionx" else "smpl"
-        body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
-        seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
+        if ref.dataset in ROBOT_READERS:  # G1 joint trajectories: no body model (ingest/g1_csv.py)
+            seq = ROBOT_READERS[ref.dataset](ref, cfg)
+        else:
+            model_type = "smplx" if ref.dataset == "motionx" else "smpl"
+            body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
+            seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
         samples = build_samples(seq, cfg, sources)
         try:
             side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
