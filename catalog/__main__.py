@@ -38,7 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--out", help="output HTML (default data/report/index.html)")
     sm = sub.add_parser("summary", help="what a run produced: shards, store, models, report and pages")
     sm.add_argument("pages", nargs="*", help="HTML pages to list (default: data/report/*.html)")
+    ex = sub.add_parser("export", help="the retargeted clips as a LeRobotDataset v3.0 folder (catalog/export_lerobot.py)")
+    ex.add_argument("out", help="the dataset folder to create (must not exist)")
+    ex.add_argument("--format", choices=["lerobot"], default="lerobot")
+    ex.add_argument("--storage", choices=["parquet", "lance"], default="parquet",
+                    help="lance is refused: the pinned lerobot 0.4.4 has no Lance storage")
+    ex.add_argument("--limit", type=int, default=None, help="export at most this many clips")
     args = ap.parse_args(argv)
+
+    if args.cmd == "export":
+        from pathlib import Path
+
+        from catalog.export_lerobot import export_lerobot
+
+        try:
+            info = export_lerobot(DataLayout(resolve_data_root(args.data_root)), Path(args.out), args.storage,
+                                  args.limit)
+        except RoboMirrorError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"exported {info['total_episodes']} episodes, {info['total_frames']} frames at {info['fps']} fps "
+              f"-> {args.out} (LeRobotDataset {info['codebase_version']})")
+        return 0
 
     if args.cmd == "summary":
         from pathlib import Path
