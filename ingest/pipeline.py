@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from ingest.bones_seed import discover_bones_seed
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason, write_ledger
 from ingest.g1_csv import discover_g1_csv
@@ -26,7 +27,8 @@ from robomirror.shards import PackResult, load_staged, pack
 from robomirror.writer_lock import writes_data_root
 
 DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria,
-            "g1_csv": discover_g1_csv}  # G1 joint trajectories (issue 23): robot motions, no human body
+            "g1_csv": discover_g1_csv,  # G1 joint trajectories (issue 23): robot motions, no human body
+            "bones_seed": discover_bones_seed}
 STAGE = "ingest"
 
 

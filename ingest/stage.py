@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.body_model import load_body_model
+from ingest.bones_seed import read_bones_seed
 from ingest.clips import build_samples
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason
@@ -26,7 +27,7 @@ from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
 from robomirror.shards import cached_staging, stage_samples
 
-ROBOT_READERS = {"g1_csv": read_g1_csv}  # dataset -> reader of G1 trajectories (SourceRef, cfg)
+ROBOT_READERS = {"g1_csv": read_g1_csv, "bones_seed": read_bones_seed}  # dataset -> reader of G1 trajectories (SourceRef, cfg)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
