@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nymeria", help="Nymeria root holding sequence folders")
     r.add_argument("--g1-csv", help="Unitree LAFAN1 G1 retargeting root (g1/*.csv): G1 motions, their own keypoints")
     r.add_argument("--bones-seed", help="BONES-SEED root (g1/csv/<date>/*.csv + metadata/): G1 motions with texts")
+    r.add_argument("--lerobot", help="LeRobotDataset v3.0 root of G1 joint trajectories (meta/info.json names them)")
     # with neither, the built-in sample corpus under the data root is ingested
-    r.add_argument("--only", choices=["motionx", "nymeria", "g1_csv", "bones_seed"], action="append", help="restrict to a dataset")
+    r.add_argument("--only", choices=["motionx", "nymeria", "g1_csv", "bones_seed", "lerobot"], action="append", help="restrict to a dataset")
     r.add_argument("--executor", choices=["ray", "serial"], default="ray")
     r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="join this Ray cluster")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                            nymeria_up_axis=args.nymeria_up_axis, body_models_dir=args.body_models,
                            on_error=args.on_error, partial_video=args.partial_video)
         given = {k: Path(v) for k, v in (("motionx", args.motionx), ("nymeria", args.nymeria),
-                                                    ("g1_csv", args.g1_csv), ("bones_seed", args.bones_seed)) if v}
+                                                    ("g1_csv", args.g1_csv), ("bones_seed", args.bones_seed),
+                                                    ("lerobot", args.lerobot)) if v}
         # a root given on the command line means "these sources": the sample only when none is given
         sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}
         if args.only:

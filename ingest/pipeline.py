@@ -14,6 +14,7 @@ from ingest.bones_seed import discover_bones_seed
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason, write_ledger
 from ingest.g1_csv import discover_g1_csv
+from ingest.lerobot_import import discover_lerobot
 from ingest.manifest import MANIFEST_SCHEMA, manifest_row
 from ingest.motionx import discover_motionx
 from ingest.nymeria import discover_nymeria
@@ -28,7 +29,7 @@ from robomirror.writer_lock import writes_data_root
 
 DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria,
             "g1_csv": discover_g1_csv,  # G1 joint trajectories (issue 23): robot motions, no human body
-            "bones_seed": discover_bones_seed}
+            "bones_seed": discover_bones_seed, "lerobot": discover_lerobot}
 STAGE = "ingest"
 
 

@@ -20,6 +20,7 @@ from ingest.clips import build_samples
 from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason
 from ingest.g1_csv import read_g1_csv
+from ingest.lerobot_import import read_lerobot
 from ingest.motionx import read_motionx
 from ingest.nymeria import read_nymeria
 from ingest.sequence import SourceRef
@@ -27,7 +28,7 @@ from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
 from robomirror.shards import cached_staging, stage_samples
 
-ROBOT_READERS = {"g1_csv": read_g1_csv, "bones_seed": read_bones_seed}  # dataset -> reader of G1 trajectories (SourceRef, cfg)
+ROBOT_READERS = {"g1_csv": read_g1_csv, "bones_seed": read_bones_seed, "lerobot": read_lerobot}  # dataset -> reader of G1 trajectories (SourceRef, cfg)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
