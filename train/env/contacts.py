@@ -29,6 +29,9 @@ class SelfCollision:
     geom_b: np.ndarray  # (P,)
     radius_sum_m: np.ndarray  # (P,) r_a + r_b + margin
     half_length_m: np.ndarray  # (ngeom,) 0 for spheres and non-robot geoms
+    bound_sq_m2: np.ndarray  # (P,) (r_a + h_a + r_b + h_b + margin)^2 + slack: beyond it the pair cannot touch
+    geoms: np.ndarray  # (G,) the robot's collision geoms
+    pair_flat: np.ndarray  # (P,) index of each pair into a (G, G) matrix over `geoms`
 
     @classmethod
     def of(cls, m: mujoco.MjModel, floor_geom: int) -> "SelfCollision":
@@ -57,15 +60,30 @@ class SelfCollision:
         a_, b_ = np.array(a, dtype=int), np.array(b, dtype=int)
         half = np.where(m.geom_type == mujoco.mjtGeom.mjGEOM_CAPSULE, m.geom_size[:, 1], 0.0)
         margin = np.maximum(m.geom_margin[a_], m.geom_margin[b_])
-        return cls(a_, b_, m.geom_size[a_, 0] + m.geom_size[b_, 0] + margin, half)
+        radius_sum = m.geom_size[a_, 0] + m.geom_size[b_, 0] + margin
+        g = np.array(geoms, dtype=int)
+        pos = {int(x): k for k, x in enumerate(g)}
+        flat = np.array([pos[int(x)] * len(g) + pos[int(y)] for x, y in zip(a_, b_, strict=True)], dtype=int)
+        # slack: the broad phase below computes squared distances as |a|^2 + |b|^2 - 2 a.b, which rounds
+        return cls(a_, b_, radius_sum, half, (radius_sum + half[a_] + half[b_]) ** 2 + 1e-6, g, flat)
 
     def __call__(self, geom_xpos: np.ndarray, geom_xmat: np.ndarray) -> np.ndarray:
         """geom_xpos (N, ngeom, 3), geom_xmat (N, ngeom, 9) -> (N,) bool: some pair of robot geoms touches."""
         n = len(geom_xpos)
-        axis = geom_xmat.reshape(n, -1, 3, 3)[..., 2] * self.half_length_m[None, :, None]  # (N, ngeom, 3)
-        p1, d1 = geom_xpos[:, self.geom_a] - axis[:, self.geom_a], 2 * axis[:, self.geom_a]
-        p2, d2 = geom_xpos[:, self.geom_b] - axis[:, self.geom_b], 2 * axis[:, self.geom_b]
-        return np.any(segment_distance(p1, d1, p2, d2) < self.radius_sum_m, axis=-1)
+        # broad phase: the pairs whose bounding spheres (centre, radius + half-length) overlap
+        c = geom_xpos[:, self.geoms]  # (N, G, 3)
+        sq = np.sum(c * c, -1)
+        d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * (c @ np.swapaxes(c, -1, -2))  # (N, G, G)
+        world, pair = np.nonzero(d2.reshape(n, -1)[:, self.pair_flat] < self.bound_sq_m2)
+        out = np.zeros(n, dtype=bool)
+        if not len(world):
+            return out
+        a, b = self.geom_a[pair], self.geom_b[pair]
+        za = geom_xmat.reshape(n, -1, 3, 3)[world, a, :, 2] * self.half_length_m[a, None]  # half axis, world frame
+        zb = geom_xmat.reshape(n, -1, 3, 3)[world, b, :, 2] * self.half_length_m[b, None]
+        dist = segment_distance(geom_xpos[world, a] - za, 2 * za, geom_xpos[world, b] - zb, 2 * zb)
+        out[world[dist < self.radius_sum_m[pair]]] = True
+        return out
 
 
 def segment_distance(p1: np.ndarray, d1: np.ndarray, p2: np.ndarray, d2: np.ndarray) -> np.ndarray:

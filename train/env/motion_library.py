@@ -18,6 +18,7 @@ from scipy.spatial.transform import Rotation
 from retarget.motion import RobotMotion
 from robomirror import g1_contract as g1
 from robomirror.errors import RoboMirrorError
+from robomirror.rotations import quat_wxyz_to_matrix
 from train.env.actuation import ModelIndex, keypoints_w
 
 
@@ -104,6 +105,7 @@ class MotionLibrary:
             parts["contact"].append(m.contact.astype(np.float64) if m.contact is not None else np.ones((n, 2)))
             lengths.append(n)
         self.arrays = {k: np.concatenate(v).astype(np.float64) for k, v in parts.items()}
+        self.arrays["kp_rot"] = quat_wxyz_to_matrix(self.arrays["kp_quat"])  # (F, 27, 3, 3), once, not per step
         self.lengths = np.array(lengths)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
         self.latents = np.stack([c.latent for c in clips]).astype(np.float32)

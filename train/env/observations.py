@@ -31,10 +31,17 @@ class RobotState:
     foot_force_w: np.ndarray  # (N, 2, 3) [N], left, right
     self_collision: np.ndarray  # (N,) bool
     torque: np.ndarray  # (N, 23) [N m]
+    # the same orientations as rotation matrices, when the reader has them (MuJoCo's xmat), else None
+    root_rot_w: np.ndarray | None = None  # (N, 3, 3)
+    kp_rot_w: np.ndarray | None = None  # (N, 27, 3, 3)
 
     @property
     def root_rot(self) -> np.ndarray:
-        return quat_wxyz_to_matrix(self.root_quat_w)
+        return quat_wxyz_to_matrix(self.root_quat_w) if self.root_rot_w is None else self.root_rot_w
+
+    @property
+    def kp_rot(self) -> np.ndarray:
+        return quat_wxyz_to_matrix(self.kp_quat_w) if self.kp_rot_w is None else self.kp_rot_w
 
 
 def to_body(rot_w: np.ndarray, v_w: np.ndarray) -> np.ndarray:

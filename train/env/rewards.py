@@ -54,7 +54,8 @@ class AdaptiveSigma:
 def tracking_errors(s: RobotState, ref: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-env errors (N,) of every exponential term."""
     dq = s.joint_pos - ref["joint_pos"]
-    rel = np.einsum("nkji,nkjl->nkil", quat_wxyz_to_matrix(s.kp_quat_w), quat_wxyz_to_matrix(ref["kp_quat"]))
+    ref_rot = ref["kp_rot"] if "kp_rot" in ref else quat_wxyz_to_matrix(ref["kp_quat"])
+    rel = np.swapaxes(s.kp_rot, -1, -2) @ ref_rot
     angle = np.linalg.norm(matrix_to_axis_angle(rel), axis=-1)
     sq = lambda a, b: np.sum((a - b) ** 2, -1)  # noqa: E731
     feet, vr = list(g1.FEET_KEYPOINTS), list(g1.VR_KEYPOINTS)

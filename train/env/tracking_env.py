@@ -160,8 +160,9 @@ class TrackingEnv(VecEnv):
         ix = self.ix
         qpos, qvel = np.array(self.qpos[ids]), np.array(self.qvel[ids])  # copies: the rows move on
         q, qd = qpos[:, ix.qpos_adr], qvel[:, ix.dof_adr]
-        rot = self.xmat[ids][:, ix.keypoint_body].reshape(len(q), -1, 3, 3)
-        kp_pos = self.xpos[ids][:, ix.keypoint_body] + np.einsum("nkij,kj->nki", rot, ix.keypoint_offset)
+        xmat = self.xmat[ids]
+        rot = xmat[:, ix.keypoint_body].reshape(len(q), -1, 3, 3)
+        kp_pos = self.xpos[ids][:, ix.keypoint_body] + (rot @ ix.keypoint_offset[:, :, None])[..., 0]
         kp_quat = self.xquat[ids][:, ix.keypoint_body]
         torque = np.array(self.actuator_force[ids][:, :g1.N_ACT])  # the policy joints' actuators come first
         # net external (contact) force on each foot, world frame, as the last physics substep solved it
@@ -174,11 +175,10 @@ class TrackingEnv(VecEnv):
         else:
             dt = 1.0 / g1.POLICY_HZ
             kp_lin = (kp_pos - self.state.kp_pos_w) / dt
-            rel = np.einsum("nkij,nkjl->nkil", observations.quat_wxyz_to_matrix(kp_quat),
-                            np.swapaxes(observations.quat_wxyz_to_matrix(self.state.kp_quat_w), -1, -2))
+            rel = rot @ np.swapaxes(self.state.kp_rot, -1, -2)
             kp_ang = observations.matrix_to_axis_angle(rel) / dt
         return RobotState(q, qd, qpos[:, :3], qpos[:, 3:7], qvel[:, :3], qvel[:, 3:6], kp_pos, kp_quat, kp_lin,
-                          kp_ang, force, collide, torque)
+                          kp_ang, force, collide, torque, np.array(xmat[:, 1]).reshape(-1, 3, 3), rot)  # body 1: pelvis
 
     def _physics(self) -> None:
         """Hold the delayed targets for one policy period in every world: one batch call per substep."""
@@ -306,5 +306,6 @@ class World:
 
 def _merge(old: RobotState, new: RobotState, ids: np.ndarray) -> RobotState:
     for f in old.__dataclass_fields__:
-        getattr(old, f)[ids] = getattr(new, f)
+        if getattr(old, f) is not None:
+            getattr(old, f)[ids] = getattr(new, f)
     return old
