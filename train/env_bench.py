@@ -1,12 +1,20 @@
 """`python -m train.env_bench`: the policy env's steps/s against raw physics of the same worlds.
 
-For each world count (1, 64, 256) and thread count (1, 2): the env (`train` setup, training
-randomization, the reference replayed as the action, resets included) against raw stepping of the
-same model from the same states with the same substeps per policy step (`decimation`), in the same
-run: `mujoco.rollout` with constant controls on the same number of threads (pure C, no Python per
-step), and at one thread also a loop of `mj_step(m, d, nstep)` over the worlds' MjData. Each figure
-is the best of `--repeats` interleaved timings (the env and its baseline alternate), so that the
-load of other processes on a shared machine hits both alike; the load average is recorded.
+For each physics (`nominal`, and `train`: the training randomization with ERFI and pushes), world
+count (1, 64, 256) and thread count (1, 2): the env (`train` setup, the reference replayed as the
+action, resets included) against raw stepping of the same model from the same states with the same
+substeps per policy step (`decimation`), in the same run, from the same states and warm starts, driven by the controls and applied forces the env's
+worlds got substep by substep (recorded during the env's timing), so the physics does the same work
+(a world holding a constant target costs the solver about half the iterations of one tracking a
+motion; with nominal physics the raw trajectories are the env's, bit for bit, up to a world's reset):
+- `raw`: what any env must do, every world advances `decimation` substeps before the policy acts
+  again: one `mujoco.batch` rollout call per policy step (mj_step in C, `threads` threads);
+- `raw world-major`: `mujoco.rollout` of each world through the whole window at once, an upper
+  bound no policy-synchronous env reaches (its MjData stays in cache for all the substeps).
+The baseline steps the nominal model: like for like with `nominal`; under `train` (randomized models,
+pushes) the env's own physics share (time in its batched physics / step time) is the overhead measure. Each figure is the best of
+`--repeats` interleaved timings (env and baseline alternate, so the load of other processes on a
+shared machine hits both alike), as wall-clock and as process CPU time; the load average is recorded.
 Writes `<data root>/runs/bench/env_bench.json` (format_version 1).
 """
 
@@ -25,6 +33,7 @@ import torch
 
 from robomirror.atomic import publish_json
 from robomirror.paths import resolve_data_root
+from train.env.randomization import NOMINAL, RandomizationConfig
 from train.env.synthetic import library
 from train.env.tracking_env import EnvConfig, TrackingEnv
 
@@ -32,16 +41,46 @@ FORMAT_VERSION = 1
 WORLD_STEPS = 3072  # policy steps x worlds per timing: ~1 s of raw physics on one core
 
 
-def _env_rate(env: TrackingEnv, steps: int) -> float:
-    obs = env.get_observations()
-    t = time.perf_counter()
-    for _ in range(steps):
-        obs, *_ = env.step(obs["residual_base"])
-    return env.num_envs * steps / (time.perf_counter() - t)
+def _timed(fn) -> tuple[float, float]:
+    """(wall s, process CPU s) of fn()."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def _snapshot(env: TrackingEnv) -> tuple[np.ndarray, np.ndarray]:
-    """(N, nstate) full physics states and (N, nu) controls of the env's worlds, now."""
+def _env_rate(env: TrackingEnv, steps: int, record: list | None = None) -> tuple[float, float, float]:
+    """(env steps/s wall, env steps per CPU second, fraction of the wall time in the env's physics);
+    `record` collects the (N, nu + nv) controls and applied forces of every physics substep."""
+    obs = [env.get_observations()]
+    inner, phys, batch_step = env._physics, [0.0], env.batch.step
+
+    def physics() -> None:
+        t = time.perf_counter()
+        inner()
+        phys[0] += time.perf_counter() - t
+
+    def step(*args, **kw) -> None:
+        record.append(np.concatenate([env.ctrl, env.qfrc_applied], -1))
+        batch_step(*args, **kw)
+
+    def run() -> None:
+        for _ in range(steps):
+            obs[0], *_ = env.step(obs[0]["residual_base"])
+
+    env._physics = physics
+    if record is not None:
+        env.batch.step = step
+    try:
+        wall, cpu = _timed(run)
+    finally:
+        del env._physics
+        if record is not None:
+            del env.batch.step
+    return env.num_envs * steps / wall, env.num_envs * steps / cpu, phys[0] / wall
+
+
+def _snapshot(env: TrackingEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, nstate) full physics states, (N, nu) controls and (N, nv) warm starts of the env's worlds, now."""
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     states = []
     for i in range(env.num_envs):  # the bench's own set-up, not the env's step
@@ -49,70 +88,93 @@ def _snapshot(env: TrackingEnv) -> tuple[np.ndarray, np.ndarray]:
         s = np.empty(mujoco.mj_stateSize(env.model, spec))
         mujoco.mj_getState(env.model, d, s, spec)
         states.append(s)
-    return np.stack(states), env.ctrl.copy()
+    return np.stack(states), env.ctrl.copy(), env.batch.qacc_warmstart.copy()
 
 
-def _rollout_rate(model: mujoco.MjModel, states: np.ndarray, ctrl: np.ndarray, nstep: int, threads: int,
-                  pool: mujoco.rollout.Rollout) -> float:
+def _rollout_rate(model: mujoco.MjModel, states: np.ndarray, warmstart: np.ndarray, control: np.ndarray,
+                  threads: int, pool: mujoco.rollout.Rollout) -> tuple[float, float]:
+    """(physics steps/s wall, per CPU second) of raw rollouts from the states with the env's own controls
+    and applied forces, (N, nstep, nu + nv)."""
     datas = [mujoco.MjData(model) for _ in range(threads)]
-    n = len(states)
-    control = np.repeat(ctrl[:, None, :], nstep, axis=1)
+    n, nstep = control.shape[:2]
+    spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED
     out = np.empty((n, nstep, states.shape[1]))
-    t = time.perf_counter()
-    pool.rollout(model, datas, states, control, nstep=nstep, state=out)
-    return n * nstep / (time.perf_counter() - t)
+    wall, cpu = _timed(lambda: pool.rollout(model, datas, states, control, control_spec=int(spec), nstep=nstep,
+                                            initial_warmstart=warmstart, state=out))
+    return n * nstep / wall, n * nstep / cpu
 
 
-def _mj_step_rate(model: mujoco.MjModel, states: np.ndarray, ctrl: np.ndarray, nstep: int) -> float:
-    datas = []
-    for s, u in zip(states, ctrl, strict=True):
-        d = mujoco.MjData(model)
-        mujoco.mj_setState(model, d, s, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-        d.ctrl[:] = u
-        datas.append(d)
-    t = time.perf_counter()
-    for d in datas:
-        mujoco.mj_step(model, d, nstep=nstep)
-    return len(datas) * nstep / (time.perf_counter() - t)
+def _raw_batch_rate(model: mujoco.MjModel, states: np.ndarray, warmstart: np.ndarray, control: np.ndarray,
+                    threads: int, dec: int) -> tuple[float, float]:
+    """(physics steps/s wall, per CPU second) of the same worlds stepped policy step by policy step, as an
+    env must (every world advances `dec` substeps before the policy acts again), in one `mujoco.batch`
+    call per policy step (mj_step in C on `threads` threads), with the env's controls and forces."""
+    import mujoco.batch
+
+    n, nstep = control.shape[:2]
+    b = mujoco.batch.Batch(model, n, nthread=threads, persistent=True)
+    d = mujoco.MjData(model)
+    for i in range(n):
+        mujoco.mj_setState(model, d, states[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        b.qpos[i], b.qvel[i] = d.qpos, d.qvel
+    b.qacc_warmstart[:] = warmstart
+    spec = int(mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED)
+    chunks = [np.ascontiguousarray(control[:, k:k + dec]) for k in range(0, nstep, dec)]
+    wall, cpu = _timed(lambda: [b.rollout(dec, control=c, control_spec=spec, record=()) for c in chunks])
+    return n * nstep / wall, n * nstep / cpu
 
 
-def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1, 2), repeats: int = 3) -> dict:
+def _row(env: TrackingEnv, steps: int, threads: int, repeats: int) -> dict:
+    dec = env.sim.decimation
+    _env_rate(env, 3)  # warm up: caches, the delay line, a few resets
+    pool = mujoco.rollout.Rollout(nthread=0 if threads == 1 else threads)
+    t: dict[str, list] = {k: [] for k in ("env", "env_cpu", "physics_share", "raw", "raw_cpu", "raw_world_major",
+                                          "raw_world_major_cpu")}
+    for _ in range(repeats):
+        states, _, warm = _snapshot(env)
+        record: list[np.ndarray] = []
+        for k, v in zip(("env", "env_cpu", "physics_share"), _env_rate(env, steps, record), strict=True):
+            t[k].append(v)
+        control = np.stack(record, axis=1)  # (N, steps * dec, nu + nv): what the env's worlds were driven with
+        for k, v in zip(("raw", "raw_cpu"), _raw_batch_rate(env.model, states, warm, control, threads, dec),
+                        strict=True):
+            t[k].append(v / dec)
+        for k, v in zip(("raw_world_major", "raw_world_major_cpu"),
+                        _rollout_rate(env.model, states, warm, control, threads, pool), strict=True):
+            t[k].append(v / dec)
+    pool.close()
+    best = {k: max(v) for k, v in t.items()}
+    return {"worlds": env.num_envs, "threads": threads, "policy_steps": steps, "decimation": dec,
+            "env_steps_s": best["env"], "env_steps_per_cpu_s": best["env_cpu"],
+            "physics_share": float(np.median(t["physics_share"])),
+            "raw_env_steps_s": best["raw"], "ratio_vs_raw": best["env"] / best["raw"],
+            "cpu_ratio_vs_raw": best["env_cpu"] / best["raw_cpu"],
+            "raw_world_major_env_steps_s": best["raw_world_major"],
+            "ratio_vs_raw_world_major": best["env"] / best["raw_world_major"], "timings": t}
+
+
+def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1, 2), repeats: int = 3,
+          physics: tuple[str, ...] = ("nominal", "train")) -> dict:
     lib = library(4, seconds=4.0)
     rows = []
-    for n in worlds:
-        steps = max(4, WORLD_STEPS // n)
-        for th in threads:
-            env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th))
-            dec = env.sim.decimation
-            _env_rate(env, 3)  # warm up: caches, the delay line, a few resets
-            pool = mujoco.rollout.Rollout(nthread=0 if th == 1 else th)
-            env_r, roll_r, step_r = [], [], []
-            for _ in range(repeats):
-                states, ctrl = _snapshot(env)
-                env_r.append(_env_rate(env, steps))
-                roll_r.append(_rollout_rate(env.model, states, ctrl, steps * dec, th, pool) / dec)
-                if th == 1:
-                    step_r.append(_mj_step_rate(env.model, states, ctrl, steps * dec) / dec)
-            pool.close()
-            row = {"worlds": n, "threads": th, "policy_steps": steps, "decimation": dec,
-                   "env_steps_s": max(env_r), "raw_rollout_env_steps_s": max(roll_r),
-                   "ratio_vs_raw_rollout": max(env_r) / max(roll_r),
-                   "timings": {"env": env_r, "raw_rollout": roll_r}}
-            if step_r:
-                row |= {"raw_mj_step_env_steps_s": max(step_r), "ratio_vs_raw_mj_step": max(env_r) / max(step_r)}
-                row["timings"]["raw_mj_step"] = step_r
-            rows.append(row)
-            print(f"{n:4d} worlds, {th} thread(s): env {row['env_steps_s']:8.0f} steps/s, raw rollout "
-                  f"{row['raw_rollout_env_steps_s']:8.0f} ({row['ratio_vs_raw_rollout']:.2f}x)"
-                  + (f", raw mj_step {row['raw_mj_step_env_steps_s']:8.0f} ({row['ratio_vs_raw_mj_step']:.2f}x)"
-                     if step_r else ""), flush=True)
-    by = {(r["worlds"], r["threads"]): r for r in rows}
-    scaling = {str(n): by[(n, max(threads))]["env_steps_s"] / by[(n, min(threads))]["env_steps_s"]
-               for n in worlds if len(threads) > 1}
-    raw_scaling = {str(n): by[(n, max(threads))]["raw_rollout_env_steps_s"] / by[(n, min(threads))]["raw_rollout_env_steps_s"]
-                   for n in worlds if len(threads) > 1}
-    return {"format_version": FORMAT_VERSION, "sim": "train", "rows": rows,
-            "thread_scaling_env": scaling, "thread_scaling_raw": raw_scaling,
+    for ph in physics:
+        rand = NOMINAL if ph == "nominal" else RandomizationConfig()
+        for n in worlds:
+            steps = max(4, min(600, WORLD_STEPS // n))
+            for th in threads:
+                env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, randomization=rand))
+                row = {"physics": ph} | _row(env, steps, th, repeats)
+                rows.append(row)
+                print(f"{ph:8s} {n:4d} worlds, {th} thread(s): env {row['env_steps_s']:7.0f} steps/s "
+                      f"(physics {row['physics_share']:.0%} of it); raw {row['raw_env_steps_s']:7.0f}: "
+                      f"{row['ratio_vs_raw']:.2f}x wall, {row['cpu_ratio_vs_raw']:.2f}x CPU; raw world-major "
+                      f"{row['raw_world_major_env_steps_s']:7.0f}: {row['ratio_vs_raw_world_major']:.2f}x", flush=True)
+    by = {(r["physics"], r["worlds"], r["threads"]): r for r in rows}
+    lo, hi = min(threads), max(threads)
+    scaling = {f"{ph}/{n}": {"env": by[(ph, n, hi)]["env_steps_s"] / by[(ph, n, lo)]["env_steps_s"],
+                             "raw": by[(ph, n, hi)]["raw_env_steps_s"] / by[(ph, n, lo)]["raw_env_steps_s"]}
+               for ph in physics for n in worlds} if hi != lo else {}
+    return {"format_version": FORMAT_VERSION, "sim": "train", "rows": rows, "thread_scaling": scaling,
             "machine": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "processor": platform.processor(),
                         "mujoco": mujoco.__version__, "torch_threads": torch.get_num_threads()},
             "unit": "policy (env) steps per second; raw physics counted in the same unit (decimation substeps)"}
@@ -124,17 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 256])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--physics", nargs="+", default=["nominal", "train"], choices=["nominal", "train"])
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=None, help="JSON path (default <data root>/runs/bench/env_bench.json)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     load = os.getloadavg()
-    res = bench(tuple(args.worlds), tuple(args.threads), args.repeats)
+    res = bench(tuple(args.worlds), tuple(args.threads), args.repeats, tuple(args.physics))
     res["machine"]["loadavg_start"] = load
     out = Path(args.out) if args.out else resolve_data_root(args.data_root) / "runs" / "bench" / "env_bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     publish_json(out, res)
-    print(f"thread scaling (env): {res['thread_scaling_env']}; raw: {res['thread_scaling_raw']}")
+    for k, v in res["thread_scaling"].items():
+        print(f"thread scaling {k}: env {v['env']:.2f}x, raw {v['raw']:.2f}x")
     print(f"load average at start {load}, at end {res['machine']['loadavg_end']}; wrote {out}")
     return 0
 
