@@ -3,8 +3,11 @@
 - the loop: Runtime + sim backend on RealClock for `--seconds`, the student on one thread and a fresh
   latent every cycle: period error p50/p99/max and its histogram (runs/deploy/bench/loop.json, plotted
   in the report); the baseline is the ideal 20.000 ms period;
-- latencies on one CPU thread: the student (DDIM-2, the newest `make policy` export and a paper-width
-  1792 export), the DiT sampler (2 Euler steps; the trained tiny one and the paper preset, random weights),
+- latencies on one CPU thread: the student (DDIM-2, the newest `make policy` export), and the student
+  width table: width (256 .. 1792, the paper's) against p50/p99 latency and the action's error
+  against torch, for the float32 export and its dynamic int8 quantisation (random weights with the
+  AdaLN modulation drawn, so every block acts; in runs/deploy/bench/student.json); the DiT sampler
+  (2 Euler steps; the trained tiny one and the paper preset, random weights),
   the VLM forward on a 2 s window (the store's tiny random Qwen3-VL stand-in: plumbing, not Qwen3-VL's cost);
 - `python -m deploy run` on a sample clip: video -> first action by stage (paper: 1.84 s; a
   pose-estimate -> retarget -> track pipeline 9.22 s).
@@ -104,6 +107,39 @@ def paper_width_policy(d: Path) -> Path:
     return export_student(build_student(StudentConfig(width=1792)), d / "paper.onnx", {})
 
 
+def student_width_table(d: Path, widths: tuple[int, ...] = (256, 512, 1024, 1792), n: int = 300) -> list[dict]:
+    """Width -> p50/p99 [ms] of DDIM-2 on one thread (train.export.session_options) and max/mean |action -
+    torch| over 64 random observations, float32 and int8. Random weights, the AdaLN modulation drawn
+    (the trained student's is not zero; the zero init would make every block an identity)."""
+    import onnxruntime as ort
+    import torch
+
+    from train.export import export_student, onnx_torch_gap, quantize_int8, session_options
+    from train.student import StudentConfig, build_student
+
+    torch.set_num_threads(1)
+    rows = []
+    for w in widths:
+        torch.manual_seed(0)
+        st = build_student(StudentConfig(width=w)).eval()
+        with torch.no_grad():
+            for b in st.blocks:
+                torch.nn.init.normal_(b.mod.weight, std=0.5 / w ** 0.5)
+                torch.nn.init.normal_(b.mod.bias, std=0.1)
+        obs = np.random.default_rng(0).normal(size=(1, st.cfg.obs_dim)).astype(np.float32)
+        feed = {"obs": obs, "noise": np.zeros((1, 23), np.float32)}
+        with torch.no_grad():
+            torch_ms = _ms(lambda s=st, o=torch.from_numpy(obs): s(o, torch.zeros(1, 23)), 50)
+        fp32 = export_student(st, d / f"s{w}.onnx", {})
+        for kind, path in (("float32", fp32), ("int8", quantize_int8(fp32, d / f"s{w}.int8.onnx"))):
+            sess = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
+            p50, p99 = _ms(lambda s=sess, f=feed: s.run(None, f), n)
+            rows.append({"width": w, "onnx": kind, "p50_ms": p50, "p99_ms": p99, "torch_p50_ms": torch_ms[0],
+                         "max_err": onnx_torch_gap(st, path, n=64), "mean_err": onnx_torch_gap(st, path, n=64, mean=True),
+                         "mb": path.stat().st_size / 1e6})
+    return rows
+
+
 def dit_latency(layout: DataLayout, d: Path) -> list[tuple[str, float, float, float, float]]:
     import onnxruntime as ort
     import torch
@@ -185,14 +221,26 @@ def main(argv: list[str] | None = None) -> int:
         t = Table(title="latency on one CPU thread (paper: student DDIM-2 5.0 ms on a Jetson Orin NX; goal <= 1 ms)")
         for c in ("model", "torch p50 / p99 ms", "onnxruntime p50 / p99 ms"):
             t.add_column(c)
-        for name, p in (("student DDIM-2 (make policy export)", policy), ("student DDIM-2, paper width 1792", paper)):
-            o50, o99 = policy_latency(p)
-            t.add_row(name, "", f"{o50:.2f} / {o99:.2f}")
+        if policies:
+            o50, o99 = policy_latency(policy)
+            t.add_row("student DDIM-2 (make policy export, via OnnxPolicy)", "", f"{o50:.2f} / {o99:.2f}")
         if (layout.store_dir / "clips.lance").exists():
             for name, t50, t99, o50, o99 in dit_latency(layout, Path(d)):
                 t.add_row(f"DiT 2 steps: {name}", f"{t50:.1f} / {t99:.1f}", f"{o50:.1f} / {o99:.1f}")
             vlm, ms = vlm_latency(layout)
             t.add_row(f"VLM forward, 2 s window ({vlm}; a tiny stand-in)", f"{ms:.1f} (median)", "")
+        con.print(t)
+        rows = student_width_table(Path(d))
+        publish_bytes(out / "student.json", json_bytes({"format_version": 1, "rows": rows, "loadavg": os.getloadavg(),
+                                                        "cpus": os.cpu_count()}))
+        t = Table(title="student DDIM-2, one CPU thread, onnxruntime (ORT_ENABLE_ALL, both steps in one graph, the "
+                        "conditioning folded out of the loop); error = |action - torch| over 64 random observations "
+                        "(goals: <= 5 ms p99 at 1792, <= 1 ms p99 at 512)")
+        for c in ("width", "onnx", "p50 / p99 ms", "torch p50 ms", "max / mean |error|", "file MB"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(str(r["width"]), r["onnx"], f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}", f"{r['torch_p50_ms']:.2f}",
+                      f"{r['max_err']:.1e} / {r['mean_err']:.1e}", f"{r['mb']:.1f}")
         con.print(t)
     if (layout.store_dir / "clips.lance").exists() and policies:
         from deploy.run import DeployRunConfig, print_report, run_deploy
