@@ -75,12 +75,18 @@ def _training_section(layout: DataLayout) -> str:
     by = {(r["method"], r["metric"]): r for r in rows}
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     body = "".join("<tr><td>" + html.escape(meth) + "</td>" + "".join(
-        f"<td>{100 * by[(meth, m)]['value']:.1f} ± {100 * by[(meth, m)]['ci95']:.1f}</td>" if m.startswith("R@")
-        else f"<td>{by[(meth, m)]['value']:.2f} ± {by[(meth, m)]['ci95']:.2f}</td>" for m in metrics) + "</tr>"
-        for meth in methods)
+        f"<td>{_eval_cell(m, by[(meth, m)])}</td>" for m in metrics) + "</tr>" for meth in methods)
     r0 = rows[0]
-    out = (f"<h2>Motion-latent reconstruction (run {html.escape(meta['run_id'])})</h2>"
-           f"<p>test split {html.escape(r0['split_id'])}, {r0['n_clips']} clips, batch {r0['batch_size']}; "
+    # rows written before pools of 32 have no `measured` column: their batch was the whole small split
+    measured = all(r.get("measured") for r in rows)
+    verdict = ("" if measured else
+               f"<p><b>Not a result</b>: {r0['n_clips']} test clips, fewer than a pool of 32 candidates (the T2M "
+               f"protocol); R@k was computed on one pool of {r0['batch_size']}, where chance R@1/2/3 is "
+               + "/".join(f"{100 * min(k / max(r0['batch_size'], 1), 1):.1f}" for k in (1, 2, 3))
+               + " %. The numbers below are not a measurement.</p>")
+    out = (f"<h2>Motion-latent reconstruction (run {html.escape(meta['run_id'])})</h2>{verdict}"
+           f"<p>test split {html.escape(r0['split_id'])}, {r0['n_clips']} clips, R@k pool {r0['batch_size']}"
+           f"{'; ' + html.escape(r0['interval']) if r0.get('interval') else ''}; "
            f"DiT {html.escape(r0['dit_id'])}, evaluator {html.escape(r0['evaluator_id'])}, VAE "
            f"{html.escape(r0['vae_id'] or '')}, video {html.escape(r0['vlm_id'] or '')}. Real is the ceiling, "
            "shuffled video the floor.</p><table border='1' cellpadding='4'><tr><th>method</th>"
@@ -89,6 +95,14 @@ def _training_section(layout: DataLayout) -> str:
     if fig:
         out += f"<h3>Decoded motion: DiT vs ground truth</h3><img alt='decoded motion' src='data:image/png;base64,{fig}'>"
     return out
+
+
+def _eval_cell(metric: str, r: dict) -> str:
+    """value [lo, hi] where the row carries its interval's bounds, else value ± half-width (older rows)."""
+    scale, fmt = (100, ".1f") if metric.startswith("R@") else (1, ".2f")
+    if r.get("ci_lo") is not None and r["ci_lo"] == r["ci_lo"]:
+        return f"{scale * r['value']:{fmt}} [{scale * r['ci_lo']:{fmt}}, {scale * r['ci_hi']:{fmt}}]"
+    return f"{scale * r['value']:{fmt}} ± {scale * r['ci95']:{fmt}}"
 
 
 def _policy_section(layout: DataLayout, page_dir: Path) -> str:

@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--method", choices=["dit", "align"], default="dit",
                    help="dit: flow-matching reconstruction; align: the InfoNCE adapter baseline (Table 4)")
     r.add_argument("--dit-steps", type=int, default=300, help="steps of the DiT (or of the align adapter)")
-    r.add_argument("--evaluator-steps", type=int, default=200)
+    r.add_argument("--evaluator-steps", type=int, default=400, help="at most; early stopping usually ends it sooner")
+    r.add_argument("--evaluator-every", type=int, default=20, help="evaluator steps between validations")
+    r.add_argument("--evaluator-patience", type=int, default=5, help="validations without a new best before stopping")
+    r.add_argument("--val-fraction", type=float, default=0.2,
+                   help="of the train split's sequences, held out to early-stop the evaluator")
     r.add_argument("--batch", type=int, default=8, help="global batch (all workers)")
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--inference-steps", type=int, default=2, help="Euler steps at sampling (paper: 2)")
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--executor", choices=["local", "ray"], default="local")
     r.add_argument("--ray-address", default=None)
     r.add_argument("--resume", action="store_true", help="continue this run's checkpoints")
-    r.add_argument("--replications", type=int, default=20)
+    r.add_argument("--replications", type=int, default=20, help="random pools of 32 drawn per query (R-precision)")
     r.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("policy", help="teacher (PPO) + student (DAgger) + sim2sim evaluation + ONNX on the store")
     p.add_argument("--where", default="stable", help="SQL condition over store_clips columns and `split`")
@@ -80,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                              global_batch=args.batch, lr=args.lr, objective=args.objective, method=args.method,
                              inference_steps=args.inference_steps, seed=args.seed,
                              split=SplitConfig(args.split_seed, args.test_fraction), workers=args.workers,
-                             executor=executor, ray_address=args.ray_address, eval_replications=args.replications)
+                             executor=executor, ray_address=args.ray_address, eval_replications=args.replications,
+                             evaluator_every=args.evaluator_every, evaluator_patience=args.evaluator_patience,
+                             val_fraction=args.val_fraction)
         print_summary(run_train(layout, cfg, resume=args.resume, progress=not args.no_progress))
         return 0
     except RoboMirrorError as e:

@@ -105,6 +105,17 @@ def ensure_split(store_dir: Path, cfg: SplitConfig) -> Split:
     return split
 
 
+def validation_split(store_dir: Path, split: Split, version: int | None = None, fraction: float = 0.2,
+                     seed: int = 0) -> Split:
+    """`split` with part of its train side moved to "val", by sequence and stratified the same way: the
+    evaluator trains on "train", stops early on "val" and is scored on "test", three disjoint sets of
+    sequences. Not written to the store: it is a function of the split (the run records its id)."""
+    rows = [r for r in _clip_rows(store_dir, version) if split.side.get(r["clip_id"]) == "train"]
+    inner = compute_split(rows, SplitConfig(seed, fraction))
+    side = {c: ("val" if inner.side.get(c) == "test" else s) for c, s in split.side.items()}
+    return Split(f"{split.split_id}-val{inner.split_id[:6]}", side)
+
+
 def load_split(store_dir: Path, split_id: str) -> Split:
     path = Path(store_dir) / f"{SPLITS}.lance"
     if not path.exists():

@@ -29,9 +29,20 @@ from robomirror.flow import FlowConfig
 from robomirror.paths import DataLayout
 from robomirror.trainer import TrainConfig, fit, latest_checkpoint, load_checkpoint
 from robomirror.writer_lock import writer_lock
-from train.data import ClipDataset, DataError, SplitConfig, collate, current_versions, ensure_split, pin_store
-from train.evaluator import EvaluatorConfig, MotionTextEncoder, weights_id
-from train.metrics import evaluate
+from train.data import (
+    CLIPS,
+    ClipDataset,
+    DataError,
+    SplitConfig,
+    collate,
+    current_versions,
+    ensure_split,
+    pin_store,
+    validation_split,
+)
+from train.early_stop import EarlyStopConfig, EarlyStopResult, fit_early_stopping
+from train.evaluator import EvaluatorConfig, MotionTextEncoder, info_nce, weights_id
+from train.metrics import INTERVAL, POOL, Evaluation, Verdict, evaluate, separation
 from train.tasks import DiTTask, EvaluatorTask, StoreSide
 
 EVALS, V2M = "evals", "v2m"
@@ -39,14 +50,22 @@ EVAL_SCHEMA = pa.schema([("run_id", pa.string()), ("method", pa.string()), ("met
                          ("value", pa.float64()), ("ci95", pa.float64()), ("batch_size", pa.int32()),
                          ("n_clips", pa.int32()), ("split_id", pa.string()), ("store_versions", pa.string()),
                          ("dit_id", pa.string()), ("evaluator_id", pa.string()), ("vae_id", pa.string()),
-                         ("vlm_id", pa.string()), ("objective", pa.string()), ("format_version", pa.int32())])
+                         ("vlm_id", pa.string()), ("objective", pa.string()), ("format_version", pa.int32()),
+                         # added with pools of 32: the interval's bounds, how it was computed, and whether
+                         # the row is a measurement at all (False: fewer test clips than a pool)
+                         ("ci_lo", pa.float64()), ("ci_hi", pa.float64()), ("interval", pa.string()),
+                         ("measured", pa.bool_())])
+VERDICT_METRICS = ("R@1", "R@2", "R@3", "MM-Dist", "FID")
 
 
 @dataclass(frozen=True)
 class TrainRunConfig:
     preset: str = "tiny"  # DiT size: "tiny" (CPU) or "paper" (12 x 1024, 8 heads)
     dit_steps: int = 300
-    evaluator_steps: int = 200
+    evaluator_steps: int = 400  # at most: early stopping on the validation clips usually ends it sooner
+    evaluator_every: int = 20  # evaluator steps between validations
+    evaluator_patience: int = 5  # validations without a new best before the evaluator stops
+    val_fraction: float = 0.2  # of the train split's sequences, held out to early-stop the evaluator
     global_batch: int = 8
     lr: float = 1e-3
     objective: str = "velocity"  # "velocity" | "x0" | "eps" (Table 15)
@@ -57,7 +76,7 @@ class TrainRunConfig:
     workers: int = 1
     executor: str = "local"
     ray_address: str | None = None
-    eval_replications: int = 20
+    eval_replications: int = 20  # random pool draws per query (R-precision)
 
 
 @dataclass
@@ -70,7 +89,12 @@ class TrainSummary:
     n_test: int
     skipped: list[str]
     table: dict[str, list] = field(default_factory=dict)  # method -> metric rows
-    batch_size: int = 0
+    batch_size: int = 0  # R-precision pool size used (32, or the test split when it is smaller)
+    evals: dict[str, Evaluation] = field(default_factory=dict)  # method -> the evaluation (rows, pool, measured)
+    verdicts: list[Verdict] = field(default_factory=list)  # Real > ours > shuffled, per metric
+    n_val: int = 0  # the evaluator's validation clips (never trained on)
+    evaluator_stop: EarlyStopResult | None = None  # None: too few validation clips to stop early
+    evaluator_retrieval: dict[str, Evaluation] = field(default_factory=dict)  # "train" / "validation" clips
     dit_id: str = ""
     evaluator_id: str = ""
     samples_per_s: float = 0.0
@@ -101,12 +125,11 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
                 ray_address=cfg.ray_address)
     logger = _Logger(run_dir / "tensorboard", progress)
 
-    ev_task = EvaluatorTask(train_side, train_ds.vae_id, EvaluatorConfig(feature_dim=_feature_dim(train_side)))
-    ev_cfg = TrainConfig(steps=cfg.evaluator_steps, ckpt_every=max(cfg.evaluator_steps // 4, 1), **base)
-    ev_res = _fit_or_load(ev_task, ev_cfg, run_dir / "evaluator", resume, logger)
-    evaluator = MotionTextEncoder(ev_task.cfg)
-    load_checkpoint(latest_checkpoint(run_dir / "evaluator"), evaluator)
-    evaluator.eval()
+    vsplit = validation_split(store, split, versions[CLIPS], cfg.val_fraction, cfg.split.seed)
+    ev_side, val_side = StoreSide(str(store), versions, vsplit, "train"), StoreSide(str(store), versions, vsplit, "val")
+    summary.n_val = len(val_side.dataset())
+    ev_task = EvaluatorTask(ev_side, train_ds.vae_id, EvaluatorConfig(feature_dim=_feature_dim(train_side)))
+    evaluator, ev_loss = _train_evaluator(ev_task, val_side, cfg, base, run_dir / "evaluator", resume, logger, summary)
     summary.evaluator_id = weights_id(evaluator)
 
     flow = FlowConfig(objective=cfg.objective, inference_steps=cfg.inference_steps)
@@ -128,7 +151,8 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
                             f"{train_ds.vlm_id}: its checkpoints do not fit; start a new run")
     publish_bytes(run_dir / "run.json", json.dumps({
         "run_id": run_id, "split_id": split.split_id, "store_versions": versions, "vae_id": train_ds.vae_id,
-        "vlm_id": train_ds.vlm_id, "method": cfg.method, "dit": dit_cfg.to_dict(), "flow": asdict(flow),
+        "vlm_id": train_ds.vlm_id, "evaluator_split_id": vsplit.split_id, "method": cfg.method,
+        "dit": dit_cfg.to_dict(), "flow": asdict(flow),
         "config": asdict(cfg), "format_version": FORMAT_VERSION}, sort_keys=True, indent=1).encode())
     res = _fit_or_load(task, model_cfg, model_dir, resume, logger)
     if cfg.method == "align":
@@ -146,7 +170,7 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
     summary.dit_id = weights_id(model)
     summary.samples_per_s = res["samples_per_s"]
     summary.steps = cfg.dit_steps
-    summary.final_loss = {"evaluator": ev_res["loss"], cfg.method: res["loss"]}
+    summary.final_loss = {"evaluator": ev_loss, cfg.method: res["loss"]}
     logger.close()
 
     batch = collate([test_ds[i] for i in range(len(test_ds))], dit_cfg.motion_tokens)
@@ -162,10 +186,15 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
         ours = motion_emb(ours_tokens)
         shift = torch.roll(torch.arange(len(test_ds)), 1)  # each clip conditioned on another clip's video
         shuffled = motion_emb(generate(video_from=shift))
-    for method, emb in (("Real (ground truth)", real), (label, ours),
-                        ("shuffled video (floor)", shuffled)):
-        rows, summary.batch_size = evaluate(emb, text, real, seed=cfg.seed, replications=cfg.eval_replications)
-        summary.table[method] = rows
+    names = ("Real (ground truth)", label, "shuffled video (floor)")
+    for method, emb in zip(names, (real, ours, shuffled), strict=True):
+        summary.evals[method] = evaluate(emb, text, real, seed=cfg.seed, draws=cfg.eval_replications)
+        summary.table[method] = summary.evals[method].rows
+    summary.batch_size = summary.evals[label].pool
+    summary.verdicts = [separation(m, *(summary.evals[k].row(m) for k in names)) for m in VERDICT_METRICS]
+    summary.evaluator_retrieval = {side: _retrieval(evaluator, ev_task, ds, cfg.seed, cfg.eval_replications)
+                                   for side, ds in (("train", ev_side.dataset()), ("validation", val_side.dataset()))
+                                   if len(ds) >= 2}
     parts = [(batch, ours_tokens)]
     if cfg.method == "dit":  # the train clips' reconstructions too: the policy's student trains on them (§3.3)
         for lo in range(0, len(train_ds), 64):
@@ -175,6 +204,50 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
         _write_results(store, summary, train_ds, cfg, parts)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _train_evaluator(task: EvaluatorTask, val_side: StoreSide, cfg: TrainRunConfig, base: dict, out: Path,
+                     resume: bool, logger: _Logger, summary: TrainSummary) -> tuple[MotionTextEncoder, float]:
+    """The evaluator, early-stopped on the validation clips: the checkpoint of its best validation
+    InfoNCE (without validation clips, its last step, and the summary says it was not stopped)."""
+    ev_cfg = TrainConfig(steps=cfg.evaluator_steps, ckpt_every=max(cfg.evaluator_steps // 4, 1), **base)
+    model = MotionTextEncoder(task.cfg)
+    val = val_side.dataset()
+    if len(val) < 2:
+        res = _fit_or_load(task, ev_cfg, out, resume, logger)
+        load_checkpoint(latest_checkpoint(out), model)
+        return model.eval(), res["loss"]
+    batch = collate([val[i] for i in range(len(val))], 30)
+    frames, mask = task.frames(batch["motion_tokens"], batch["motion_mask"])
+    chunks = [slice(lo, lo + POOL) for lo in range(0, len(val), POOL)]
+    if len(chunks) > 1 and len(val) % POOL < 2:  # a last chunk of one clip has no negatives
+        chunks = chunks[:-2] + [slice(chunks[-2].start, len(val))]
+
+    def val_loss(m: MotionTextEncoder, step: int) -> float:
+        """InfoNCE on the validation clips in fixed chunks of 32: deterministic, so a resume rescoring a
+        checkpoint finds the same value."""
+        return float(np.mean([info_nce(*m(frames[c], mask[c], batch["text_emb"][c]), batch["text_emb"][c]).item()
+                              for c in chunks]))
+
+    logger.start(task.name, cfg.evaluator_steps)
+    stop = fit_early_stopping(task, ev_cfg, out, val_loss, EarlyStopConfig(cfg.evaluator_every, cfg.evaluator_patience),
+                              resume=resume, on_report=lambda row: logger.report(task.name, row))
+    summary.evaluator_stop = stop
+    load_checkpoint(out / stop.best_checkpoint_name, model)
+    return model.eval(), stop.train_loss
+
+
+def _retrieval(evaluator: MotionTextEncoder, task: EvaluatorTask, ds: ClipDataset, seed: int, draws: int) -> Evaluation:
+    """The evaluator's own R-precision on ground-truth motions of `ds` (pools of 32 when it has 32 clips)."""
+    motion, text = [], []
+    with torch.no_grad():
+        for lo in range(0, len(ds), 64):
+            b = collate([ds[i] for i in range(lo, min(lo + 64, len(ds)))], 30)
+            frames, mask = task.frames(b["motion_tokens"], b["motion_mask"])
+            motion.append(evaluator.embed_motion(frames, mask).numpy())
+            text.append(evaluator.embed_text(b["text_emb"]).numpy())
+    m = np.concatenate(motion)
+    return evaluate(m, np.concatenate(text), m, seed=seed, draws=draws, fid_bootstrap=0)
 
 
 def _feature_dim(side: StoreSide) -> int:
@@ -244,7 +317,8 @@ def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunC
 
     db = lancedb.connect(str(store))
     rows = [{"run_id": s.run_id, "method": method, "metric": r.name, "value": r.mean, "ci95": r.ci95,
-             "batch_size": s.batch_size, "n_clips": s.n_test, "split_id": s.split_id,
+             "ci_lo": r.lo, "ci_hi": r.hi, "interval": INTERVAL, "measured": s.evals[method].measured,
+             "batch_size": s.evals[method].pool, "n_clips": s.n_test, "split_id": s.split_id,
              "store_versions": json.dumps(s.versions, sort_keys=True), "dit_id": s.dit_id,
              "evaluator_id": s.evaluator_id, "vae_id": ds.vae_id, "vlm_id": ds.vlm_id,
              "objective": cfg.objective if cfg.method == "dit" else "align-infonce",
@@ -267,9 +341,19 @@ def _write_results(store: Path, s: TrainSummary, ds: ClipDataset, cfg: TrainRunC
 
 
 def _replace_rows(db, name: str, table: pa.Table, where: str) -> None:
-    """Rows of this run replace its earlier rows (a rerun of one run id is idempotent)."""
+    """Rows of this run replace its earlier rows (a rerun of one run id is idempotent). A table written
+    before columns were added is rewritten once with them (null in the old rows)."""
     if name in db.table_names():
         t = db.open_table(name)
+        if t.schema != table.schema:
+            old = t.to_arrow()
+            keep = pa.Table.from_pylist([r for r in old.to_pylist()], schema=pa.schema(
+                [f for f in table.schema if f.name in old.schema.names]))
+            missing = [f for f in table.schema if f.name not in old.schema.names]
+            for f in missing:
+                keep = keep.append_column(f, pa.nulls(keep.num_rows, f.type))
+            db.create_table(name, data=keep.select(table.schema.names).cast(table.schema), mode="overwrite")
+            t = db.open_table(name)
         t.delete(where)
         t.add(table)
     else:

@@ -33,6 +33,12 @@ def test_the_run_writes_the_table_v2m_and_ledger(trained):
                for r in rows)
     real_fid = next(r["value"] for r in rows if r["method"].startswith("Real") and r["metric"] == "FID")
     assert abs(real_fid) < 1e-3  # the real motions against themselves
+    # the test store holds fewer than 32 test clips: rows say they are not a measurement, with the pool used
+    assert s.n_test < 32 and not any(r["measured"] for r in rows)
+    assert all(r["batch_size"] == s.n_test and r["ci_lo"] <= r["value"] + 1e-9 <= r["ci_hi"] + 2e-9
+               for r in rows if r["metric"].startswith("R@"))
+    assert all(r["interval"].startswith("95% percentile bootstrap") for r in rows)
+    assert [v.metric for v in s.verdicts] == ["R@1", "R@2", "R@3", "MM-Dist", "FID"]
     v2m = lance.dataset(str(layout.store_dir / "v2m.lance")).to_table().to_pylist()
     assert len(v2m) == s.n_test + s.n_train  # test and train clips (the policy's student trains on the latter)
     assert all(r["dit_id"] == s.dit_id and len(r["tokens"]) == r["n_tokens"] for r in v2m)
@@ -44,6 +50,21 @@ def test_the_run_writes_the_table_v2m_and_ledger(trained):
     meta = json.loads((s.run_dir / "run.json").read_text())
     assert meta["store_versions"] == s.versions and meta["split_id"] == s.split_id
     assert list((s.run_dir / "tensorboard" / "dit").glob("events.out.tfevents.*"))
+
+
+def test_the_printed_table_refuses_to_be_a_result_below_a_pool_of_32(trained):
+    from rich.console import Console
+
+    from train.report import print_summary
+
+    _, _, s = trained
+    console = Console(record=True, width=200)
+    print_summary(s, console)
+    out = console.export_text()
+    assert "NOT A RESULT" in out and "not a measurement" in out and "pools of 32" in out
+    assert f"chance (random ranking, pool of {s.n_test})" in out  # the chance level of the pool actually used
+    assert "separated" in out  # a verdict line per metric, whatever it says
+    assert "evaluator" in out and ("early-stopped" in out or "not early-stopped" in out)
 
 
 def test_a_rerun_of_the_same_run_reuses_its_checkpoints_and_replaces_its_rows(trained):
