@@ -191,10 +191,11 @@ class CheckpointError(TrainError):
         self.path, self.reason = Path(path), reason
 
 
-STATE_KEYS = ("step", "config", "history", "optimizer")
+STATE_KEYS = ("step", "optimizer")  # what save_checkpoint writes for every caller (DAgger, the teacher too)
+TRAINER_STATE_KEYS = STATE_KEYS + ("config", "history")  # and what `fit` adds and resumes from
 
 
-def read_checkpoint(ckpt: Path, optimizer: bool = True) -> tuple[dict, dict | None, dict]:
+def read_checkpoint(ckpt: Path, optimizer: bool = True, required: tuple[str, ...] = STATE_KEYS) -> tuple[dict, dict | None, dict]:
     """(model tensors, optimizer tensors or None, state) of `ckpt`, every file read and checked first;
     raises CheckpointError naming the file and what is wrong with it."""
     from safetensors import SafetensorError
@@ -217,7 +218,7 @@ def read_checkpoint(ckpt: Path, optimizer: bool = True) -> tuple[dict, dict | No
         raise CheckpointError(ckpt / "state.json", "missing") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(ckpt / "state.json", f"not valid JSON ({type(e).__name__}: {e})") from None
-    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    missing = [k for k in required if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(ckpt / "state.json", f"lacks {missing}")
     return weights, tensors("optim.safetensors") if optimizer else None, state
@@ -240,12 +241,13 @@ def checkpoints_newest_first(out_dir: Path) -> list[Path]:
                   key=lambda p: int(p.name[len(CKPT_PREFIX):]), reverse=True)
 
 
-def _newest_valid(out_dir: Path, optimizer: bool, warn: bool) -> tuple[Path | None, tuple | None, list]:
+def _newest_valid(out_dir: Path, optimizer: bool, warn: bool,
+                  required: tuple[str, ...] = STATE_KEYS) -> tuple[Path | None, tuple | None, list]:
     skipped: list[tuple[str, str]] = []
     candidates = checkpoints_newest_first(out_dir)
     for ckpt in candidates:
         try:
-            read = read_checkpoint(ckpt, optimizer)
+            read = read_checkpoint(ckpt, optimizer, required)
         except CheckpointError as e:
             skipped.append((str(e.path), e.reason))
             if warn:
@@ -270,9 +272,10 @@ def newest_valid_checkpoint(out_dir: Path, warn: bool = True) -> tuple[Path | No
 
 
 def load_newest_valid(out_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                      warn: bool = True) -> tuple[Path | None, dict | None, list[tuple[str, str]]]:
+                      warn: bool = True, required: tuple[str, ...] = TRAINER_STATE_KEYS
+                      ) -> tuple[Path | None, dict | None, list[tuple[str, str]]]:
     """`newest_valid_checkpoint`, loaded into `model` and `optimizer` (read once)."""
-    ckpt, read, skipped = _newest_valid(out_dir, True, warn)
+    ckpt, read, skipped = _newest_valid(out_dir, True, warn, required)
     if read is None:
         return None, None, []
     weights, opt_tensors, state = read
