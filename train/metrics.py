@@ -11,7 +11,9 @@ embeddings, each with a 95 % interval, and the verdict whether Real / ours / shu
   pairs of motions (the expectation of the protocol's 300 random pairs).
 - **95 % interval**: percentile bootstrap over the test clips (queries resampled with replacement,
   per-query values averaged over the pool draws), so the interval says how much another test set of
-  the same size could move the number; the pool-draw noise is averaged out before it.
+  the same size could move the number; the pool-draw noise is averaged out before it. FID is biased
+  upward on a resample (a clip drawn twice shrinks the covariance), so its interval is the bootstrap
+  spread around the resamples' median, re-centred on the estimate.
 
 All functions take numpy arrays: motion (N, D) and text (N, D) embeddings, row i of each from clip i.
 """
@@ -76,7 +78,7 @@ def fid(real: np.ndarray, generated: np.ndarray) -> float:
     s1, s2 = np.cov(real, rowvar=False), np.cov(generated, rowvar=False)
     covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
     covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+    return max(0.0, float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean)))  # >= 0 but for rounding
 
 
 def frechet_gaussians(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
@@ -124,6 +126,14 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _centred(estimate: float, values: np.ndarray) -> tuple[float, float]:
+    """The bootstrap's 2.5-97.5 % spread about its median, placed around `estimate` (for a statistic
+    whose resamples are biased, so the percentile interval could miss the estimate itself)."""
+    lo, hi = _interval(values)
+    med = float(np.nanmedian(values)) if np.isfinite(values).any() else np.nan
+    return estimate - (med - lo), estimate + (hi - med)
+
+
 def evaluate(motion: np.ndarray, text: np.ndarray, real_motion: np.ndarray, seed: int = 0, draws: int = DRAWS,
              pool: int = POOL, bootstrap: int = BOOTSTRAP, fid_bootstrap: int = FID_BOOTSTRAP) -> Evaluation:
     """The protocol's table for one method (rows in order R@1, R@2, R@3, MM-Dist, FID, Diversity).
@@ -150,7 +160,8 @@ def evaluate(motion: np.ndarray, text: np.ndarray, real_motion: np.ndarray, seed
     boot = {k: v[idx].mean(1) for k, v in per_query.items()}
     boot["FID"] = np.array([fid(real_motion[i], motion[i]) for i in idx[:fid_bootstrap]]) if n > 2 else np.full(1, np.nan)
     boot["Diversity"] = np.array([_resampled_diversity(motion, i) for i in idx[:fid_bootstrap]])
-    rows = [MetricRow(k, point[k], *_interval(boot[k])) for k in ("R@1", "R@2", "R@3", "MM-Dist", "FID", "Diversity")]
+    rows = [MetricRow(k, point[k], *(_centred(point[k], boot[k]) if k == "FID" else _interval(boot[k])))
+            for k in ("R@1", "R@2", "R@3", "MM-Dist", "FID", "Diversity")]
     reason = "" if measured else (f"only {n} test clips: R-precision needs pools of {pool} candidates (the T2M "
                                   f"protocol); one pool of all {n} was used, where chance R@1/2/3 is "
                                   + "/".join(f"{100 * c:.1f}" for c in chance_r_precision(n)) + " %")

@@ -120,3 +120,12 @@ def test_mm_dist_and_diversity():
     assert mm_dist(m, t) == pytest.approx(np.sqrt(3))
     spread = np.eye(3) * 5
     assert diversity(spread) == pytest.approx(5 * np.sqrt(2))
+
+
+def test_every_interval_holds_its_own_estimate_fid_included():
+    """Resampling with replacement inflates FID; its interval is re-centred so it still holds the estimate."""
+    rng = np.random.default_rng(7)
+    text = rng.normal(size=(64, 16))
+    for gen in (text + rng.normal(size=(64, 16)), rng.normal(size=(64, 16)) * 2):
+        ev = evaluate(gen, text, text + 0.1 * rng.normal(size=(64, 16)), draws=3, bootstrap=200, fid_bootstrap=50)
+        assert all(r.lo <= r.mean <= r.hi for r in ev.rows), ev.rows
