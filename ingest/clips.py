@@ -13,12 +13,12 @@ import numpy as np
 
 from ingest.config import IngestConfig
 from ingest.failures import Reason
+from ingest.manifest import stored_name
 from ingest.sequence import HumanSequence
 from ingest.video import encode_mp4, iter_frames
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import digest_of, npz_bytes
 from robomirror.errors import SourceError
-from robomirror.paths import printable
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
                           "source_kind": seq.video.kind}
         meta = {
             "format_version": FORMAT_VERSION, "clip_id": key,
-            "dataset": seq.ref.dataset, "subset": printable(seq.ref.subset), "sequence": printable(seq.ref.sequence),
+            "dataset": seq.ref.dataset, "subset": stored_name(seq.ref.subset), "sequence": stored_name(seq.ref.sequence),
             "view": seq.view if mp4 is not None or seq.video is None else "motion_only",
             "fps": seq.fps, "n_frames": span.end - span.start,
             "start_frame": span.start, "end_frame": span.end,
@@ -155,7 +155,7 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "source_frame_end": float(seq.source_frame_index[span.end - 1]),
             "texts": texts_in_span(seq, t0, t1),
             "video": video_meta,
-            "sources": {r: {**sources[r], "path": printable(sources[r]["path"])} for r in sorted(sources)},
+            "sources": {r: {**sources[r], "path": stored_name(sources[r]["path"])} for r in sorted(sources)},
             "body_model": seq.body_model, "body_source": seq.body_source,
             "joint_frame": "world z-up, metres", "notes": seq.notes,
             "ingest_config": cfg.fingerprint(),

@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ingest.bones_seed import discover_bones_seed
@@ -15,7 +14,14 @@ from ingest.config import IngestConfig
 from ingest.failures import Failure, Reason, write_ledger
 from ingest.g1_csv import discover_g1_csv
 from ingest.lerobot_import import discover_lerobot
-from ingest.manifest import MANIFEST_SCHEMA, manifest_row
+from ingest.manifest import (
+    MANIFEST_SCHEMA,
+    PublishedSequence,
+    manifest_row,
+    published_sequences,
+    staged_modalities,
+    stored_name,
+)
 from ingest.motionx import discover_motionx
 from ingest.nymeria import discover_nymeria
 from ingest.sequence import SourceRef
@@ -87,6 +93,11 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     except OSError as e:
         raise InfrastructureError(f"cannot write to the data root {layout.root}: {e}") from e
 
+    # the retention rule, checked before anything is staged: see `_partly_missing`
+    published = {ds: published_sequences(layout.manifest(STAGE, ds)) for ds in by_dataset}
+    if not prune:
+        _refuse_if(_partly_missing(refs, published), _PARTLY_MISSING)
+
     jobs = [(r, str(layout.work_dir(STAGE, r.dataset))) for r in refs]
     bar = tqdm(total=len(jobs), desc="ingest sequences", unit="seq", disable=not progress)
     infra: list[str] = []
@@ -107,11 +118,16 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
                                   f"was published (the previous shards, manifest and ledger are untouched); "
                                   f"first: {infra[0]}")
 
+    plans = {}
     for ds, ds_refs in sorted(by_dataset.items()):
-        keep = [] if prune else _published_without_source(layout, ds, ds_refs)
+        keep = [] if prune else _published_without_source(layout, ds, ds_refs, published[ds])
         summary.kept_without_source += len(keep)
         stems = sorted(((r.subset, r.sequence), staging_name(r)) for r in [*ds_refs, *keep] if r.problem is None)
-        staged = load_staged(layout.work_dir(STAGE, ds), [stem for _, stem in stems])
+        plans[ds] = (stems, load_staged(layout.work_dir(STAGE, ds), [stem for _, stem in stems]))
+    if not prune:  # the backstop: a clip never loses a modality it was published with, whatever the cause
+        _refuse_if([p for ds, (stems, staged) in plans.items() for p in _modalities_lost(ds, stems, staged,
+                                                                                         published[ds])], _LOST)
+    for ds, (_, staged) in plans.items():
         res = pack(staged, layout.shard_dir(STAGE, ds), layout.manifest(STAGE, ds), cfg.shard_target_bytes,
                    manifest_row, MANIFEST_SCHEMA)
         summary.per_dataset[ds] = res
@@ -124,22 +140,74 @@ def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, 
     return summary
 
 
-def _published_without_source(layout: DataLayout, ds: str, refs: list[SourceRef]) -> list[SourceRef]:
+def _published_without_source(layout: DataLayout, ds: str, refs: list[SourceRef],
+                               published: dict[tuple[str, str], PublishedSequence]) -> list[SourceRef]:
     """Sequences the current manifest publishes whose source was not found this run. Without --prune
-    they stay published from their staging; if that is gone too, the run refuses rather than drop them."""
-    path = layout.manifest(STAGE, ds)
-    if not path.is_file():
-        return []
+    they stay published from their staging; if that is gone too, the run refuses rather than drop them.
+    Names are compared in their file-system form (`ingest.manifest.fs_name`), never their display form."""
     found = {(r.subset, r.sequence) for r in refs}
-    rows = pq.read_table(path, columns=["subset", "sequence"]).to_pylist()
-    gone = sorted({(r["subset"], r["sequence"]) for r in rows} - found)
-    keep = [SourceRef(ds, sub, seq, "", ()) for sub, seq in gone]
+    keep = [SourceRef(ds, sub, seq, "", ()) for sub, seq in sorted(set(published) - found)]
     lost = [r.key for r in keep if not (layout.work_dir(STAGE, ds) / f"{staging_name(r)}.json").is_file()]
     if lost:
         raise InfrastructureError(
-            f"{len(lost)} published sequences have no source now and no staging to republish them from "
-            f"(first: {lost[0]}); is a source folder missing? Nothing was changed. Pass --prune to remove them")
+            f"{len(lost)} published sequences have no source now and no staging to republish them from: "
+            f"{', '.join(stored_name(k) for k in lost)}; is a source folder missing? Nothing was changed. "
+            f"Pass --prune to remove them")
     return keep
+
+
+# The retention rule, in one place: a published clip leaves a generation (or loses a modality) only when
+# the user asks (--prune). A sequence whose source is found but lacks a file it was published with (a
+# modality folder moved, a drive not mounted, a half-synced copy) is an infrastructure condition, not
+# bad input: the run stops before staging and names every missing path; nothing is staged, packed,
+# published or ledgered. A source that is whole but bad now (NaN, unreadable) is bad input: one ledger
+# row, and its stale staging is never republished.
+_PARTLY_MISSING = ("source files of published sequences are not found (a modality folder moved, a drive not "
+                   "mounted, a half-synced copy?); nothing was staged")
+_LOST = ("published clips would lose a modality they were published with (video or text), although every "
+         "source file they were read from is there")
+
+
+def _partly_missing(refs: list[SourceRef], published: dict[str, dict[tuple[str, str], PublishedSequence]]) -> list[str]:
+    """One line per source file a published sequence was read from that is not found now."""
+    problems = []
+    for r in refs:
+        pub = published.get(r.dataset, {}).get((r.subset, r.sequence))
+        if pub is None or r.problem is not None:
+            continue
+        now = dict(r.files)
+        for role, was in sorted(pub.sources.items()):
+            path = now.get(role, was)
+            if not Path(path).is_file():
+                where = stored_name(path) + (f" (published from {stored_name(was)})" if was != path else "")
+                problems.append(f"{stored_name(r.key)}: {role} {where}")
+    return problems
+
+
+def _modalities_lost(ds: str, stems: list, staged: list[tuple[Path, dict]],
+                     published: dict[tuple[str, str], PublishedSequence]) -> list[str]:
+    """One line per published clip whose span is staged again without the video or text it had."""
+    sides = {tar.name[: -len(".tar")]: side for tar, side in staged}
+    problems = []
+    for name, stem in stems:
+        pub, side = published.get(name), sides.get(stem)
+        if pub is None or side is None:
+            continue
+        for span, (video, text) in sorted(staged_modalities(side).items()):
+            had_video, had_text = pub.clips.get(span, (False, False))
+            lost = [m for m, was, now in (("video", had_video, video), ("text", had_text, text)) if was and not now]
+            if lost:
+                problems.append(f"{ds}/{stored_name(name[0])}/{stored_name(name[1])} frames {span[0]}-{span[1]}: "
+                                f"no {' or '.join(lost)} now")
+    return problems
+
+
+def _refuse_if(problems: list[str], what: str) -> None:
+    if problems:
+        raise InfrastructureError(
+            f"{len(problems)} {what}, so nothing was published or retracted: the published shards, manifest "
+            f"and ledger are as they were. Restore what is missing and rerun, or pass --prune to republish from "
+            f"what is on disk (clips then lose what is missing, or leave):\n  " + "\n  ".join(problems))
 
 
 def _process_job(job: tuple[SourceRef, str], cfg: IngestConfig) -> SequenceResult:
