@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="clips outside a head recording that covers part of the body: motion-only (default) or dropped")
     r.add_argument("--on-error", choices=["ledger", "raise"], default="ledger")
     r.add_argument("--prune", action="store_true",
-                   help="remove published clips whose source is no longer found (kept by default)")
+                   help="the user's ask to retract: remove published clips whose source is no longer found, and "
+                        "republish sequences missing part of their source from what is on disk (without it, both "
+                        "keep the published generation: the first is kept from staging, the second stops the run)")
     r.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 

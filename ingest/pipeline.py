@@ -75,8 +75,12 @@ def discover(sources: dict[str, Path]) -> list[SourceRef]:
 def run_ingest(layout: DataLayout, sources: dict[str, Path], cfg: IngestConfig, executor: str = "ray",
                ray_address: str | None = None, num_cpus: int | None = None,
                progress: bool = True, prune: bool = False) -> IngestSummary:
-    """Ingest `sources` into the data root's shards. Published sequences whose source is gone stay
-    published unless `prune`; a source that fails now is removed (never republished from stale bytes)."""
+    """Ingest `sources` into the data root's shards.
+
+    A published clip leaves (or loses its video or text) only when the user asks, `prune`: a sequence
+    whose source is gone as a whole stays published from its staging; one whose source lacks a file it
+    was published with stops the run (InfrastructureError naming every missing path, nothing changed).
+    A source that is there but bad now is removed with a ledger row (never republished from stale bytes)."""
     t0 = time.perf_counter()
     summary = IngestSummary()
     sweep_temp_files(layout.root / "work" / STAGE)
