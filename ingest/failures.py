@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest.manifest import stored_name
 from robomirror import FORMAT_VERSION
 from robomirror.atomic import publish_with
 from robomirror.paths import printable
@@ -62,8 +63,9 @@ LEDGER_SCHEMA = pa.schema([
 
 
 def write_ledger(path: Path, failures: list[Failure]) -> None:
-    rows = sorted(({k: printable(v) if isinstance(v, str) else v for k, v in asdict(f).items()} for f in failures),
-                  key=lambda r: (r["dataset"], r["sequence"], r["path"]))
+    # names in the manifest's reversible form (ingest.manifest.stored_name), free text made printable
+    rows = sorted(({k: (stored_name(v) if k in ("sequence", "path") else printable(v)) if isinstance(v, str) else v
+                    for k, v in asdict(f).items()} for f in failures), key=lambda r: (r["dataset"], r["sequence"], r["path"]))
     for r in rows:
         r["format_version"] = FORMAT_VERSION
     table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
