@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MANIFEST_SCHEMA = pa.schema([
@@ -88,11 +89,14 @@ def published_sequences(manifest_path: Path) -> dict[tuple[str, str], PublishedS
     if not Path(manifest_path).is_file():
         return {}
     cols = ["subset", "sequence", "start_frame", "end_frame", "video_frames", "texts", "source_paths"]
+    table = pq.read_table(manifest_path, columns=cols)
+    n_texts = pc.fill_null(pc.list_value_length(table.column("texts")), 0)  # not the texts themselves
+    table = table.drop_columns(["texts"]).append_column("n_texts", n_texts)
     out: dict[tuple[str, str], PublishedSequence] = {}
-    for r in pq.read_table(manifest_path, columns=cols).to_pylist():
+    for r in table.to_pylist():
         seq = out.setdefault((fs_name(r["subset"]), fs_name(r["sequence"])), PublishedSequence())
         seq.sources.update({role: fs_name(p) for role, p in json.loads(r["source_paths"] or "{}").items()})
-        seq.clips[(r["start_frame"], r["end_frame"])] = (r["video_frames"] is not None, bool(r["texts"]))
+        seq.clips[(r["start_frame"], r["end_frame"])] = (r["video_frames"] is not None, r["n_texts"] > 0)
     return out
 
 
