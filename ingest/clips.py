@@ -160,6 +160,8 @@ def build_samples(seq: HumanSequence, cfg: IngestConfig, sources: dict[str, dict
             "joint_frame": "world z-up, metres", "notes": seq.notes,
             "ingest_config": cfg.fingerprint(),
         }
+        if seq.scene is not None:  # issue 22: only clips with a scene carry it (others keep their bytes)
+            meta["scene"] = seq.scene.ref()
         if why is not None:  # only clips of a partly covered sequence carry it (others keep their bytes)
             meta["video_missing"] = why
         members = {

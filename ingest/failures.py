@@ -43,6 +43,10 @@ class Reason(str, Enum):
     # issue 23: readers of G1 trajectory tables (LAFAN1/BONES-SEED CSV, LeRobot parquet)
     BAD_COLUMNS = "bad_columns"  # a table's columns are not its documented layout (count, names or order)
     NOT_DOWNLOADED = "not_downloaded"  # a Git LFS pointer or HTML access page where a licence-gated file belongs
+    # issue 22: a scene (mesh, boxes, height field) a sequence carries (ingest/scene.py)
+    BAD_SCENE = "bad_scene"  # not a readable mesh / box set / height field
+    SCENE_UNITS = "scene_units"  # the scene is not in metres like its motion
+    SCENE_UP_AXIS = "scene_up_axis"  # the scene is not z-up in the motion's frame (feet sink into it)
 
 
 @dataclass(frozen=True)

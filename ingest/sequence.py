@@ -74,6 +74,9 @@ class HumanSequence:
     # motion-clock span [s] its frames cover. Clips inside get video, clips outside are built
     # motion-only (or dropped, `partial_video`). None: the video must cover every clip.
     video_span_s: tuple[float, float] | None = None
+    # issue 22: what the motion was performed on (stairs, a bench, a slope; ingest/scene.py), in the frame of
+    # joint_pos_w; None: a flat floor at z = 0. Stored once per sequence, referenced by every clip's meta.
+    scene: Any = None  # ingest.scene.Scene | None
 
     @property
     def n_frames(self) -> int:

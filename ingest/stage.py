@@ -23,6 +23,8 @@ from ingest.g1_csv import read_g1_csv
 from ingest.lerobot_import import read_lerobot
 from ingest.motionx import read_motionx
 from ingest.nymeria import read_nymeria
+from ingest.scene import data_root_of_work_dir, store_scene
+from ingest.scene_holosoma import read_holosoma_climb
 from ingest.sequence import SourceRef
 from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
@@ -73,12 +75,16 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
         side = cached_staging(side_path, tar_path, header)
         if side is not None:
             return _result(ref, "cached", len(side["samples"]), None, t_start, side["bytes"])
-        if ref.dataset in ROBOT_READERS:  # G1 joint trajectories: no body model (ingest/g1_csv.py)
+        if ref.dataset == "holosoma_climb":  # human joint positions with the scene they climb (issue 22)
+            seq = read_holosoma_climb(ref, cfg)
+        elif ref.dataset in ROBOT_READERS:  # G1 joint trajectories: no body model (ingest/g1_csv.py)
             seq = ROBOT_READERS[ref.dataset](ref, cfg)
         else:
             model_type = "smplx" if ref.dataset == "motionx" else "smpl"
             body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
             seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
+        if seq.scene is not None:  # once per sequence, content-addressed; every clip's meta refers to it
+            store_scene(data_root_of_work_dir(work_dir), seq.scene)
         samples = build_samples(seq, cfg, sources)
         try:
             side = stage_samples(tar_path, side_path, [(s.key, s.members, s.meta) for s in samples], header)
