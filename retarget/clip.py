@@ -26,6 +26,8 @@ from retarget.metrics import (
 )
 from retarget.motion import RobotMotion
 from retarget.robot import G1
+from retarget.scene_ground import assess as assess_on_scene
+from retarget.scene_ground import foot_clearance, ground_offsets_scene, robot_scene, seated
 from retarget.shape_fit import ShapeFit, apply_shape, fit_shape
 from retarget.stability import StabilityConfig, assess
 
@@ -154,9 +156,10 @@ def keep_sole_clearance(robot: G1, human: dict[str, np.ndarray], targets: dict[s
 
 def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarray, fps: float,
                   cfg: RetargetConfig, shape: ShapeFit | None = None,
-                  params: dict[str, np.ndarray] | None = None) -> ClipResult:
+                  params: dict[str, np.ndarray] | None = None, scene=None) -> ClipResult:
     """joint_pos_w: (T, J, 3) human joints [m], z-up. `shape`: a cached fit for this subject.
-    params: the clip's body-model parameters (z-up); with `cfg.body_models_dir` they drive a betas fit."""
+    params: the clip's body-model parameters (z-up); with `cfg.body_models_dir` they drive a betas fit.
+    scene: the `ingest.scene.Scene` the human moved on (human metres); None: a flat floor at z = 0."""
     t0 = time.perf_counter()
     table_name, human = human_keypoints(joint_names, joint_pos_w)
     refit_joints, betas = _betas_refit(robot, joint_names, params, cfg, shape)
@@ -168,7 +171,11 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     targets = keep_floor_clearance(source, apply_shape(source, shape))
     foot_z = np.stack([np.minimum(targets[f"{s}_ankle"][:, 2], targets[f"{s}_toe"][:, 2]) for s in ("left", "right")], 1)
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
-    contact = contact_labels(foot_z, foot_xy, fps)
+    scene_r = None if scene is None else robot_scene(scene, shape.root_scale)
+    if scene_r is not None:  # a foot on a stair tread is on its support, not 15 cm above the floor
+        contact = contact_labels(foot_z - scene_r.height_at(foot_xy), foot_xy, fps)
+    else:
+        contact = contact_labels(foot_z, foot_xy, fps)
     if cfg.sole_clearance:
         targets = keep_sole_clearance(robot, source, targets, contact)
 
@@ -189,15 +196,20 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     root_pos = root_pos.copy()
     floor = None if cfg.floor_z_m is None else cfg.floor_z_m * shape.root_scale
     support = np.where(contact, support_heights(foot_z, floor), 0.0)
-    root_pos[:, 2] += ground_offsets(robot.foot_bottom_z(qpos), contact, support)
+    if scene_r is None:
+        root_pos[:, 2] += ground_offsets(robot.foot_bottom_z(qpos), contact, support)
+    else:
+        root_pos[:, 2] += ground_offsets_scene(foot_clearance(robot, qpos, scene_r), contact)
     qpos = robot.qpos(root_pos, root_quat, joints)
 
-    foot_low = robot.foot_bottom_z(qpos)
+    # heights above the floor, or above the scene's surface under each foot
+    foot_low = robot.foot_bottom_z(qpos) if scene_r is None else foot_clearance(robot, qpos, scene_r)
     robot_kp = robot.keypoints(qpos, METRIC_KEYPOINTS)
     mean_m, max_m, worst = mpkpe_aligned_worst(robot_kp, np.stack([human[k] for k in METRIC_KEYPOINTS], 1))
     track_err = np.linalg.norm(robot_kp - np.stack([targets[k] for k in METRIC_KEYPOINTS], 1), axis=-1)
     ankles = robot.keypoints(qpos, ("left_ankle", "right_ankle"))[..., :2]
-    stab = assess(robot, qpos, StabilityConfig(eps_m=cfg.stab_eps_m, max_unstable_run=cfg.stab_max_unstable_run))
+    stab_cfg = StabilityConfig(eps_m=cfg.stab_eps_m, max_unstable_run=cfg.stab_max_unstable_run)
+    stab = assess(robot, qpos, stab_cfg) if scene_r is None else assess_on_scene(robot, qpos, scene_r, stab_cfg)
     robot_contact = foot_low < 0.02
     elapsed = time.perf_counter() - t0
     report = {
@@ -215,5 +227,9 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
         "stability": stab.as_dict(),
         "timing": {"ik_frames_per_s": len(q) / max(ik_s, 1e-9), "total_frames_per_s": len(q) / max(elapsed, 1e-9)},
     }
+    if scene_r is not None:  # flat clips keep their bytes: no ground key (read as 'flat')
+        report["ground"] = "scene"
+        report["scene"] = {"scene_id": scene.scene_id, "kind": scene.kind, "scale": float(shape.root_scale),
+                           "seated_fraction": float(seated(robot, qpos, scene_r).mean())}
     motion = RobotMotion(fps, robot.config.joints, root_pos, root_quat, joints, robot_contact)
     return ClipResult(motion, report)

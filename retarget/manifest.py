@@ -16,6 +16,9 @@ MANIFEST_SCHEMA = pa.schema([
     ("self_collision_frames", pa.int32()), ("stable", pa.bool_()), ("stability_reason", pa.string()),
     ("dd_mean_m", pa.float64()), ("dd_max_m", pa.float64()), ("longest_unstable_run", pa.int32()),
     ("unstable_fraction", pa.float64()), ("ingest_shard", pa.string()), ("format_version", pa.int32()),
+    # issue 22: what contacts, penetration, grounding and stability were measured against
+    ("ground", pa.string()),  # 'flat' (z = 0) | 'scene'
+    ("scene_id", pa.string()), ("scene_kind", pa.string()),  # null on flat clips
 ])
 
 
@@ -36,4 +39,6 @@ def manifest_row(shard_name: str, sample: dict) -> dict:
         "dd_mean_m": st["dd_mean_m"], "dd_max_m": st["dd_max_m"], "longest_unstable_run": st["longest_unstable_run"],
         "unstable_fraction": st["unstable_fraction"], "ingest_shard": r["ingest_shard"],
         "format_version": r["format_version"],
+        "ground": r.get("ground", "flat"), "scene_id": (r.get("scene") or {}).get("scene_id"),
+        "scene_kind": (r.get("scene") or {}).get("kind"),
     }

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ingest.failures import Failure, write_ledger
+from ingest.scene import load_scene
 from retarget.clip import retarget_clip
 from retarget.config import RetargetConfig
 from retarget.manifest import MANIFEST_SCHEMA, manifest_row
@@ -126,8 +127,11 @@ def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
             subject = (meta["dataset"], meta["sequence"])
             t0 = time.perf_counter()
             params = {k[len("param_"):]: human[k] for k in human.files if k.startswith("param_")}
+            scene = None
+            if meta.get("scene"):  # issue 22: <root>/shards/ingest/<ds>/<shard>.tar -> <root>/scenes/<id>.npz
+                scene = load_scene(Path(job.shard).parents[3], meta["scene"]["scene_id"])
             res = retarget_clip(robot, tuple(str(n) for n in human["joint_names"]), human["joint_pos_w"],
-                                float(human["fps"]), cfg, shapes.get(subject), params)
+                                float(human["fps"]), cfg, shapes.get(subject), params, scene)
             ik_s += time.perf_counter() - t0
             shapes.setdefault(subject, _shape_from(res.report))
         except Exception as e:  # noqa: BLE001 - one bad clip must not cost the shard
