@@ -76,7 +76,25 @@ def _lance_tables(layout: DataLayout) -> dict[str, object]:
             ds = lance.dataset(str(path))
             keep = [f.name for f in ds.schema if "halffloat" not in str(f.type)]
             out[f"store_{path.stem}"] = ds if len(keep) == len(ds.schema) else ds.to_table(columns=keep)
+            if path.stem == "clips":
+                out["store_clips"] = _with_scene_columns(out["store_clips"])
     return out
+
+
+def _with_scene_columns(ds):
+    """A store built before issue 22's additive scene columns reads with them null, so
+    `WHERE scene_kind = 'stairs'` works over any store (its next `make latents` adds them for real)."""
+    import pyarrow as pa
+
+    from latents.store import SCENE_FIELDS
+
+    missing = [f for f in SCENE_FIELDS if f.name not in ds.schema.names]
+    if not missing:
+        return ds
+    table = ds if isinstance(ds, pa.Table) else ds.to_table()
+    for f in missing:
+        table = table.append_column(f, pa.nulls(len(table), f.type))
+    return table
 
 
 def connect(layout: DataLayout) -> tuple[duckdb.DuckDBPyConnection, list[str]]:

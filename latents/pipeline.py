@@ -65,6 +65,21 @@ def _manifest_rows(layout: DataLayout, stage: str) -> dict[str, dict]:
     return rows
 
 
+def scene_columns(layout: DataLayout, rt: dict, bounds: dict[str, list[float]]) -> dict:
+    """The store's scene columns (latents/store.py SCENE_FIELDS) of a clip from its retarget manifest row;
+    the bounds come from the stored scene (<root>/scenes/<id>.npz), read once per scene into `bounds`."""
+    from ingest.scene import load_scene
+
+    sid = rt.get("scene_id")
+    if not sid:
+        return {"ground": rt.get("ground") or "flat", "scene_id": None, "scene_kind": None, "scene_bounds_m": None}
+    if sid not in bounds:
+        lo, hi = load_scene(layout.root, sid).bounds_m
+        bounds[sid] = [*lo, *hi]
+    return {"ground": rt.get("ground") or "scene", "scene_id": sid, "scene_kind": rt.get("scene_kind"),
+            "scene_bounds_m": bounds[sid]}
+
+
 MAX_HELDOUT_REPORT = 256  # held-out clips whose reconstruction error is reported (bounded memory)
 
 
@@ -213,6 +228,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
     s.deduplicated = len(dupes)
     all_ids = []
     failures: list[Failure] = []
+    scenes: dict[str, list[float]] = {}  # scene_id -> bounds, each scene read once
     bar = tqdm(total=len(jobs), desc="embed shards", unit="shard", disable=not progress)
     for job, out in run_tasks(embed_shard, jobs, (str(ckpt), str(vlm_dir), sampling), executor, ray_address, num_cpus,
                               gpus_per_task="auto"):  # the VLM runs on the task's GPU when the cluster has them
@@ -236,6 +252,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
                 "vlm_id": s.vlm_id if e["video_latent"] is not None else None, "video_frames": e["video_frames"],
                 "motion_latent": e["pooled"].tolist(), "text_emb": e["text_emb"].tolist(),
                 "video_latent": None if e["video_latent"] is None else e["video_latent"].tolist(),
+                **scene_columns(layout, rt, scenes),
             })
             token_rows.append({"clip_id": c, "vae_id": s.vae_id, "n_tokens": e["n_tokens"], "tokens": e["tokens"].tolist()})
             if e["video_tokens"] is not None:

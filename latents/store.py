@@ -41,6 +41,14 @@ class StoreError(RoboMirrorError):
     """A batch was refused, or the store cannot be opened as asked; nothing was written."""
 
 
+# issue 22: what the clip was performed on, additive (a store built before them gains them, null, on its
+# next write: `Store.table`): 'flat' | 'scene', the scene's content id (<root>/scenes/<id>.npz), its kind
+# (ingest.scene.KINDS: stairs, bench, slope, boxes, terrain) and its bounds as ingested (the human's
+# metres, the motion's frame) [x_min, y_min, z_min, x_max, y_max, z_max]; null on flat clips
+SCENE_FIELDS = (pa.field("ground", pa.string()), pa.field("scene_id", pa.string()), pa.field("scene_kind", pa.string()),
+                pa.field("scene_bounds_m", pa.list_(pa.float64())))
+
+
 def _vec(dim: int, t=pa.float32()) -> pa.DataType:
     return pa.list_(t, dim)
 
@@ -59,6 +67,7 @@ def schemas(video_dim: int) -> dict[str, pa.Schema]:
         pa.field("motion_latent", _vec(MOTION_DIM), nullable=False),
         pa.field("video_latent", _vec(video_dim)),  # null when a clip has no video
         pa.field("text_emb", _vec(TEXT_DIM), nullable=False), ("format_version", pa.int32()),
+        *SCENE_FIELDS,
     ])
 
     def tokens(model_col: str, dim: int) -> pa.Schema:
@@ -153,6 +162,14 @@ class Store:
             raise StoreError(f"no table {name!r} in {self.path}; run `make latents` first")
         return self._create(name)
 
+    def _evolve(self, name: str, t):
+        """A clips table written before the additive scene columns gains them (null) before a write
+        (the caller holds the writer lock; reads see an old table as it is and never write)."""
+        missing = [f for f in SCENE_FIELDS if name == CLIPS and f.name not in t.schema.names]
+        if missing:
+            t.add_columns(pa.schema(missing))
+        return t
+
     @_writes
     def _create(self, name: str):
         t = self._open(name)  # another writer may have created it before we held the lock
@@ -170,7 +187,7 @@ class Store:
         if name == CLIPS:
             for r in rows:
                 r.setdefault("format_version", FORMAT_VERSION)
-        t = self.table(name)
+        t = self._evolve(name, self.table(name))
         inserted = 0
         for i in range(0, len(rows), batch):
             data = pa.Table.from_pylist(rows[i:i + batch], schema=schemas(self.video_dim)[name])
