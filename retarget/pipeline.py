@@ -26,6 +26,7 @@ from retarget.clip import retarget_clip
 from retarget.config import RetargetConfig
 from retarget.manifest import MANIFEST_SCHEMA, manifest_row
 from retarget.robot import G1
+from retarget.scene_ground import HEIGHT_MAP_CELL_M, HEIGHT_MAP_N, local_height_map, robot_scene
 from robomirror.atomic import npz_bytes, publish_with, sha256_file, sweep_temp_files
 from robomirror.errors import InfrastructureError
 from robomirror.executor import run_tasks
@@ -150,6 +151,8 @@ def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
         timing[key] = {**report.pop("timing"), "n_frames": res.motion.n_frames}
         out = {"robot.npz": npz_bytes(res.motion.to_beyondmimic(robot)),
                "retarget.json": json.dumps(report, sort_keys=True, indent=1).encode()}
+        if scene is not None:  # issue 22: the terrain around the root per frame; flat clips keep their bytes
+            out["height_map.npz"] = npz_bytes(height_map_member(scene, report["scene"]["scale"], res.motion))
         staged.append((key, out, report))
         reports.append(report)
     try:
@@ -158,6 +161,16 @@ def process_shard(job: ShardJob, cfg: RetargetConfig) -> ShardResult:
     except OSError as e:  # full or read-only work folder: not the clips' fault
         return _infra(job, f"cannot write staging {tar_path}: {e}")
     return ShardResult(job.shard, "built", len(staged), frames, ik_s, tuple(failures), tuple(reports))
+
+
+def height_map_member(scene, root_scale: float, motion) -> dict[str, np.ndarray]:
+    """A scene clip's `height_map.npz`: `height_map_m` (T, 11, 11) float32, the robot-scale scene's surface
+    under a level grid in the root's heading frame minus the root height, per frame of the retargeted
+    motion (retarget/scene_ground.py `local_height_map`), with the grid's definition beside it."""
+    hm = local_height_map(robot_scene(scene, root_scale), motion.root_pos_w, motion.root_quat_wxyz)
+    return {"format_version": np.int32(1), "height_map_m": hm, "cell_m": np.float64(HEIGHT_MAP_CELL_M),
+            "n": np.int32(HEIGHT_MAP_N), "fps": np.float64(motion.fps), "scene_id": np.array(scene.scene_id),
+            "frame": np.array("root heading (x forward = rows, y left = columns), level; heights minus root z")}
 
 
 def _infra(job: ShardJob, detail: str) -> ShardResult:

@@ -86,3 +86,45 @@ def ground_offsets_scene(clear: np.ndarray, contact: np.ndarray, smooth_frames: 
     known = ~np.isnan(want)
     off = uniform_filter1d(np.interp(idx, idx[known], want[known]), size=smooth_frames, mode="nearest")
     return np.maximum(off, -clear.min(axis=1))
+
+
+# ------------------------------------------------------------------------------- local height map
+HEIGHT_MAP_N = 11  # grid points per side
+HEIGHT_MAP_CELL_M = 0.1  # grid spacing [m]: 11 x 11 at 0.1 m covers 1 m x 1 m centred on the root
+
+
+def height_map_offsets(n: int = HEIGHT_MAP_N, cell_m: float = HEIGHT_MAP_CELL_M) -> np.ndarray:
+    """(n, n, 2) grid points in the root's heading frame [m]: [i, j] = (x_i, y_j), x forward, y left,
+    x_i = (i - n // 2) * cell_m (row 0 behind the root, the last row in front), y_j likewise (column 0
+    on the right, the last column on the left)."""
+    k = (np.arange(n) - n // 2) * cell_m
+    return np.stack(np.meshgrid(k, k, indexing="ij"), -1)
+
+
+def heading_yaw(root_quat_wxyz: np.ndarray) -> np.ndarray:
+    """(...) yaw [rad] of the root's x axis projected on the ground plane."""
+    w, x, y, z = np.moveaxis(np.asarray(root_quat_wxyz, dtype=np.float64), -1, 0)
+    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def local_height_map(scene: Scene | None, root_pos_w: np.ndarray, root_quat_wxyz: np.ndarray,
+                     n: int = HEIGHT_MAP_N, cell_m: float = HEIGHT_MAP_CELL_M) -> np.ndarray:
+    """The terrain around the root per frame, VideoMimic's policy observation (arXiv 2505.03729: the
+    policy sees a local height map of the reconstructed environment around the root, in the root's
+    heading frame): `(T, n, n)` float32, [t, i, j] = surface height under grid point (i, j) of
+    `height_map_offsets` (rotated by the root's yaw only, so the grid stays level) minus the root's
+    height [m]; a point in front on a step higher than the pelvis reads above 0.
+
+    Assumption, not read from VideoMimic's code: 11 x 11 points at 0.1 m (1 m x 1 m) and heights relative
+    to the root (pelvis body origin) are our choice for this grid; VideoMimic's exact extent, spacing
+    and reference height may differ. scene None: the flat floor at z = 0 (every entry -root height).
+    root_pos_w: (T, 3) [m]; root_quat_wxyz: (T, 4); the scene must be in the same frame and scale
+    (the robot's: `robot_scene`)."""
+    root_pos_w = np.asarray(root_pos_w, dtype=np.float64)
+    yaw = heading_yaw(root_quat_wxyz)
+    c, s = np.cos(yaw)[:, None, None], np.sin(yaw)[:, None, None]
+    off = height_map_offsets(n, cell_m)
+    xy = root_pos_w[:, None, None, :2] + np.stack([c * off[..., 0] - s * off[..., 1],
+                                                   s * off[..., 0] + c * off[..., 1]], -1)
+    ground = np.zeros(xy.shape[:-1]) if scene is None else scene.height_at(xy)
+    return (ground - root_pos_w[:, 2, None, None]).astype(np.float32)
