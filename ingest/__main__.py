@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--nymeria", type=int, default=3, help="number of Nymeria sequences with the head video")
     s.add_argument("--nymeria-no-video", type=int, default=1,
                    help="number of Nymeria sequences downloaded without the head video (motion-only clips with text)")
+    s.add_argument("--g1-csv", type=int, default=2, help="number of Unitree LAFAN1 G1 CSV takes (G1 motions)")
+    s.add_argument("--no-bones-seed", action="store_true", help="leave out the BONES-SEED tree (G1 motions + texts)")
 
     c = sub.add_parser("convert-body-model", help="official SMPL/SMPL-X .pkl -> .npz, through the restricted "
                                                   "unpickler (chumpy/scipy objects become arrays; nothing executes)")
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
             out = build_sample(layout.sample_dir, SampleConfig(seed=args.seed, n_motionx=args.motionx,
                                                                n_nymeria=args.nymeria,
-                                                               n_nymeria_no_video=args.nymeria_no_video))
+                                                               n_nymeria_no_video=args.nymeria_no_video,
+                                                               n_g1_csv=args.g1_csv, bones_seed=not args.no_bones_seed))
             print("sample corpus (synthetic, format-true):", ", ".join(f"{k}: {v}" for k, v in out.items()))
             return 0
         if args.cmd == "convert-body-model":
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     ("lerobot", args.lerobot)) if v}
         # a root given on the command line means "these sources": the sample only when none is given
         sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}
+        if not given:  # the sample's G1 corpora, where it has them (a sample written before issue 23 has not)
+            sources.update({k: layout.sample_source(k) for k in ("g1_csv", "bones_seed") if layout.sample_source(k).is_dir()})
         if args.only:
             sources = {k: v for k, v in sources.items() if k in args.only}
         missing = [f"{k}: {v}" for k, v in sources.items() if not v.is_dir()]

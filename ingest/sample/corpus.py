@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ingest.sample.formats import BONES_SEED_SAMPLE, write_bones_seed_root, write_lafan1_root
 from ingest.sample.motions import KINDS, Segment
 from ingest.sample.write import (
     HUMANML_100HZ_FPS,
@@ -41,11 +42,15 @@ class SampleConfig:
     video_size: int = 128  # rendered source videos are square [px]
     min_seconds: float = 2.5  # Motion-X durations are drawn in [min_seconds, max_seconds]
     max_seconds: float = 16.0
+    # G1 robot-motion corpora (issue 23): off by default here, so the test fixtures and benches that measure
+    # human -> G1 retargeting keep a human corpus; `python -m ingest sample` (the demo's sample) turns them on
+    n_g1_csv: int = 0  # Unitree LAFAN1 G1 CSV takes (sample/g1_csv/g1/*.csv, 30 fps)
+    bones_seed: bool = False  # a BONES-SEED tree (sample/bones_seed: two 120 fps G1 CSVs + metadata texts)
 
     def __post_init__(self) -> None:
-        if min(self.n_motionx, self.n_nymeria, self.n_nymeria_no_video) < 0:
+        if min(self.n_motionx, self.n_nymeria, self.n_nymeria_no_video, self.n_g1_csv) < 0:
             raise ConfigError(f"sequence counts must be >= 0, got {self.n_motionx}, {self.n_nymeria}, "
-                              f"{self.n_nymeria_no_video}")
+                              f"{self.n_nymeria_no_video}, {self.n_g1_csv}")
         if not 0 < self.min_seconds <= self.max_seconds:
             raise ConfigError(f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
 
@@ -80,10 +85,11 @@ def plan(cfg: SampleConfig) -> tuple[list[MotionXItem], list[NymeriaItem]]:
 
 
 def build_sample(root: Path, cfg: SampleConfig = SampleConfig(), progress: bool = True) -> dict[str, Path]:
-    """Write the corpus below root/{motionx,nymeria}; returns dataset -> root."""
+    """Write the corpus below root/{motionx,nymeria[,g1_csv][,bones_seed]}; returns dataset -> root."""
     mx, ny = plan(cfg)
     out = {"motionx": Path(root) / "motionx", "nymeria": Path(root) / "nymeria"}
-    bar = tqdm(total=len(mx) + len(ny), desc="sample corpus", unit="seq", disable=not progress)
+    n_robot = cfg.n_g1_csv + (len(BONES_SEED_SAMPLE) if cfg.bones_seed else 0)
+    bar = tqdm(total=len(mx) + len(ny) + n_robot, desc="sample corpus", unit="seq", disable=not progress)
     for item in mx:
         write_motionx(out["motionx"], item, cfg.video_size)
         bar.update(1)
@@ -91,5 +97,12 @@ def build_sample(root: Path, cfg: SampleConfig = SampleConfig(), progress: bool 
     for item in ny:
         write_nymeria(out["nymeria"], item, cfg.video_size)
         bar.update(1)
+    # written last, each from its own seed (not the plan's generator): the human sequences' bytes stay as they were
+    if cfg.n_g1_csv:
+        out["g1_csv"] = Path(root) / "g1_csv"
+        bar.update(len(write_lafan1_root(out["g1_csv"], n_takes=cfg.n_g1_csv, seed=cfg.seed)))
+    if cfg.bones_seed:
+        out["bones_seed"] = Path(root) / "bones_seed"
+        bar.update(len(write_bones_seed_root(out["bones_seed"], seed=cfg.seed)))
     bar.close()
     return out

@@ -75,3 +75,43 @@ def test_sample_reproduces_the_real_format_quirks(small_sample):
         t_us = np.load(seq / "body" / "xdata.npz")["timestamps_us"]
         assert int(np.load(seq / "body" / "xdata.npz")["frameCount"]) == len(t_us)
         assert np.any(np.abs(np.diff(t_us) - 1e6 / 240) > 1000)  # bad steps the loader must repair
+
+
+ROBOT = SampleConfig(seed=3, n_motionx=1, n_nymeria=0, n_nymeria_no_video=0, max_seconds=4.0, n_g1_csv=2,
+                     bones_seed=True)
+
+
+def test_g1_corpora_are_drawn_last_from_their_own_seeds(tmp_path):
+    """Adding the G1 corpora leaves the human files' bytes as they were; they follow the seed like the rest."""
+    from dataclasses import replace
+
+    with_robot = build_sample(tmp_path / "a", ROBOT, progress=False)
+    assert set(with_robot) == {"motionx", "nymeria", "g1_csv", "bones_seed"}
+    a = _digests(tmp_path / "a")
+    human_only = _digests(build_sample(tmp_path / "h", replace(ROBOT, n_g1_csv=0, bones_seed=False),
+                                       progress=False)["motionx"].parent)
+    assert {k: v for k, v in a.items() if k.startswith(("motionx/", "nymeria/"))} == human_only
+    assert a == _digests(build_sample(tmp_path / "b", ROBOT, progress=False)["motionx"].parent)
+    other = _digests(build_sample(tmp_path / "c", replace(ROBOT, seed=4), progress=False)["motionx"].parent)
+    robot_files = [k for k in a if k.startswith(("g1_csv/g1/", "bones_seed/g1/"))]
+    assert len(robot_files) == 4 and all(a[k] != other[k] for k in robot_files)
+    # the release layouts the readers expect, including the folder of another robot the LAFAN1 reader skips
+    assert (tmp_path / "a" / "g1_csv" / "h1").is_dir()
+    assert sorted(p.name for p in (tmp_path / "a" / "bones_seed" / "metadata").iterdir()) == [
+        "seed_metadata_v002_temporal_labels.jsonl", "seed_metadata_v004.parquet"]
+
+
+def test_ingest_run_without_source_flags_takes_the_samples_g1_corpora(tmp_path):
+    """`python -m ingest sample` writes them by default and `ingest run` with no source flag ingests them."""
+    import pyarrow.parquet as pq
+
+    from ingest.__main__ import main
+
+    root = str(tmp_path / "data")
+    assert main(["--data-root", root, "sample", "--motionx", "0", "--nymeria", "0", "--nymeria-no-video", "0"]) == 0
+    assert (tmp_path / "data" / "sample" / "g1_csv" / "g1").is_dir()
+    assert main(["--data-root", root, "run", "--executor", "serial", "--no-progress",
+                 "--only", "g1_csv", "--only", "bones_seed"]) == 0
+    for ds, n in (("g1_csv", 2), ("bones_seed", 2)):
+        rows = pq.read_table(tmp_path / "data" / "shards" / "ingest" / ds / "manifest.parquet").to_pylist()
+        assert len({r["sequence"] for r in rows}) == n, ds
