@@ -142,7 +142,8 @@ FOOT_COLLISION_GEOMS = {side: tuple(f"{FOOT_GEOM_PREFIX[side]}{i}_collision" for
                         for side in ("left", "right")}
 
 
-def actuated_g1_model(physics_dt_s: float, explicit_pd: bool, robot_xml: str | os.PathLike | None = None):
+def actuated_g1_model(physics_dt_s: float, explicit_pd: bool, robot_xml: str | os.PathLike | None = None,
+                      add_to_spec=None):
     """The simulated G1 that both the policy env and the deploy sim backend step: all 29 joints with
     the motors' armature, one actuator per joint (ACTUATED_JOINTS order), mjlab's foot contacts.
 
@@ -150,6 +151,8 @@ def actuated_g1_model(physics_dt_s: float, explicit_pd: bool, robot_xml: str | o
     the actuator model every physics step (the robot's low level, the deploy sim, the env's `sim2sim`);
     otherwise MuJoCo position actuators with the contract's kp, kd inside the implicitfast integrator
     and the force clipped at the effort limit (the env's `train`).
+    add_to_spec: a function given the finished spec before it compiles (the env adds a clip's scene
+    geometry, train/env/scene.py); None builds the model as the deploy sim does.
     """
     import mujoco
 
@@ -172,6 +175,8 @@ def actuated_g1_model(physics_dt_s: float, explicit_pd: bool, robot_xml: str | o
         for name in side:
             geom = spec.geom(name)
             geom.condim, geom.priority, geom.friction = 3, 1, [0.6, 0.005, 0.0001]
+    if add_to_spec is not None:
+        add_to_spec(spec)
     return spec.compile()
 
 

@@ -43,8 +43,15 @@ FOOT_GEOMS = FOOT_COLLISION_GEOMS
 MOTOR_TO_ACTUATOR = np.array([ACTUATED_JOINTS.index(j) for j in g1.G1_29DOF_JOINTS])
 
 
-def build_model(sim: SimConfig, robot_xml: str | None = None) -> mujoco.MjModel:
-    return actuated_g1_model(sim.physics_dt_s, sim.explicit_pd, robot_xml)
+def build_model(sim: SimConfig, robot_xml: str | None = None, scenes: tuple = ()) -> mujoco.MjModel:
+    """The G1 in `sim`'s setup; with `scenes` (robot-scale `ingest.scene.Scene`s) one height-field geom per
+    scene, each colliding in no world until `train/env/scene.py` enables it; none: the deploy sim's model."""
+    if not scenes:
+        return actuated_g1_model(sim.physics_dt_s, sim.explicit_pd, robot_xml)
+    from train.env.scene import add_scene_geoms, disable_scene_geoms
+
+    return disable_scene_geoms(actuated_g1_model(sim.physics_dt_s, sim.explicit_pd, robot_xml,
+                                                 lambda spec: add_scene_geoms(spec, scenes)))
 
 
 @dataclass(frozen=True)

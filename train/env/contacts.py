@@ -35,7 +35,9 @@ class SelfCollision:
 
     @classmethod
     def of(cls, m: mujoco.MjModel, floor_geom: int) -> "SelfCollision":
-        geoms = [g for g in range(m.ngeom) if (m.geom_contype[g] or m.geom_conaffinity[g]) and g != floor_geom]
+        # the robot's geoms: not the floor nor any other world geom (a scene's height fields, scene.py)
+        geoms = [g for g in range(m.ngeom) if (m.geom_contype[g] or m.geom_conaffinity[g]) and g != floor_geom
+                 and m.geom_bodyid[g] != 0]
         allowed = (int(mujoco.mjtGeom.mjGEOM_SPHERE), int(mujoco.mjtGeom.mjGEOM_CAPSULE))
         bad = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g) for g in geoms if int(m.geom_type[g]) not in allowed]
         if bad:

@@ -32,6 +32,7 @@ class Clip:
     motion: RobotMotion
     latent: np.ndarray  # (latent_dim,) float32
     provenance: dict = field(default_factory=dict)
+    scene: object = None  # ingest.scene.Scene at the robot's scale (issue 22); None: the flat floor
 
 
 def _angular_velocity(quat_wxyz: np.ndarray, dt: float) -> np.ndarray:
@@ -76,6 +77,11 @@ class MotionLibrary:
             raise MotionError("no reference motions: the selection matched no clip")
         self.clip_ids = [c.clip_id for c in clips]
         self.provenance = [c.provenance for c in clips]
+        # issue 22: the distinct scenes (one geom each in the env's model) and each clip's, -1 on the floor
+        ids = {c.scene.scene_id: c.scene for c in clips if c.scene is not None}
+        self.scenes = tuple(ids[k] for k in sorted(ids))
+        order = {k: i for i, k in enumerate(sorted(ids))}
+        self.scene_of_clip = np.array([-1 if c.scene is None else order[c.scene.scene_id] for c in clips], dtype=int)
         ix = ModelIndex.of(model)
         data = mujoco.MjData(model)
         dt = 1.0 / g1.POLICY_HZ
@@ -120,7 +126,15 @@ class MotionLibrary:
         out.lengths = self.lengths[clips]
         out.starts = np.concatenate([[0], np.cumsum(out.lengths)[:-1]])
         out.latents = self.latents[clips]
+        keep = sorted({int(self.scene_of_clip[i]) for i in clips} - {-1})
+        out.scenes = tuple(self.scenes[k] for k in keep)
+        out.scene_of_clip = np.array([keep.index(int(self.scene_of_clip[i])) if self.scene_of_clip[i] >= 0 else -1
+                                      for i in clips], dtype=int)
         return out
+
+    def ground(self, clip: int) -> str:
+        """'scene' for a clip performed on a scene, else 'flat' (the catalog's `ground`)."""
+        return "scene" if self.scene_of_clip[clip] >= 0 else "flat"
 
     @property
     def n_clips(self) -> int:
@@ -133,6 +147,17 @@ class MotionLibrary:
 
 
 LATENT_SOURCES = ("vae", "v2m")
+
+
+def clip_scene(layout, report: dict):
+    """The robot-scale scene a retargeted clip was grounded on (its retarget.json `scene`), or None."""
+    sc = report.get("scene")
+    if not sc:
+        return None
+    from ingest.scene import load_scene
+    from retarget.scene_ground import robot_scene
+
+    return robot_scene(load_scene(layout.root, sc["scene_id"]), float(sc["scale"]))
 
 
 def select_clips(layout, where: str = "TRUE", latents: str = "vae", dit_run: str | None = None,
@@ -170,9 +195,11 @@ def select_clips(layout, where: str = "TRUE", latents: str = "vae", dit_run: str
     clips = []
     for row in rows:
         r = dict(zip(cols, row, strict=True))
-        motion, _ = load_clip_motion(layout, r["clip_id"])
+        motion, report = load_clip_motion(layout, r["clip_id"])
         latent = np.asarray(r.pop("latent"), dtype=np.float32)
-        clips.append(Clip(r["clip_id"], motion, latent, r | {"latents": latents}))
+        scene = clip_scene(layout, report)
+        r["ground"] = "flat" if scene is None else "scene"
+        clips.append(Clip(r["clip_id"], motion, latent, r | {"latents": latents}, scene))
     if not clips:
         raise MotionError(f"no clip matches --where {where!r} with {latents} latents; "
                           "try: python -m catalog sql \"SELECT clip_id, view, stable FROM store_clips\"")

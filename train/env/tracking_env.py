@@ -39,6 +39,7 @@ from train.env.contacts import SelfCollision
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
+from train.env.scene import SceneGeoms, height_map_observation
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class EnvConfig:
     latent_dim: int = 256
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
     threads: int = 1  # physics threads (the caller's included); results do not depend on it
+    height_map: bool = False  # issue 22: add the "height_map" group (N, 121), the terrain around the root
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -70,7 +72,7 @@ class TrackingEnv(VecEnv):
         self.library, self.cfg_t, self.device = library, cfg, device
         self.cfg = asdict(cfg)
         self.sim = SIMS[cfg.sim]
-        self.model = build_model(self.sim)
+        self.model = build_model(self.sim, scenes=library.scenes)  # scene clips: their geometry (scene.py)
         self.ix = ModelIndex.of(self.model)
         n = self.num_envs = cfg.num_envs
         self.num_actions = g1.N_ACT
@@ -86,6 +88,7 @@ class TrackingEnv(VecEnv):
         self.datas = [World(self.qpos[i], self.qvel[i]) for i in range(n)]
         self.self_collision = SelfCollision.of(self.model, self.ix.floor_geom)
         self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
+        self.scene_geoms = SceneGeoms.of(self.model, len(library.scenes)) if library.scenes else None
         self.rng = np.random.default_rng(cfg.seed)
         self.clip = np.zeros(n, dtype=int)
         self.frame = np.zeros(n, dtype=int)
@@ -137,6 +140,8 @@ class TrackingEnv(VecEnv):
         self.qvel[col, ix.dof_adr] = ref["joint_vel"]
         self.params.sample(ids, self.cfg_t.randomization, self.rng)
         self.params.apply(self.batch, ids, self.sim.explicit_pd)
+        if self.scene_geoms is not None:  # each world collides with its clip's scene only
+            self.scene_geoms.enable(self.batch, ids, lib.scene_of_clip[self.clip[ids]])
         self.batch.forward(ids)  # mj_forward of each reset world, on its own parameters
         self.steps[ids] = 0
         self.episode_length_buf[torch.as_tensor(ids)] = 0
@@ -279,6 +284,9 @@ class TrackingEnv(VecEnv):
         out = {"teacher": teacher, "privileged": priv, "student": student,
                "residual_base": g1.action_from_target(nxt["joint_pos"])}
         observations.check_layout(out, self.cfg_t.latent_dim)
+        if self.cfg_t.height_map:  # not yet a slice of the contract's layouts: a group of its own
+            out["height_map"] = height_map_observation(self.library.scenes, self.library.scene_of_clip[self.clip],
+                                                       s.root_pos_w, s.root_quat_w)
         return out
 
     def get_observations(self) -> TensorDict:
