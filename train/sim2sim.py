@@ -6,6 +6,8 @@ reference's by more than 1 rad (terminations.py). Errors are averaged over the s
 `train` is the training setup; `sim2sim` is the cross-simulator stand-in (dt 0.002 s, decimation 10,
 PD outside the actuator model): the deploy sim backend's very model, so a policy steps the same there
 through the robot runtime (tests/deploy/test_parity.py). Both shape actions as the runtime does.
+A clip performed on a scene (issue 22) plays on its scene's geometry and is counted under
+`ground = 'scene'`, the others under 'flat': `summarize(results, by_ground=True)` reports both.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ClipResult:
     steps: int
     joint_err_rad: np.ndarray  # (23,) mean |q - q_ref| per joint
     qpos: np.ndarray | None = None  # (T, nq) of env 0's world, for videos
+    ground: str = "flat"  # 'flat' | 'scene': what the clip was performed (and is now played) on
 
 
 def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim: str = "train",
@@ -61,11 +64,21 @@ def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim
         success[finished] = ~extras["terminated"][finished]
         active &= ~d
     return [ClipResult(library.clip_ids[i], bool(success[i]), float(sums[i, 0] / steps[i]),
-                       float(sums[i, 1] / steps[i]), int(steps[i]), joint[i] / steps[i], np.stack(qpos[i]) if record else None)
+                       float(sums[i, 1] / steps[i]), int(steps[i]), joint[i] / steps[i], np.stack(qpos[i]) if record else None,
+                       library.ground(i))
             for i in range(n)]
 
 
-def summarize(results: list[ClipResult]) -> dict:
+GROUNDS = ("flat", "scene")
+
+
+def summarize(results: list[ClipResult], by_ground: bool = False) -> dict:
+    """Succ, E_mpjpe [rad], E_mpkpe [m] over the clips; by_ground: {"all": ..., "flat": ..., "scene": ...},
+    a ground without clips has clips 0 and null metrics."""
+    if by_ground:
+        return {"all": summarize(results)} | {g: summarize([r for r in results if r.ground == g]) for g in GROUNDS}
+    if not results:
+        return {"succ": None, "mpjpe_rad": None, "mpkpe_m": None, "clips": 0}
     return {"succ": float(np.mean([r.success for r in results])),
             "mpjpe_rad": float(np.mean([r.mpjpe_rad for r in results])),
             "mpkpe_m": float(np.mean([r.mpkpe_m for r in results])), "clips": len(results)}
