@@ -1,0 +1,149 @@
+"""Scene clips from ingest to an env episode (issue 22): a stair climb and a sit on a bench, written in
+holosoma's climbing layout by the sample writer, ingested, retargeted on their scenes, loaded as a motion
+library whose env holds each scene as a height field enabled only in the worlds playing it; the reference
+replayed through the PD (no policy) from a reset on a tread / on the seat keeps the feet on the stairs'
+geometry (contact with the scene geom at the tread's height, nothing below its surface) and the seat on
+the bench, while a flat clip beside them touches no scene."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ingest.config import IngestConfig
+from ingest.pipeline import run_ingest
+from ingest.sample.scenes import write_scene_sequence
+from retarget.config import RetargetConfig
+from retarget.interop import load_clip_motion
+from retarget.pipeline import run_retarget
+from retarget.scene_ground import local_height_map
+from robomirror.atomic import load_npz_bytes
+from robomirror.paths import DataLayout
+from robomirror.shards import find_sample
+from train.env.actuation import FOOT_GEOMS, SIMS, build_model
+from train.env.motion_library import Clip, MotionLibrary, clip_scene
+from train.env.synthetic import sway_clip
+from train.env.tracking_env import EnvConfig, TrackingEnv
+from train.sim2sim import evaluate, summarize
+
+STEPS = 10  # 0.2 s of replay
+SINK_M = 0.02  # a foot this far inside the scene's surface is penetration
+
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> DataLayout:
+    src = tmp_path_factory.mktemp("scene_src")
+    for kind in ("stairs", "bench"):
+        write_scene_sequence(src, kind)
+    layout = DataLayout(tmp_path_factory.mktemp("scene_root"))
+    run_ingest(layout, {"holosoma_climb": src}, IngestConfig(clip_frames=90, stride_frames=90, min_frames=30),
+               executor="serial", progress=False)
+    run_retarget(layout, RetargetConfig(on_error="raise"), executor="serial", progress=False)
+    return layout
+
+
+@pytest.fixture(scope="module")
+def lib(layout) -> MotionLibrary:
+    rows = [r for m in sorted(layout.root.glob("shards/retarget/*/manifest.parquet")) for r in pq.read_table(m).to_pylist()]
+    first = {}
+    for r in sorted(rows, key=lambda r: r["clip_id"]):
+        first.setdefault(r["scene_kind"], r)  # one stairs clip, one bench clip
+    clips = []
+    for kind in ("stairs", "bench"):
+        motion, report = load_clip_motion(layout, first[kind]["clip_id"])
+        clips.append(Clip(first[kind]["clip_id"], motion, np.zeros(256, np.float32), {"kind": kind},
+                          clip_scene(layout, report)))
+    clips.append(sway_clip())
+    return MotionLibrary(clips, build_model(SIMS["train"]))
+
+
+def test_retarget_sample_carries_the_height_map(layout, lib):
+    members = find_sample(layout.root, "retarget", lib.clip_ids[0])
+    hm = load_npz_bytes(members["height_map.npz"])
+    motion, _ = load_clip_motion(layout, lib.clip_ids[0])
+    assert hm["height_map_m"].shape == (motion.n_frames, 11, 11)
+    want = local_height_map(lib.scenes[lib.scene_of_clip[0]], motion.root_pos_w, motion.root_quat_wxyz)
+    assert np.allclose(hm["height_map_m"], want, atol=1e-6)
+
+
+def _on_tread(lib: MotionLibrary) -> int:
+    """A frame of the stairs clip whose reference has a foot in contact on a tread (above the floor)."""
+    scene = lib.scenes[lib.scene_of_clip[0]]
+    ref = lib.frame(np.zeros(lib.lengths[0], dtype=int), np.arange(lib.lengths[0]))
+    ankles = ref["kp_pos"][:, [6, 12]]  # left, right ankle roll links
+    under = scene.height_at(ankles[..., :2])
+    ok = (under > 0.05) & (ref["contact"] > 0.5)
+    frames = np.flatnonzero(ok.any(1) & (np.arange(len(ok)) < lib.lengths[0] - STEPS - 2))
+    assert len(frames), "the stairs clip never puts a foot on a tread"
+    return int(frames[len(frames) // 2])
+
+
+def _contacts(env: TrackingEnv, world: int) -> list[tuple[int, int, float, np.ndarray]]:
+    d = env.batch.get_data(world)
+    c, n = d.contact, d.ncon
+    return [(int(c.geom[i, 0]), int(c.geom[i, 1]), float(c.dist[i]), c.pos[i].copy()) for i in range(n)]
+
+
+def _episode(lib: MotionLibrary) -> tuple[TrackingEnv, dict, list, dict]:
+    """Three worlds (stairs from a frame with a foot on a tread, bench from its lowest pelvis, the flat sway)
+    replayed STEPS steps; per world, every contact with a scene geom, and the worst foot sink below the
+    stairs' surface over the episode."""
+    env = TrackingEnv(lib, EnvConfig(num_envs=3, height_map=True).evaluation())
+    bench = lib.frame(np.ones(lib.lengths[1], dtype=int), np.arange(lib.lengths[1]))["root_pos"][:, 2]
+    frames = np.array([_on_tread(lib), min(int(np.argmin(bench)), lib.lengths[1] - STEPS - 2), 0])
+    env.reset(np.arange(3), clips=np.arange(3), frames=frames)  # RSI onto the tread and the seat
+    m = env.model
+    feet = {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for side in FOOT_GEOMS.values() for g in side}
+    scene_geoms = set(env.scene_geoms.geoms.tolist())
+    stairs = lib.scenes[lib.scene_of_clip[0]]
+    touched: dict[int, list] = {0: [], 1: [], 2: []}
+    sink = []
+    obs = env.get_observations()
+    for _ in range(STEPS):
+        obs, _, done, extras = env.step(obs["residual_base"])  # replay the reference through the PD
+        assert not done.any(), extras["terminated"]
+        for w in range(3):
+            for g0, g1_, dist, pos in _contacts(env, w):
+                if g0 in scene_geoms or g1_ in scene_geoms:
+                    scene, other = (g0, g1_) if g0 in scene_geoms else (g1_, g0)
+                    touched[w].append({"foot": other in feet, "dist": dist, "z": pos[2], "scene": scene})
+        d = env.batch.get_data(0)
+        sink.append(max(float(stairs.height_at(d.geom_xpos[g, :2])) - (d.geom_xpos[g, 2] - m.geom_size[g, 0])
+                        for g in feet))
+    return env, touched, sink, obs
+
+
+@pytest.fixture(scope="module")
+def episode(lib):
+    return _episode(lib)
+
+
+def test_bench_clip_sits_on_its_bench_and_a_flat_clip_touches_no_scene(lib, episode):
+    env, touched, _, obs = episode
+    bench_geom = int(env.scene_geoms.geoms[lib.scene_of_clip[1]])
+    assert any(not t["foot"] for t in touched[1])  # the seat (pelvis, hips) rests on the bench geom
+    assert all(t["scene"] == bench_geom for t in touched[1])  # its own scene only, never the stairs
+    assert touched[2] == []  # the flat clip's world has no scene
+    assert all(t["scene"] == int(env.scene_geoms.geoms[lib.scene_of_clip[0]]) for t in touched[0])
+    hm = obs["height_map"].numpy()
+    assert hm.shape == (3, 121) and np.allclose(hm[2], -env.state.root_pos_w[2, 2], atol=1e-5)
+
+
+def test_stairs_clip_feet_are_supported_by_the_stairs(lib, episode):
+    _, touched, sink, _ = episode
+    feet_on_stairs = [t for t in touched[0] if t["foot"]]
+    assert feet_on_stairs, touched[0]
+    assert max(t["z"] for t in feet_on_stairs) > 0.05  # on a tread, not the floor
+    assert min(t["dist"] for t in feet_on_stairs) > -SINK_M  # no penetration of the step surface
+    assert max(sink) < SINK_M  # no foot sphere below the surface under it
+
+
+def test_sim2sim_reports_flat_and_scene_clips_apart(lib):
+    results = evaluate(lambda o: o["residual_base"], lib.subset([0, 2]), "train")
+    assert [r.ground for r in results] == ["scene", "flat"]
+    table = summarize(results, by_ground=True)
+    assert table["scene"]["clips"] == 1 and table["flat"]["clips"] == 1 and table["all"]["clips"] == 2
+    assert set(table["scene"]) == {"succ", "mpjpe_rad", "mpkpe_m", "clips"}
