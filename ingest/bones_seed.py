@@ -25,6 +25,16 @@ metadata row is kept without texts (the meta says so). A metadata file that is a
 HTML page is `not_downloaded` for every motion, naming the file; an unextracted `g1.tar.gz` is one ledger
 row saying to extract it.
 
+**SOMA BVH** (human motion, `ingest/bvh.py` parses it): `<root>/soma_uniform/bvh/<take date>/<filename>.bvh`,
+the same motions on one common SOMA skeleton (`move_soma_uniform_path` in the metadata; the SOMA example's
+`parse_bvh_motion`, NVlabs' BVH -> SMPL converter). 77 joints below `Root`, y-up, centimetres, Frame Time
+0.008333 s (120 fps; snapped to the integer rate it rounds to). The body joints map onto SMPL's 22 by
+`ingest.skeletons.SMPL_FROM_SOMA`, the up axis is decided once per sequence (`decide_up_axis`, +y
+documented), and the clip's texts are the metadata row of the same `filename`: a BVH and the G1 CSV of
+one motion share their descriptions. `soma_proportional/` (the same motions on each actor's proportions)
+is not read: one copy of each motion. A BVH sequence's subset is `soma_uniform_<date>`, so it never
+collides with the G1 CSV of the same motion (subset `<date>`).
+
 Both metadata files are source files of every motion (hashed into its staging digest, so a new metadata
 release rebuilds the texts); each worker reads them once (an index cached per file identity).
 """
@@ -39,10 +49,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.bvh import forward_kinematics, read_bvh
 from ingest.config import IngestConfig
 from ingest.failures import Reason
 from ingest.g1_csv import G1Trajectory, check_not_gated, robot_sequence
+from ingest.resample import interp_linear, uniform_index
 from ingest.sequence import HumanSequence, SourceRef, TextSpan
+from ingest.skeletons import SMPL_FROM_SOMA, SMPLX_HANDS_FROM_SOMA
+from ingest.up_axis import decide_up_axis
 from robomirror.errors import SourceError
 from robomirror.g1_contract import G1_29DOF_JOINTS
 from robomirror.rotations import matrix_to_quat_wxyz
@@ -61,6 +75,12 @@ TEXT_COLUMNS = ("content_natural_desc_1", "content_natural_desc_2", "content_nat
 NOTE_COLUMNS = ("take_date", "move_name", "category", "is_mirror", "actor_uid")  # kept in the clip meta
 SEGMENT_KIND = "temporal_segment"
 ARCHIVE = "g1.tar.gz"
+SOMA_FOLDER = "soma_uniform"  # <root>/soma_uniform/bvh/<date>/<filename>.bvh
+SOMA_ARCHIVES = ("soma_uniform.tar", "soma_uniform.tar.gz")  # the download, before extraction
+SOMA_LAYOUT = "bones_seed_soma_bvh"
+SOMA_UP_AXIS = "+y"  # NVlabs' converter: "up": (0, 1, 0) for the SOMA skeleton
+SOMA_M_PER_UNIT = 0.01  # centimetres
+LEG_M = (0.4, 1.4)  # hip -> knee -> ankle [m] of a human body: outside it, the units are not centimetres
 
 
 def euler_xyz_extrinsic_deg_to_quat_wxyz(euler_deg: np.ndarray) -> np.ndarray:
@@ -143,35 +163,51 @@ def _metadata_files(root: Path) -> list[tuple[str, str]]:
     return out
 
 
-def discover_bones_seed(root: Path) -> list[SourceRef]:
-    """`<root>/g1/csv/<date>/*.csv` with the metadata files of `<root>/metadata/` as every motion's sources."""
-    folder = _csv_folder(root)
-    if folder is None:
-        archive = root / ARCHIVE
-        if archive.is_file():
-            return [SourceRef.unusable("bones_seed", archive, root, Reason.NOT_A_SOURCE.value,
-                                       f"{ARCHIVE} is not extracted: run `tar -xzf {archive} -C {root}` "
-                                       "(it unpacks to g1/csv/<date>/*.csv)")]
-        return [SourceRef.unusable("bones_seed", root, root, Reason.NOT_A_SOURCE.value,
-                                   "no g1/csv/<date>/*.csv under this BONES-SEED root")]
-    meta = tuple(_metadata_files(root))
+def _dated_files(folder: Path, root: Path, suffix: str, subset_prefix: str, layout: str,
+                 meta: tuple) -> list[SourceRef]:
+    """`<folder>/<take date>/*<suffix>` -> one SourceRef each; anything else there is one ledger row."""
     refs = []
     for date_dir in sorted(folder.iterdir()):
         if date_dir.name.startswith("."):
             continue
         if not date_dir.is_dir():
             refs.append(SourceRef.unusable("bones_seed", date_dir, root, Reason.NOT_A_SOURCE.value,
-                                           "expected a <take date> folder of G1 CSVs"))
+                                           f"expected a <take date> folder of {suffix} files"))
             continue
         for p in sorted(date_dir.iterdir()):
             if p.name.startswith("."):
                 continue
-            if not p.is_file() or p.suffix.lower() != ".csv":
+            if not p.is_file() or p.suffix.lower() != suffix:
                 refs.append(SourceRef.unusable("bones_seed", p, root, Reason.NOT_A_SOURCE.value,
-                                               "expected a .csv file of G1 joint trajectories"))
+                                               f"expected a {suffix} file of {layout}"))
                 continue
-            refs.append(SourceRef("bones_seed", date_dir.name, p.stem, str(root), (("motion", str(p)), *meta),
-                                  "bones_seed_g1_csv"))
+            refs.append(SourceRef("bones_seed", subset_prefix + date_dir.name, p.stem, str(root),
+                                  (("motion", str(p)), *meta), layout))
+    return refs
+
+
+def discover_bones_seed(root: Path) -> list[SourceRef]:
+    """`<root>/g1/csv/<date>/*.csv` (G1 motions) and `<root>/soma_uniform/bvh/<date>/*.bvh` (human motions),
+    with the metadata files of `<root>/metadata/` as every motion's sources."""
+    folder, soma = _csv_folder(root), root / SOMA_FOLDER / "bvh"
+    meta = tuple(_metadata_files(root))
+    refs = []
+    for archive, extracted, unpacks in ((root / ARCHIVE, folder is not None, "g1/csv/<date>/*.csv"),
+                                        *((root / a, soma.is_dir(), f"{SOMA_FOLDER}/bvh/<date>/*.bvh")
+                                          for a in SOMA_ARCHIVES)):
+        if archive.is_file() and not extracted:
+            flag = "-xzf" if archive.name.endswith(".gz") else "-xf"
+            refs.append(SourceRef.unusable("bones_seed", archive, root, Reason.NOT_A_SOURCE.value,
+                                           f"{archive.name} is not extracted: run `tar {flag} {archive} -C {root}` "
+                                           f"(it unpacks to {unpacks})"))
+    if folder is None and not soma.is_dir() and not refs:
+        return [SourceRef.unusable("bones_seed", root, root, Reason.NOT_A_SOURCE.value,
+                                   f"no g1/csv/<date>/*.csv and no {SOMA_FOLDER}/bvh/<date>/*.bvh under this "
+                                   "BONES-SEED root")]
+    if folder is not None:
+        refs += _dated_files(folder, root, ".csv", "", "bones_seed_g1_csv", meta)
+    if soma.is_dir():
+        refs += _dated_files(soma, root, ".bvh", f"{SOMA_FOLDER}_", SOMA_LAYOUT, meta)
     return refs
 
 
@@ -247,7 +283,58 @@ def motion_texts(ref: SourceRef) -> tuple[list[TextSpan], dict]:
 
 
 def read_bones_seed(ref: SourceRef, cfg: IngestConfig) -> HumanSequence:
+    if ref.layout == SOMA_LAYOUT:
+        return read_soma_bvh(ref, cfg)
     path = dict(ref.files)["motion"]
     traj = read_bones_seed_csv(path)
     texts, notes = motion_texts(ref)
     return robot_sequence(ref, traj, texts, cfg, path, {"source_layout": "bones_seed_g1_csv", **notes})
+
+
+def snap_fps(fps: float) -> float:
+    """BONES-SEED's Frame Time 0.008333 s is 120.0048 fps: the rate it stands for is the integer one."""
+    return float(round(fps)) if abs(fps - round(fps)) < 0.01 else fps
+
+
+def soma_joints(path: str) -> tuple[tuple[str, ...], np.ndarray, float, dict]:
+    """A SOMA BVH -> (SMPL joint names, (T, J, 3) positions [m] in the file's frame, fps, notes)."""
+    m = read_bvh(path)
+    missing = [n for n in SMPL_FROM_SOMA if n not in m.names]
+    if missing:
+        raise SourceError(Reason.BAD_COLUMNS, path,
+                          f"not the SOMA skeleton: Missing joints: {missing}; found {list(m.names[:12])}"
+                          f"{'...' if len(m.names) > 12 else ''} (ingest.skeletons.SMPL_FROM_SOMA lists the names)")
+    pos, _ = forward_kinematics(m)
+    keep = {**SMPL_FROM_SOMA, **{k: v for k, v in SMPLX_HANDS_FROM_SOMA.items() if k in m.names}}
+    joints = pos[:, [m.names.index(n) for n in keep]] * SOMA_M_PER_UNIT
+    names = tuple(keep.values())
+    leg = float(np.median(sum(np.linalg.norm(joints[:, names.index(f"left_{a}")] - joints[:, names.index(f"left_{b}")],
+                                             axis=-1) for a, b in (("hip", "knee"), ("knee", "ankle")))))
+    if not LEG_M[0] <= leg <= LEG_M[1]:
+        raise SourceError(Reason.BAD_SHAPE, path,
+                          f"hip -> knee -> ankle is {leg:.3g} m read as centimetres; a body's is {LEG_M[0]}-{LEG_M[1]} m: "
+                          "the file is not in SOMA's centimetres")
+    fps = snap_fps(1.0 / m.frame_time_s)
+    notes = {"bvh_frame_time_s": m.frame_time_s, "bvh_joints": len(m.names),
+             "skeleton_map": "ingest.skeletons.SMPL_FROM_SOMA (SOMA BVH -> SMPL joint names)"}
+    return names, joints, fps, notes
+
+
+def read_soma_bvh(ref: SourceRef, cfg: IngestConfig) -> HumanSequence:
+    """SOMA BVH -> SMPL-named joint positions, z-up on the floor, at the clip rate, with the motion's texts."""
+    from ingest.motionx import zup_rotation
+
+    path = dict(ref.files)["motion"]
+    names, joints_src, fps, notes = soma_joints(path)
+    decision = decide_up_axis(joints_src, names, fps, SOMA_UP_AXIS, path)
+    joints = joints_src @ zup_rotation(decision.axis).T - [0.0, 0.0, decision.floor_m]
+    _, idx = uniform_index(np.arange(len(joints)) / fps, cfg.fps)
+    texts, meta_notes = motion_texts(ref)
+    return HumanSequence(ref=ref, view="motion_only", fps=cfg.fps, t0_s=0.0, joint_names=names,
+                         joint_pos_w=interp_linear(joints, idx).astype(np.float32), params={},
+                         source_frame_index=idx, texts=texts, video=None, body_model="none",
+                         body_source="soma_bvh", source_fps=fps,
+                         notes={"source_layout": SOMA_LAYOUT, **notes, **decision.notes(),
+                                "floor_shift_m": round(-decision.floor_m, 4),
+                                **({"up_axis_warning": f"up axis {decision.axis} differs from SOMA's {SOMA_UP_AXIS}"}
+                                   if decision.differs_from_subset else {}), **meta_notes})

@@ -1,7 +1,8 @@
 """Skeleton definitions (joint names and kinematic trees) of the human sources.
 
 SMPL-X and SMPL share their first 22 body joints; SMPL adds two hand joints, SMPL-X adds jaw,
-eyes and 30 finger joints. XSens MVN has 23 segments (Nymeria `body/xdata.npz`).
+eyes and 30 finger joints. XSens MVN has 23 segments (Nymeria `body/xdata.npz`). SOMA (BONES-SEED's
+BVH) has 77 joints under a `Root` joint; its body joints map onto SMPL's 22.
 """
 
 from __future__ import annotations
@@ -53,6 +54,35 @@ XSENS_FROM_SMPL = {
     "L_Foot": "left_ankle", "L_Toe": "left_foot",
 }
 
+# SOMA, NVIDIA's body model, as BONES-SEED's soma_uniform / soma_proportional BVH declare it: 77 joints
+# below a `Root` joint, y-up, centimetres, 120 fps (Frame Time 0.008333). The 30 body joints and their
+# parents as the public SOMA tooling lists them (a Unity SOMA-30 retargeter, NVlabs' BVH -> SMPL-22
+# converter for BONES-SEED); the other 47 are fingers (LeftHandIndex1..., LeftHandMiddle1...) and tips.
+SOMA_BODY_30 = (
+    "Hips", "Spine1", "Spine2", "Chest", "Neck1", "Neck2", "Head", "Jaw", "LeftEye", "RightEye",
+    "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand", "LeftHandThumbEnd", "LeftHandMiddleEnd",
+    "RightShoulder", "RightArm", "RightForeArm", "RightHand", "RightHandThumbEnd", "RightHandMiddleEnd",
+    "LeftLeg", "LeftShin", "LeftFoot", "LeftToeBase", "RightLeg", "RightShin", "RightFoot", "RightToeBase",
+)
+SOMA_BODY_30_PARENTS = (-1, 0, 1, 2, 3, 4, 5, 6, 6, 6, 3, 10, 11, 12, 13, 13, 3, 16, 17, 18, 19, 19,
+                        0, 22, 23, 24, 0, 26, 27, 28)
+SOMA_ROOT = "Root"  # the joint above Hips; the loaders take the root motion from Hips' channels
+# SOMA joint -> the SMPL joint at the same place (NVlabs' converter's SMPL-22 list). Unlike the mocap-BVH
+# naming (LAFAN1: LeftUpLeg = hip, LeftLeg = knee), SOMA's LeftLeg is the thigh (hip joint) and LeftShin
+# the knee; LeftShoulder is the collar and LeftArm the shoulder joint. Neck2 has no SMPL joint.
+SMPL_FROM_SOMA = {
+    "Hips": "pelvis", "LeftLeg": "left_hip", "RightLeg": "right_hip", "Spine1": "spine1",
+    "LeftShin": "left_knee", "RightShin": "right_knee", "Spine2": "spine2", "LeftFoot": "left_ankle",
+    "RightFoot": "right_ankle", "Chest": "spine3", "LeftToeBase": "left_foot", "RightToeBase": "right_foot",
+    "Neck1": "neck", "LeftShoulder": "left_collar", "RightShoulder": "right_collar", "Head": "head",
+    "LeftArm": "left_shoulder", "RightArm": "right_shoulder", "LeftForeArm": "left_elbow",
+    "RightForeArm": "right_elbow", "LeftHand": "left_wrist", "RightHand": "right_wrist",
+}
+# past the wrist, where the file has them (the hand keypoints of retarget/correspondence.py)
+SMPLX_HANDS_FROM_SOMA = {"LeftHandMiddle1": "left_middle1", "RightHandMiddle1": "right_middle1"}
+
+assert len(SOMA_BODY_30) == len(SOMA_BODY_30_PARENTS) == 30
+assert set(SMPL_FROM_SOMA) <= set(SOMA_BODY_30) and set(SMPL_FROM_SOMA.values()) == set(SMPL_BODY_22)
 assert len(SMPLX_JOINTS) == len(SMPLX_PARENTS) == 55
 assert len(SMPL_JOINTS) == len(SMPL_PARENTS) == 24
 assert len(XSENS_SEGMENTS) == len(XSENS_PARENTS) == 23

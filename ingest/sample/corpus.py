@@ -88,7 +88,7 @@ def build_sample(root: Path, cfg: SampleConfig = SampleConfig(), progress: bool 
     """Write the corpus below root/{motionx,nymeria[,g1_csv][,bones_seed]}; returns dataset -> root."""
     mx, ny = plan(cfg)
     out = {"motionx": Path(root) / "motionx", "nymeria": Path(root) / "nymeria"}
-    n_robot = cfg.n_g1_csv + (len(BONES_SEED_SAMPLE) if cfg.bones_seed else 0)
+    n_robot = cfg.n_g1_csv + (2 * len(BONES_SEED_SAMPLE) if cfg.bones_seed else 0)  # G1 CSV + SOMA BVH
     bar = tqdm(total=len(mx) + len(ny) + n_robot, desc="sample corpus", unit="seq", disable=not progress)
     for item in mx:
         write_motionx(out["motionx"], item, cfg.video_size)

@@ -6,7 +6,8 @@ corpora stay out of the repository.
   (root xyz [m], root quaternion xyzw, 29 joints [rad] in G1_29DOF_JOINTS order), 30 fps.
 - BONES-SEED (ingest/bones_seed.py): `<root>/g1/csv/<date>/<filename>.csv` with a header (Frame, root
   translate [cm], root rotate [deg, extrinsic xyz], <joint>_dof [deg]), 120 fps; `<root>/metadata/` with
-  the metadata parquet (descriptions per `filename`) and the temporal-labels jsonl.
+  the metadata parquet (descriptions per `filename`) and the temporal-labels jsonl; beside the CSV, the same
+  motion as SOMA BVH in `<root>/soma_uniform/bvh/<date>/<filename>.bvh` (ingest/sample/soma.py).
 """
 
 from __future__ import annotations
@@ -110,20 +111,28 @@ BONES_SEED_SAMPLE = (  # (take date, filename, seconds, descriptions, temporal e
 )
 
 
-def write_bones_seed_root(root: Path, seed: int = 0) -> list[Path]:
-    """A tiny BONES-SEED tree: g1/csv/<date>/*.csv at 120 fps, metadata parquet and temporal labels."""
+def write_bones_seed_root(root: Path, seed: int = 0, soma_bvh: bool = True) -> list[Path]:
+    """A tiny BONES-SEED tree: g1/csv/<date>/*.csv at 120 fps, metadata parquet and temporal labels, and
+    (soma_bvh) each motion again as SOMA BVH, the human motion the G1 CSV was retargeted from."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ingest.sample.soma import write_soma_bvh
+
     fps, out, rows_meta = 120.0, [], []
     for k, (date, name, seconds, descs, _) in enumerate(BONES_SEED_SAMPLE):
-        header, rows = bones_seed_table(*g1_walk_in_place(int(seconds * fps), fps, seed + k))
+        motion = g1_walk_in_place(int(seconds * fps), fps, seed + k)
+        header, rows = bones_seed_table(*motion)
         p = root / "g1" / "csv" / date / f"{name}.csv"
         p.parent.mkdir(parents=True, exist_ok=True)
         write_bones_seed_csv(p, header, rows)
         out.append(p)
+        if soma_bvh:
+            write_soma_bvh(root / "soma_uniform" / "bvh" / date / f"{name}.bvh", *motion)
+            out.append(root / "soma_uniform" / "bvh" / date / f"{name}.bvh")
         row = {"filename": name, "move_name": name.split("__")[0], "take_date": date, "is_mirror": False,
                "move_g1_path": f"g1/csv/{date}/{name}.csv", "move_duration_frames": len(rows),
+               "move_soma_uniform_path": f"soma_uniform/bvh/{date}/{name}.bvh",
                "category": "Basic Locomotion Neutral", "actor_uid": name.split("__")[-1],
                "content_short_description": name.split("__")[0].replace("_", " "),
                "content_technical_description": "Alternating hip and knee flexion with the trunk upright."}

@@ -113,7 +113,7 @@ def _members(layout: DataLayout) -> dict[str, bytes]:
 
 def test_ingest_resamples_to_30hz_keeps_descriptions_and_segments_and_ledgers_the_rest(tmp_path):
     src = tmp_path / "bones_seed"
-    write_bones_seed_root(src)
+    write_bones_seed_root(src, soma_bvh=False)  # the G1 CSV contract; SOMA BVH: test_soma_bvh.py
     header, rows = bones_seed_table(*g1_walk_in_place(240, 120.0))
     write_bones_seed_csv(src / "g1" / "csv" / "210531" / "no_knee__A009.csv",
                          [h for h in header if h != "right_knee_joint_dof"],
@@ -146,7 +146,7 @@ def test_ingest_resamples_to_30hz_keeps_descriptions_and_segments_and_ledgers_th
 
 def test_gated_metadata_refuses_every_motion_naming_the_file_and_an_unextracted_archive_says_extract(tmp_path):
     src = tmp_path / "bones_seed"
-    write_bones_seed_root(src)
+    write_bones_seed_root(src, soma_bvh=False)  # the G1 CSV contract; SOMA BVH: test_soma_bvh.py
     meta = src / "metadata" / "seed_metadata_v004.parquet"
     meta.write_text(GATED)
     layout = DataLayout(tmp_path / "data")

@@ -93,8 +93,8 @@ def test_g1_corpora_are_drawn_last_from_their_own_seeds(tmp_path):
     assert {k: v for k, v in a.items() if k.startswith(("motionx/", "nymeria/"))} == human_only
     assert a == _digests(build_sample(tmp_path / "b", ROBOT, progress=False)["motionx"].parent)
     other = _digests(build_sample(tmp_path / "c", replace(ROBOT, seed=4), progress=False)["motionx"].parent)
-    robot_files = [k for k in a if k.startswith(("g1_csv/g1/", "bones_seed/g1/"))]
-    assert len(robot_files) == 4 and all(a[k] != other[k] for k in robot_files)
+    robot_files = [k for k in a if k.startswith(("g1_csv/g1/", "bones_seed/g1/", "bones_seed/soma_uniform/bvh/"))]
+    assert len(robot_files) == 6 and all(a[k] != other[k] for k in robot_files)
     # the release layouts the readers expect, including the folder of another robot the LAFAN1 reader skips
     assert (tmp_path / "a" / "g1_csv" / "h1").is_dir()
     assert sorted(p.name for p in (tmp_path / "a" / "bones_seed" / "metadata").iterdir()) == [
