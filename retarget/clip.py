@@ -27,7 +27,17 @@ from retarget.metrics import (
 from retarget.motion import RobotMotion
 from retarget.robot import G1
 from retarget.scene_ground import assess as assess_on_scene
-from retarget.scene_ground import foot_clearance, ground_offsets_scene, robot_scene, seated
+from retarget.scene_ground import (
+    float_cm,
+    foot_clearance,
+    ground_offsets_scene,
+    keypoint_heights,
+    keypoint_rest_height,
+    lift_feet_out_of_scene,
+    robot_scene,
+    scene_contact_labels,
+    seated,
+)
 from retarget.shape_fit import ShapeFit, apply_shape, fit_shape
 from retarget.stability import StabilityConfig, assess
 
@@ -173,7 +183,9 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
     foot_xy = np.stack([targets[f"{s}_ankle"][:, :2] for s in ("left", "right")], 1)
     scene_r = None if scene is None else robot_scene(scene, shape.root_scale)
     if scene_r is not None:  # a foot on a stair tread is on its support, not 15 cm above the floor
-        contact = contact_labels(foot_z - scene_r.height_at(foot_xy), foot_xy, fps)
+        rel = keypoint_heights(targets, scene_r)
+        contact = scene_contact_labels(rel, foot_xy, fps)
+        targets = lift_feet_out_of_scene(targets, scene_r, keypoint_rest_height(rel, foot_xy, fps))
     else:
         contact = contact_labels(foot_z, foot_xy, fps)
     if cfg.sole_clearance:
@@ -231,5 +243,6 @@ def retarget_clip(robot: G1, joint_names: tuple[str, ...], joint_pos_w: np.ndarr
         report["ground"] = "scene"
         report["scene"] = {"scene_id": scene.scene_id, "kind": scene.kind, "scale": float(shape.root_scale),
                            "seated_fraction": float(seated(robot, qpos, scene_r).mean())}
+        report["metrics"]["float_cm"] = float_cm(foot_low, contact)
     motion = RobotMotion(fps, robot.config.joints, root_pos, root_quat, joints, robot_contact)
     return ClipResult(motion, report)

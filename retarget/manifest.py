@@ -19,6 +19,7 @@ MANIFEST_SCHEMA = pa.schema([
     # issue 22: what contacts, penetration, grounding and stability were measured against
     ("ground", pa.string()),  # 'flat' (z = 0) | 'scene'
     ("scene_id", pa.string()), ("scene_kind", pa.string()),  # null on flat clips
+    ("float_cm", pa.float64()),  # scene clips: mean sole height above the surface of feet in contact; null on flat
 ])
 
 
@@ -40,5 +41,5 @@ def manifest_row(shard_name: str, sample: dict) -> dict:
         "unstable_fraction": st["unstable_fraction"], "ingest_shard": r["ingest_shard"],
         "format_version": r["format_version"],
         "ground": r.get("ground", "flat"), "scene_id": (r.get("scene") or {}).get("scene_id"),
-        "scene_kind": (r.get("scene") or {}).get("kind"),
+        "scene_kind": (r.get("scene") or {}).get("kind"), "float_cm": m.get("float_cm"),
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ingest.scene import Scene
+from retarget.contacts import CONTACT_HEIGHT_M, CONTACT_SPEED_M_S, SOLE_MAX_M
 from retarget.robot import G1
 from retarget.stability import StabilityConfig, StabilityVerdict, foot_points, pressure_weights, verdict
 
@@ -68,6 +69,57 @@ def com_cop_distance(robot: G1, qpos: np.ndarray, scene: Scene, cfg: StabilityCo
 
 def assess(robot: G1, qpos: np.ndarray, scene: Scene, cfg: StabilityConfig = StabilityConfig()) -> StabilityVerdict:
     return verdict(com_cop_distance(robot, qpos, scene, cfg), cfg)
+
+
+def keypoint_heights(targets: dict[str, np.ndarray], scene: Scene) -> np.ndarray:
+    """(T, 2) lowest of each foot's ankle and toe keypoints above the surface under that keypoint [m]
+    (negative: inside the scene)."""
+    return np.stack([np.minimum.reduce([targets[f"{s}_{p}"][:, 2] - scene.height_at(targets[f"{s}_{p}"][:, :2])
+                                        for p in ("ankle", "toe")]) for s in ("left", "right")], 1)
+
+
+def keypoint_rest_height(rel: np.ndarray, foot_xy: np.ndarray, fps: float) -> float:
+    """How high [m] a planted foot's lowest keypoint sits above the surface: the median over slow feet
+    between the surface and SOLE_MAX_M above it (0 when there are none).
+
+    On a flat floor the clip's 5th percentile stands for this (retarget.contacts.contact_labels), but on
+    a scene it is wrong: a foot that the data puts inside a stair (holosoma's real scenes disagree with
+    their own feet in 3-55 % of still frames, and the sample staircase does too) drags the percentile
+    below the surface, and then no foot standing on a tread counts as a contact any more."""
+    speed = np.linalg.norm(np.gradient(foot_xy, axis=0), axis=-1) * fps
+    near = (rel >= 0) & (rel < SOLE_MAX_M) & (speed < CONTACT_SPEED_M_S)
+    return float(np.median(rel[near])) if near.any() else 0.0
+
+
+def scene_contact_labels(rel: np.ndarray, foot_xy: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2) bool: a foot is in contact when its lowest keypoint is within CONTACT_HEIGHT_M of its rest
+    height above the surface under it (or inside the scene) and it moves slower than CONTACT_SPEED_M_S.
+    rel: (T, 2) `keypoint_heights`; foot_xy: (T, 2, 2) ankle positions [m]."""
+    speed = np.linalg.norm(np.gradient(foot_xy, axis=0), axis=-1) * fps
+    return (rel - keypoint_rest_height(rel, foot_xy, fps) < CONTACT_HEIGHT_M) & (speed < CONTACT_SPEED_M_S)
+
+
+def lift_feet_out_of_scene(targets: dict[str, np.ndarray], scene: Scene, rest_m: float) -> dict[str, np.ndarray]:
+    """Foot targets (ankle and toe) raised so that no foot's lowest keypoint is below its rest height
+    above the surface under it. The scene is the hard constraint: a target left inside a stair would be
+    tracked by the IK, and grounding would then lift the whole robot off the other foot's support."""
+    out = dict(targets)
+    rel = keypoint_heights(targets, scene)
+    for k, side in enumerate(("left", "right")):
+        lift = np.maximum(rest_m - rel[:, k], 0.0)
+        for part in ("ankle", "toe"):
+            p = out[f"{side}_{part}"].copy()
+            p[:, 2] += lift
+            out[f"{side}_{part}"] = p
+    return out
+
+
+def float_cm(clear: np.ndarray, contact: np.ndarray) -> float:
+    """Mean height [cm] of the robot's soles above the surface under them over the feet labelled in
+    contact (a sole inside the scene counts 0: that is penetration's to count); 0 without contacts.
+    clear: (T, 2) `foot_clearance` of the final motion; contact: (T, 2) the contact labels."""
+    h = clear[contact]
+    return float(np.clip(h, 0.0, None).mean() * 100.0) if len(h) else 0.0
 
 
 def ground_offsets_scene(clear: np.ndarray, contact: np.ndarray, smooth_frames: int = 5) -> np.ndarray:
