@@ -1,6 +1,10 @@
 """Debug video of one clip: the G1 (MuJoCo offscreen), the human skeleton, and the source video,
 side by side on one time axis.
 
+A scene clip (issue 22) is drawn on its scene: the clip's mesh (`ingest.scene.Scene` vertices_m/faces),
+scaled by the clip's `root_scale` as retargeting scaled it, added to the rendered model as one
+visual-only mesh geom; flat clips render the unchanged model.
+
 MuJoCo renders through EGL (software Mesa works without a GPU) or OSMesa; shadows and reflections
 are off for speed. `MUJOCO_GL` picks the backend when set.
 """
@@ -24,6 +28,8 @@ from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout
 from robomirror.shards import find_sample
 
+SCENE_GEOM = "scene_mesh"
+SCENE_RGBA = (0.62, 0.55, 0.45, 1.0)
 PANEL = 240
 CAM_DISTANCE_M = 3.2
 CAM_AZIMUTH_DEG = 150.0
@@ -43,6 +49,36 @@ def _renderer(model, size: int):
     except Exception as e:  # noqa: BLE001 - turn any GL failure into one clear message
         raise RenderError(f"MuJoCo offscreen rendering failed with MUJOCO_GL={backend}: {type(e).__name__}: {e}. "
                           "It needs EGL (Debian: libegl1 libgl1-mesa-dri) or OSMesa (libosmesa6, MUJOCO_GL=osmesa)") from e
+
+
+def render_model(robot, scene=None):
+    """The MuJoCo model to draw: the robot's own (`robot.mj`) without a scene; with one (robot-scale,
+    `retarget.scene_ground.robot_scene`), the same robot plus the scene's mesh as a world geom that
+    collides with nothing (the robot's qpos layout is unchanged: the scene has no joints)."""
+    if scene is None:
+        return robot.mj
+    import mujoco
+
+    from retarget.g1 import scene_spec
+
+    spec = scene_spec(robot.xml)
+    spec.add_mesh(name=SCENE_GEOM, uservert=np.asarray(scene.vertices_m, np.float32).ravel().tolist(),
+                  userface=np.asarray(scene.faces, np.int32).ravel().tolist(),
+                  inertia=mujoco.mjtMeshInertia.mjMESH_INERTIA_SHELL)  # an open surface (a slope) has no volume
+    spec.worldbody.add_geom(name=SCENE_GEOM, type=mujoco.mjtGeom.mjGEOM_MESH, meshname=SCENE_GEOM,
+                            contype=0, conaffinity=0, rgba=list(SCENE_RGBA))
+    return spec.compile()
+
+
+def _clip_scene(layout: DataLayout, report: dict):
+    """The robot-scale scene a clip was retargeted on (its retarget.json `scene`), or None."""
+    sc = report.get("scene")
+    if not sc:
+        return None
+    from ingest.scene import load_scene
+    from retarget.scene_ground import robot_scene
+
+    return robot_scene(load_scene(layout.root, sc["scene_id"]), float(sc["scale"]))
 
 
 def _camera_eye(lookat: np.ndarray) -> np.ndarray:
@@ -90,9 +126,11 @@ def first_clip(layout: DataLayout) -> str:
 
 
 def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None = None,
-                robot_xml: str | None = None, max_frames: int | None = None, stride: int = 1) -> Path:
+                robot_xml: str | None = None, max_frames: int | None = None, stride: int = 1,
+                draw_scene: bool = True) -> Path:
     """G1 | human joints | source video, side by side, as an mp4 at the clip's rate / `stride`
-    (software GL renders ~10 frames/s here: a stride of 3 makes a preview 3x faster)."""
+    (software GL renders ~10 frames/s here: a stride of 3 makes a preview 3x faster). A scene clip's
+    G1 panel shows its scene unless `draw_scene` is False."""
     import mujoco
 
     clip_id = clip_id or first_clip(layout)
@@ -104,7 +142,9 @@ def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None
     video, vtimes = (decode_mp4_bytes(sample["video.mp4"])[:2] if "video.mp4" in sample
                      else (np.full((1, PANEL, PANEL, 3), 64, np.uint8), np.zeros(1)))
     robot = robot_for_motion(motion, robot_xml)
-    renderer = _renderer(robot.mj, PANEL)
+    model = render_model(robot, _clip_scene(layout, report) if draw_scene else None)
+    data = mujoco.MjData(model)
+    renderer = _renderer(model, PANEL)
     opt = mujoco.MjvOption()
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
@@ -112,13 +152,13 @@ def render_clip(layout: DataLayout, clip_id: str | None = None, out: Path | None
     cam.distance, cam.azimuth, cam.elevation = CAM_DISTANCE_M, CAM_AZIMUTH_DEG, CAM_ELEVATION_DEG
     qpos = robot.qpos(motion.root_pos_w, motion.root_quat_wxyz, motion.joint_pos)
     bones = _skeleton(names)
-    fovy = float(robot.mj.vis.global_.fovy)
+    fovy = float(model.vis.global_.fovy)
     frames = []
     for t in range(0, min(motion.n_frames, max_frames or motion.n_frames), max(1, stride)):
-        robot.mj_data.qpos[:] = qpos[t]
-        mujoco.mj_forward(robot.mj, robot.mj_data)
+        data.qpos[:] = qpos[t]
+        mujoco.mj_forward(model, data)
         cam.lookat[:] = (qpos[t, 0], qpos[t, 1], 0.6)
-        renderer.update_scene(robot.mj_data, camera=cam, scene_option=opt)
+        renderer.update_scene(data, camera=cam, scene_option=opt)
         g1 = renderer.render()
         jt = human["joint_pos_w"][t].astype(np.float64)
         person = _draw_human(jt, names, bones, np.array([jt[0, 0], jt[0, 1], 0.8]), fovy)
