@@ -80,7 +80,6 @@ def _walk(kind: str, footholds: list[float], t_stand: float, t_step: float, fps:
         zu = z0 + (z1 - z0) * ease(np.clip(u / 0.6, 0, 1)) + lift * np.sin(np.pi * u)
         feet[sel, side, 0], feet[sel, side, 2] = xu, np.maximum(zu, _ground(kind, xu) + ANKLE_M)
         feet[t >= b, side, 0], feet[t >= b, side, 2] = x1, z1
-        feet[t < a, side, 0] = np.where(feet[t < a, side, 0] == 0, x0, feet[t < a, side, 0])
         cur[side] = x1
         pos[side] = x1
     for side in range(2):  # frames before a foot's first step: where it started
