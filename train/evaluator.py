@@ -55,10 +55,12 @@ class MotionTextEncoder(nn.Module):
         t = frames.shape[1]
         h = self.motion_enc(self.motion_in(frames) + self.pos[:, :t], src_key_padding_mask=~frame_mask)
         m = frame_mask.float().unsqueeze(-1)
-        return self.motion_out((h * m).sum(1) / m.sum(1).clamp(min=1.0))
+        # unit length: it is trained on cosine similarity (InfoNCE), so Euclidean ranking, MM-Dist, FID
+        # and Diversity are taken on the sphere it learned, not on raw norms it never constrained
+        return nn.functional.normalize(self.motion_out((h * m).sum(1) / m.sum(1).clamp(min=1.0)), dim=-1)
 
     def embed_text(self, text_emb: torch.Tensor) -> torch.Tensor:
-        return self.text_mlp(text_emb)
+        return nn.functional.normalize(self.text_mlp(text_emb), dim=-1)
 
     def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor, text_emb: torch.Tensor):
         return self.embed_motion(frames, frame_mask), self.embed_text(text_emb)

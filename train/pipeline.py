@@ -27,7 +27,7 @@ from robomirror.atomic import digest_of, publish_bytes
 from robomirror.dit import DiTConfig, NormalizedDiT, reconstruct
 from robomirror.flow import FlowConfig
 from robomirror.paths import DataLayout
-from robomirror.trainer import TrainConfig, fit, latest_checkpoint, load_checkpoint
+from robomirror.trainer import TrainConfig, fit, load_checkpoint, newest_valid_checkpoint
 from robomirror.writer_lock import writer_lock
 from train.data import (
     CLIPS,
@@ -165,7 +165,7 @@ def run_train(layout: DataLayout, cfg: TrainRunConfig, resume: bool = False, pro
 
         def generate(video_from=None):
             return reconstruct(model, batch, flow, cfg.seed, video_from=video_from)
-    load_checkpoint(latest_checkpoint(model_dir), model)
+    load_checkpoint(newest_valid_checkpoint(model_dir)[0], model)
     model.eval()
     summary.dit_id = weights_id(model)
     summary.samples_per_s = res["samples_per_s"]
@@ -215,7 +215,7 @@ def _train_evaluator(task: EvaluatorTask, val_side: StoreSide, cfg: TrainRunConf
     val = val_side.dataset()
     if len(val) < 2:
         res = _fit_or_load(task, ev_cfg, out, resume, logger)
-        load_checkpoint(latest_checkpoint(out), model)
+        load_checkpoint(newest_valid_checkpoint(out)[0], model)
         return model.eval(), res["loss"]
     batch = collate([val[i] for i in range(len(val))], 30)
     frames, mask = task.frames(batch["motion_tokens"], batch["motion_mask"])
@@ -290,9 +290,8 @@ class _Logger:
 
 
 def _fit_or_load(task, cfg: TrainConfig, out: Path, resume: bool, logger: _Logger) -> dict:
-    ckpt = latest_checkpoint(out)
+    ckpt, state, _ = newest_valid_checkpoint(out)  # a corrupt newest one is reported and skipped; TrainError if none valid
     if ckpt is not None:
-        state = json.loads((ckpt / "state.json").read_text())
         if state["step"] >= cfg.steps:  # already trained by this run id: reuse
             last = state["history"][-1] if state["history"] else {"loss": float("nan"), "samples_per_s": 0.0}
             return {"loss": last["loss"], "samples_per_s": last["samples_per_s"]}
