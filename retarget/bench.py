@@ -21,6 +21,7 @@ import webdataset as wds
 from rich.console import Console
 from rich.table import Table
 
+from ingest.scene_holosoma import HOLOSOMA_MOCAP_JOINTS
 from retarget.clip import retarget_clip
 from retarget.config import RetargetConfig
 from retarget.correspondence import G1_KEYPOINTS
@@ -86,17 +87,9 @@ def _real_recovery(robot: G1) -> list[tuple[str, float, float, float]]:
     return out
 
 
-# holosoma-retargeting ships real climbing mocap (joint positions, z-up, metres, 30 Hz) with this
-# joint order; only its data files are read, the package is never installed (it pins numpy).
+# holosoma-retargeting ships real climbing mocap (joint positions, z-up, metres) in the joint order of
+# ingest.scene_holosoma.HOLOSOMA_MOCAP_JOINTS; only its data files are read, the package is never installed (it pins numpy).
 HOLOSOMA_WHEEL = "holosoma-retargeting==0.1.0"
-HOLOSOMA_MOCAP_JOINTS = (
-    "Hips", "Spine", "Spine1", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
-    *[f"LeftHand{f}{i}" for f in ("Thumb", "Index", "Middle", "Ring", "Pinky") for i in (1, 2, 3)],
-    "RightShoulder", "RightArm", "RightForeArm", "RightHand",
-    *[f"RightHand{f}{i}" for f in ("Thumb", "Index", "Middle", "Ring", "Pinky") for i in (1, 2, 3)],
-    "LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToeBase", "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase",
-    "LeftFootMod", "RightFootMod",
-)
 
 
 def _holosoma_mocap(cache: Path, frames: int = 600) -> list[tuple[str, np.ndarray]]:
