@@ -14,13 +14,12 @@ is still free, so a file that appears meanwhile is not clobbered.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Callable
 
 import duckdb
 
-from robomirror.atomic import TMP_INFIX, fsync_dir, publish_with
+from robomirror.atomic import publish_with
 from robomirror.errors import ReadOnlyError
 from robomirror.paths import DataLayout
 
@@ -189,34 +188,11 @@ def check_out_path(layout: DataLayout, out: str | Path, force: bool = False) -> 
     return out
 
 
-def publish_new(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write `path` atomically only if the name is free: temp file, fsync, hard link (which fails if the
-    name appeared meanwhile), fsync the directory. Where hard links are not supported, rename after a check."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise ReadOnlyError(f"refused --out {path}: the file appeared while the query ran; pass --force to "
-                                "replace it") from None
-        except OSError:  # no hard links here (some FUSE/SMB mounts): check, then rename
-            if path.exists():
-                raise ReadOnlyError(f"refused --out {path}: the file exists; pass --force to replace it") from None
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def write_out(path: Path, data: bytes | Callable[[io.BufferedWriter], None], force: bool) -> None:
     """Publish a query result at a path `check_out_path` accepted."""
     write = data if callable(data) else (lambda f: f.write(data))
-    if force:
-        publish_with(path, write)
-    else:
-        publish_new(path, write)
+    try:
+        publish_with(path, write, replace=force)
+    except FileExistsError:
+        raise ReadOnlyError(f"refused --out {path}: the file appeared while the query ran; pass --force to "
+                            "replace it") from None

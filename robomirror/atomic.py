@@ -32,18 +32,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish_with(path: Path, write: Callable[[io.BufferedWriter], None], sync_dir: bool = True) -> None:
+def publish_with(path: Path, write: Callable[[io.BufferedWriter], None], sync_dir: bool = True,
+                 replace: bool = True) -> None:
     """Write `path` atomically through the callback `write(file)`. sync_dir=False leaves the directory
-    fsync to the caller, who must do it before anything that depends on the name (one for many files)."""
+    fsync to the caller, who must do it before anything that depends on the name (one for many files).
+    replace=False publishes only if the name is free: a hard link, which fails with FileExistsError if
+    the name appeared meanwhile (where hard links are not supported, a check then a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_INFIX}{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb" if replace else "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links here (some FUSE/SMB mounts): check, then rename
+                if path.exists():
+                    raise FileExistsError(str(path)) from None
+                os.replace(tmp, path)
+            tmp.unlink(missing_ok=True)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
