@@ -42,6 +42,29 @@ def holder(root: Path) -> dict:
         return {}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except PermissionError:
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _current_holder(root: Path, wait_s: float = 0.5) -> dict:
+    """The holder named in the lock file once it is the current one: a writer that has just taken the
+    lock writes its name a moment later, so an empty body (or, on this host, a pid no longer alive: the
+    previous holder's) is read again for up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        h = holder(root)
+        current = "pid" in h and (h.get("host") != socket.gethostname() or _alive(h["pid"]))
+        if current or time.monotonic() >= deadline:
+            return h
+        time.sleep(0.01)
+
+
 @contextmanager
 def writer_lock(root: Path, command: str) -> Iterator[None]:
     """Hold the data root's writer lock for the block; raise DataRootBusy at once if it is held."""
@@ -61,7 +84,7 @@ def writer_lock(root: Path, command: str) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        h = holder(root)
+        h = _current_holder(root)
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["started"])) if "started" in h else "?"
         raise DataRootBusy(
             f"data root {root} is being written by pid {h.get('pid', '?')} on host {h.get('host', '?')} since "
