@@ -8,9 +8,7 @@ PyAV (what torchvision's "pyav" backend was) so lerobot's own seek / tolerance /
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +24,7 @@ from ingest.sample.corpus import SampleConfig, build_sample
 from ingest.sample.formats import write_lafan1_root
 from robomirror.g1_contract import G1_29DOF_JOINTS
 from robomirror.paths import DataLayout
+from tests.venv_cache import cached_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements-lerobot.txt"
@@ -72,25 +71,15 @@ def test_lance_storage_is_refused_with_the_reason(layout, tmp_path):
 def _lerobot_venv() -> Path:
     lines = REQUIREMENTS.read_text().splitlines()
     pin = next(ln.split(":", 1)[1].split()[0] for ln in lines if ln.startswith("# no-deps:"))
-    key = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    venv = ROOT / "data" / "cache" / f"lerobot-venv-py{sys.version_info[0]}.{sys.version_info[1]}-{key}"
-    py = venv / "bin" / "python"
-    if (venv / ".installed").is_file():
-        return py
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    for args in (["-r", str(REQUIREMENTS)], ["--no-deps", pin, "accelerate==1.11.0"]):
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
-                           capture_output=True, text=True, timeout=1500)
-        if r.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            pytest.skip(f"the lerobot venv did not install (no registry reachable?): {r.stderr.strip().splitlines()[-1:]}")
-    # torch + torchvision from our own venv (a matched pair; see requirements-lerobot.txt), after lerobot's pins
-    site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "torchvision").is_dir())
-    venv_site = next((venv / "lib").glob("python*/site-packages"))
-    (venv_site / "zz_robomirror_torch.pth").write_text(str(site) + "\n")
-    (venv / ".installed").touch()
-    return py
+
+    def torch_from_our_venv(venv: Path) -> None:
+        # torch + torchvision from our own venv (a matched pair; see requirements-lerobot.txt), after lerobot's pins
+        site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "torchvision").is_dir())
+        venv_site = next((venv / "lib").glob("python*/site-packages"))
+        (venv_site / "zz_robomirror_torch.pth").write_text(str(site) + "\n")
+
+    return cached_venv("lerobot-venv", sys.executable, REQUIREMENTS,
+                       [["-r", str(REQUIREMENTS)], ["--no-deps", pin, "accelerate==1.11.0"]], torch_from_our_venv)
 
 
 LOAD = """

@@ -4,13 +4,13 @@ runs `python -m deploy robot --selftest` from a checkout: load checks, ramp, pol
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.venv_cache import cached_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "requirements-jetson.txt"
@@ -27,24 +27,8 @@ def _pythons() -> list[str]:
 
 
 def _jetson_venv(python: str) -> Path:
-    """A venv with requirements-jetson.txt only, cached under data/cache by the file's hash and Python."""
-    ver = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    key = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    venv = ROOT / "data" / "cache" / f"jetson-venv-py{ver}-{key}"
-    py = venv / "bin" / "python"
-    if (venv / ".installed").is_file():
-        return py
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-    out = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-                          "-r", str(REQUIREMENTS)], capture_output=True, text=True, timeout=900)
-    if out.returncode != 0:
-        shutil.rmtree(venv, ignore_errors=True)
-        pytest.skip(f"requirements-jetson.txt did not install on Python {ver} (no registry reachable?): "
-                    f"{out.stderr.strip().splitlines()[-1:]}")
-    (venv / ".installed").touch()
-    return py
+    """A venv with requirements-jetson.txt only (wheels only), cached under data/cache."""
+    return cached_venv("jetson-venv", python, REQUIREMENTS, [["--only-binary=:all:", "-r", str(REQUIREMENTS)]])
 
 
 @pytest.mark.parametrize("python", _pythons(), ids=lambda p: "py" + Path(p).name.replace("python", ""))
