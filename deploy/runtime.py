@@ -145,6 +145,12 @@ class OnnxPolicy:
             dim = int(layout[0][1])
         except (TypeError, ValueError, IndexError, KeyError) as e:
             raise DeployError(f"policy obs_layout {str(layout)[:60]} is not a list of [name, size]") from e
+        if g1.has_height_map(layout):
+            raise DeployError(
+                f"policy {self.path.name} asks for the observation {g1.HEIGHT_MAP_TERM!r} ({g1.HEIGHT_MAP_DIM} values: "
+                "the terrain height map around the root), but this runtime has no height source (no terrain sensing "
+                "on the robot): refused; deploy a policy trained and exported without it (StudentConfig.height_map "
+                "False)")
         if layout != g1.student_obs(dim).as_json():
             raise DeployError("policy observation layout differs from robomirror.g1_contract.student_obs: re-export it")
         if m.get("locked_joints") != list(g1.WRIST_JOINTS):

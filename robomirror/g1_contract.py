@@ -273,11 +273,45 @@ def proprio_history(frames: int, prefix: str = "proprio") -> tuple[tuple[str, in
     return tuple((f"{prefix}_t-{k}", PROPRIO_DIM) for k in range(frames))
 
 
+# The terrain around the robot (issue 22), VideoMimic-style (arXiv 2505.03729: a policy conditioned on a
+# local height map of the environment): an optional slice, off by default, appended last to the teacher's
+# and the student's layouts when on, so every other slice keeps its place. A level grid of
+# HEIGHT_MAP_N x HEIGHT_MAP_N points HEIGHT_MAP_CELL_M apart centred on the root (pelvis body origin), in
+# the root's heading frame (yawed with the root, never pitched or rolled): entry [i, j] (row-major) lies at
+# x = (i - N // 2) * cell forward, y = (j - N // 2) * cell left, so row 0 is behind the root and column 0
+# on its right. Each value is the surface height under the point minus the root's height [m] (relative to
+# the root, not to the ground under it: a standing G1 on a flat floor reads about -0.76 everywhere, a step
+# in front reads higher). The grid and reference are our choice, not read from VideoMimic's code; the
+# store's per-frame height_map.npz (retarget.scene_ground.local_height_map) is the same grid.
+HEIGHT_MAP_N = 11
+HEIGHT_MAP_CELL_M = 0.1
+HEIGHT_MAP_TERM = "height_map_rel_root_m"
+HEIGHT_MAP_DIM = HEIGHT_MAP_N * HEIGHT_MAP_N  # 121
+
+
+def height_map_terms(height_map: bool) -> tuple[tuple[str, int], ...]:
+    return ((HEIGHT_MAP_TERM, HEIGHT_MAP_DIM),) if height_map else ()
+
+
+def has_height_map(layout: "ObsLayout | list") -> bool:
+    """Whether a layout (an ObsLayout or its JSON, as a policy's metadata holds it) asks for the terrain."""
+    terms = layout.terms if isinstance(layout, ObsLayout) else layout
+    return any(isinstance(t, (list, tuple)) and len(t) == 2 and t[0] == HEIGHT_MAP_TERM for t in terms)
+
+
 TEACHER_HISTORY = 4  # + the current frame (Table 6: 75 x (1 + 4))
 STUDENT_HISTORY = 25  # Table 7: 75 x (25 + 1)
-TEACHER_OBS = ObsLayout(proprio_history(1 + TEACHER_HISTORY) + (
-    ("ref_dof_pos_rad", N_ACT), ("ref_keypoints_b_m", 3 * N_KEYPOINTS), ("ref_root_lin_vel_b_m_s", 3),
-    ("ref_root_ang_vel_b_rad_s", 3), ("ref_root_rotvec_b_rad", 3), ("ref_root_height_m", 1)))
+
+
+def teacher_obs(height_map: bool = False) -> ObsLayout:
+    """Table 6's 489, then the height map (121) when asked for."""
+    return ObsLayout(proprio_history(1 + TEACHER_HISTORY) + (
+        ("ref_dof_pos_rad", N_ACT), ("ref_keypoints_b_m", 3 * N_KEYPOINTS), ("ref_root_lin_vel_b_m_s", 3),
+        ("ref_root_ang_vel_b_rad_s", 3), ("ref_root_rotvec_b_rad", 3), ("ref_root_height_m", 1))
+        + height_map_terms(height_map))
+
+
+TEACHER_OBS = teacher_obs()
 # 489: Table 7's rows sum to 488 while its total says 489; the 489th entry is the reference root
 # height above the floor, which a tracker needs for kneeling and getting up and the rows leave out.
 PRIVILEGED_OBS = ObsLayout(tuple((f"root_lin_vel_b_m_s_t-{k}", 3) for k in range(1 + TEACHER_HISTORY)) + (
@@ -327,8 +361,10 @@ def student_observation(latent: np.ndarray, history: ProprioHistory) -> np.ndarr
     return np.concatenate([np.atleast_2d(latent), history.flat(1 + STUDENT_HISTORY)], -1)
 
 
-def student_obs(latent_dim: int = 256) -> ObsLayout:
-    return ObsLayout((("motion_latent", latent_dim),) + proprio_history(1 + STUDENT_HISTORY))  # 2206
+def student_obs(latent_dim: int = 256, height_map: bool = False) -> ObsLayout:
+    """Table 7's 2206 (latent 256), then the height map (121) when asked for."""
+    return ObsLayout((("motion_latent", latent_dim),) + proprio_history(1 + STUDENT_HISTORY)
+                     + height_map_terms(height_map))
 
 
 STUDENT_OBS = student_obs()

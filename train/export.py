@@ -30,10 +30,10 @@ OPSET = 18
 TOLERANCE = 1e-4  # max |onnxruntime - torch| on the action, float32
 
 
-def contract_metadata(latent_dim: int, extra: dict) -> dict[str, str]:
+def contract_metadata(latent_dim: int, extra: dict, height_map: bool = False) -> dict[str, str]:
     meta = {"joint_names": list(g1.POLICY_JOINTS), "kp": g1.KP.tolist(), "kd": g1.KD.tolist(),
             "default_joint_pos_rad": g1.DEFAULT_JOINT_POS_RAD.tolist(), "action_scale": g1.ACTION_SCALE.tolist(),
-            "obs_layout": g1.student_obs(latent_dim).as_json(), "policy_hz": g1.POLICY_HZ,
+            "obs_layout": g1.student_obs(latent_dim, height_map).as_json(), "policy_hz": g1.POLICY_HZ,
             "locked_joints": list(g1.WRIST_JOINTS), "locked_kp": g1.LOCKED_KP.tolist(),
             "locked_kd": g1.LOCKED_KD.tolist(), **extra}
     return {k: json.dumps(v) for k, v in meta.items()}
@@ -56,7 +56,7 @@ def export_student(student: torch.nn.Module, path: Path, metadata: dict) -> Path
                       opset_version=OPSET, dynamo=False, dynamic_axes={"obs": {0: "batch"}, "noise": {0: "batch"},
                                                                        "action": {0: "batch"}})
     model = onnx.load_from_string(buf.getvalue())
-    for k, v in contract_metadata(student.cfg.latent_dim, metadata).items():
+    for k, v in contract_metadata(student.cfg.latent_dim, metadata, getattr(student.cfg, "height_map", False)).items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     publish_bytes(Path(path), model.SerializeToString())

@@ -30,10 +30,11 @@ class StudentConfig:
     eta: float = 0.0
     sampler: str = "ddim"  # "ddim" | "ddpm" (ancestral, every timestep)
     latent_dim: int = 256
+    height_map: bool = False  # the contract's optional terrain slice (121) last in its observation (issue 22)
 
     @property
     def obs_dim(self) -> int:
-        return g1.student_obs(self.latent_dim).dim
+        return g1.student_obs(self.latent_dim, self.height_map).dim
 
 
 def cosine_alpha_bar(T: int) -> torch.Tensor:

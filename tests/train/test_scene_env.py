@@ -11,6 +11,7 @@ import mujoco
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from ingest.config import IngestConfig
 from ingest.pipeline import run_ingest
@@ -19,11 +20,13 @@ from retarget.config import RetargetConfig
 from retarget.interop import load_clip_motion
 from retarget.pipeline import run_retarget
 from retarget.scene_ground import local_height_map
+from robomirror import g1_contract as g1
 from robomirror.atomic import load_npz_bytes
 from robomirror.paths import DataLayout
 from robomirror.shards import find_sample
 from train.env.actuation import FOOT_GEOMS, SIMS, build_model
 from train.env.motion_library import Clip, MotionLibrary, clip_scene
+from train.env.scene import SceneHeights
 from train.env.synthetic import sway_clip
 from train.env.tracking_env import EnvConfig, TrackingEnv
 from train.sim2sim import evaluate, summarize
@@ -129,7 +132,8 @@ def test_bench_clip_sits_on_its_bench_and_a_flat_clip_touches_no_scene(lib, epis
     assert touched[2] == []  # the flat clip's world has no scene
     assert all(t["scene"] == int(env.scene_geoms.geoms[lib.scene_of_clip[0]]) for t in touched[0])
     hm = obs["height_map"].numpy()
-    assert hm.shape == (3, 121) and np.allclose(hm[2], -env.state.root_pos_w[2, 2], atol=1e-5)
+    assert hm.shape == (3, 121) and np.allclose(hm[2], -env.state.root_pos_w[2, 2], atol=1e-5)  # flat: a flat grid
+    assert np.array_equal(obs["teacher"].numpy()[:, -121:], hm) and np.array_equal(obs["student"].numpy()[:, -121:], hm)
 
 
 def test_stairs_clip_feet_are_supported_by_the_stairs(lib, episode):
@@ -147,3 +151,58 @@ def test_sim2sim_reports_flat_and_scene_clips_apart(lib):
     table = summarize(results, by_ground=True)
     assert table["scene"]["clips"] == 1 and table["flat"]["clips"] == 1 and table["all"]["clips"] == 2
     assert set(table["scene"]) == {"succ", "mpjpe_rad", "mpkpe_m", "clips"}
+
+
+def test_scene_heights_gather_is_each_scenes_own_surface(lib):
+    """All worlds' surfaces in one gather (padded grids of different shapes and cells, and the flat floor)
+    equal each scene's own bilinear lookup, inside and outside its grid."""
+    heights = SceneHeights.of(lib.scenes)
+    rng = np.random.default_rng(0)
+    scene = np.array([0, 1, -1, 1, 0, -1])
+    lo = np.array([min(sc.origin_xy_m[0] for sc in lib.scenes), min(sc.origin_xy_m[1] for sc in lib.scenes)])
+    xy = rng.uniform(lo - 0.5, lo + 3.0, size=(len(scene), 7, 5, 2))
+    got = heights.height_at(scene, xy)
+    for n, k in enumerate(scene):
+        want = np.zeros(xy.shape[1:-1]) if k < 0 else lib.scenes[k].height_at(xy[n])
+        assert np.allclose(got[n], want, atol=1e-12), n
+    assert np.ptp(got[scene >= 0]) > 0.1  # the points do cover steps and seats, not only the floor
+
+
+def test_env_height_map_slice_is_the_stores_height_map_on_a_stair_clip(layout, lib):
+    """RSI puts world 0's root on the stairs clip's reference: its height_map_rel_root_m slice then reads what
+    the store's height_map.npz holds for that frame (the store at the retarget rate, the env at 50 Hz: frames
+    at the same instant)."""
+    motion, _ = load_clip_motion(layout, lib.clip_ids[0])
+    hm = load_npz_bytes(find_sample(layout.root, "retarget", lib.clip_ids[0])["height_map.npz"])["height_map_m"]
+    rate = g1.POLICY_HZ / motion.fps
+    same = [f for f in range(motion.n_frames) if abs(f * rate - round(f * rate)) < 1e-9 and round(f * rate) < lib.lengths[0] - 2]
+    store_frames = np.array(same[:: max(1, len(same) // 4)][:4])
+    env = TrackingEnv(lib, EnvConfig(num_envs=len(store_frames), height_map=True).evaluation())
+    env.reset(np.arange(len(store_frames)), clips=np.zeros(len(store_frames), dtype=int),
+              frames=np.round(store_frames * rate).astype(int))
+    obs = env.observation_arrays()
+    sl = g1.teacher_obs(True).slices()[g1.HEIGHT_MAP_TERM]
+    got = obs["teacher"][:, sl].reshape(-1, 11, 11)
+    want = hm[store_frames]
+    assert np.abs(got - want).max() < 1e-3, np.abs(got - want).max()
+    assert np.ptp(want, axis=(1, 2)).max() > 0.05  # the grid sees a step, so the comparison means something
+    assert np.array_equal(obs["student"][:, g1.student_obs(256, True).slices()[g1.HEIGHT_MAP_TERM]], obs["teacher"][:, sl])
+
+
+def test_height_map_off_by_default_leaves_the_observations_unchanged(lib):
+    """Off (the default) the groups are the contract's 489 / 250 / 2206 / 23 with no terrain; on, the same
+    worlds' teacher and student observations are those values, byte for byte, followed by the 121."""
+    frames = np.array([3, 5, 0])
+    obs = {}
+    for on in (False, True):
+        env = TrackingEnv(lib, EnvConfig(num_envs=3, height_map=on).evaluation())
+        env.reset(np.arange(3), clips=np.arange(3), frames=frames)
+        env.step(torch.as_tensor(env.observation_arrays()["residual_base"]))
+        obs[on] = env.observation_arrays()
+    assert set(obs[False]) == {"teacher", "privileged", "student", "residual_base"}
+    assert [obs[False][k].shape[1] for k in ("teacher", "privileged", "student")] == [489, 250, 2206]
+    assert set(obs[True]) == set(obs[False]) | {"height_map"}
+    for k in ("teacher", "student"):
+        assert obs[True][k].shape[1] == obs[False][k].shape[1] + 121
+        assert obs[True][k][:, :-121].tobytes() == obs[False][k].tobytes()
+    assert obs[True]["privileged"].tobytes() == obs[False]["privileged"].tobytes()

@@ -74,9 +74,23 @@ def privileged(lin_vel_hist: np.ndarray, s: RobotState, ref: dict[str, np.ndarra
     return np.concatenate([lin_vel_hist, ref_rel, diff_b, params], -1)
 
 
-def check_layout(obs: dict[str, np.ndarray], latent_dim: int) -> None:
-    dims = {"teacher": g1.TEACHER_OBS.dim, "privileged": g1.PRIVILEGED_OBS.dim,
-            "student": g1.student_obs(latent_dim).dim, "residual_base": g1.N_ACT}
+def with_height_map(obs: dict[str, np.ndarray], height_map: np.ndarray) -> dict[str, np.ndarray]:
+    """The contract's optional terrain slice (`g1_contract.HEIGHT_MAP_TERM`, (N, 121)) appended last to the
+    teacher's and the student's observations, and also kept as a group of its own ("height_map")."""
+    out = dict(obs)
+    for k in ("teacher", "student"):
+        out[k] = np.concatenate([obs[k], height_map], -1)
+    out["height_map"] = height_map
+    return out
+
+
+def check_layout(obs: dict[str, np.ndarray], latent_dim: int, height_map: bool = False) -> None:
+    dims = {"teacher": g1.teacher_obs(height_map).dim, "privileged": g1.PRIVILEGED_OBS.dim,
+            "student": g1.student_obs(latent_dim, height_map).dim, "residual_base": g1.N_ACT}
+    if height_map:
+        dims["height_map"] = g1.HEIGHT_MAP_DIM
     for k, d in dims.items():
+        if k not in obs:
+            raise AssertionError(f"observation group {k!r} is missing; the contract has it ({d} values)")
         if obs[k].shape[-1] != d:
             raise AssertionError(f"observation {k!r} has {obs[k].shape[-1]} values; the contract says {d}")

@@ -10,8 +10,9 @@ the meshes. A library without scene clips builds the unchanged model and never t
 so flat clips step bit-identically to the deploy sim. The floor plane stays: a scene ends, the floor goes
 on; where a scene cell lies at floor height the foot touches both, at the same height.
 
-The height-map observation (`local_height_map`, the grid of `retarget.scene_ground`) is read from the
-world's actual root pose and its clip's scene, not from the reference.
+The height-map observation (the contract's optional `height_map_rel_root_m` slice, the grid of
+`retarget.scene_ground.local_height_map`) is read from each world's actual root pose and its clip's scene
+(not from the reference), for all worlds in one gather (`SceneHeights`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import mujoco.batch
 import numpy as np
 
 from ingest.scene import Scene
-from retarget.scene_ground import local_height_map
+from retarget.scene_ground import heading_yaw, height_map_offsets
+from robomirror import g1_contract as g1
 
 SCENE_GEOM_PREFIX = "scene_hfield_"
 BASE_M = 0.1  # the height field's solid depth below its lowest cell [m] (MuJoCo hfield size[3])
@@ -85,13 +87,59 @@ class SceneGeoms:
         batch.expand("geom_conaffinity")[ids[:, None], self.geoms[None, :]] = np.where(on, self.conaffinity, 0)
 
 
-def height_map_observation(scenes: tuple[Scene, ...], scene_of_world: np.ndarray, root_pos_w: np.ndarray,
-                           root_quat_wxyz: np.ndarray) -> np.ndarray:
-    """(N, 121) each world's local height map (11 x 11, row-major: forward rows, left columns) around its
-    root, on its clip's scene or the flat floor (-1), flattened for the policy."""
-    n = len(root_pos_w)
-    out = np.empty((n, 11, 11), dtype=np.float32)
-    for k in np.unique(scene_of_world):
-        w = np.flatnonzero(scene_of_world == k)
-        out[w] = local_height_map(None if k < 0 else scenes[k], root_pos_w[w], root_quat_wxyz[w])
-    return out.reshape(n, -1)
+@dataclass(frozen=True)
+class SceneHeights:
+    """Every scene's top-surface grid padded into one array, plus the flat floor as one more scene, so the
+    surface under any points of any worlds is one gather (numpy over all worlds, no loop over worlds or
+    scenes). Bilinear in each grid and the scene's floor outside it, as `ingest.scene.Scene.height_at`."""
+
+    heights_m: np.ndarray  # (S + 1, H, W): scene k's grid in its top-left corner; [S] the flat floor
+    origin_xy_m: np.ndarray  # (S + 1, 2)
+    cell_m: np.ndarray  # (S + 1,)
+    rows: np.ndarray  # (S + 1,) int: the grid's own size inside the padding
+    cols: np.ndarray  # (S + 1,) int
+    floor_z_m: np.ndarray  # (S + 1,)
+
+    @classmethod
+    def of(cls, scenes: tuple[Scene, ...]) -> "SceneHeights":
+        grids = [np.asarray(sc.heights_m, dtype=np.float64) for sc in scenes] + [np.zeros((2, 2))]  # flat: z = 0
+        h = np.zeros((len(grids), max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)))
+        for k, g in enumerate(grids):
+            h[k, :g.shape[0], :g.shape[1]] = g
+        return cls(h, np.array([sc.origin_xy_m for sc in scenes] + [(0.0, 0.0)], dtype=np.float64),
+                   np.array([sc.cell_m for sc in scenes] + [1.0], dtype=np.float64),
+                   np.array([g.shape[0] for g in grids]), np.array([g.shape[1] for g in grids]),
+                   np.array([sc.floor_z_m for sc in scenes] + [0.0], dtype=np.float64))
+
+    def height_at(self, scene: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """(N, ...) surface height [m] under points xy (N, ..., 2) of world n on scene[n] (-1: the flat floor)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        k = np.asarray(scene, dtype=int).copy()
+        k[k < 0] = len(self.heights_m) - 1
+        k = k.reshape((-1,) + (1,) * (xy.ndim - 2))  # broadcast over each world's points
+        rows, cols, cell = self.rows[k], self.cols[k], self.cell_m[k]
+        u = (xy[..., 0] - self.origin_xy_m[k, 0]) / cell
+        v = (xy[..., 1] - self.origin_xy_m[k, 1]) / cell
+        inside = (u >= 0) & (v >= 0) & (u <= cols - 1) & (v <= rows - 1)
+        u, v = np.clip(u, 0, cols - 1), np.clip(v, 0, rows - 1)
+        j0, i0 = np.minimum(u.astype(int), cols - 2).clip(0), np.minimum(v.astype(int), rows - 2).clip(0)
+        fu, fv = u - j0, v - i0
+        j1, i1 = np.minimum(j0 + 1, cols - 1), np.minimum(i0 + 1, rows - 1)
+        h = self.heights_m
+        out = ((1 - fv) * ((1 - fu) * h[k, i0, j0] + fu * h[k, i0, j1]) + fv * ((1 - fu) * h[k, i1, j0] + fu * h[k, i1, j1]))
+        return np.where(inside, out, self.floor_z_m[k])
+
+    def observation(self, scene: np.ndarray, root_pos_w: np.ndarray, root_quat_wxyz: np.ndarray) -> np.ndarray:
+        """(N, 121) float32: the contract's `height_map_rel_root_m` slice of every world at once, the grid
+        of `retarget.scene_ground.local_height_map` (level, in the root's heading frame, surface minus root
+        height [m], row-major as `g1_contract` describes it) around each world's actual root, on its
+        clip's scene (scene[n] = -1: the flat floor, every entry -root height)."""
+        root_pos_w = np.asarray(root_pos_w, dtype=np.float64)
+        yaw = heading_yaw(root_quat_wxyz)
+        c, s = np.cos(yaw)[:, None, None], np.sin(yaw)[:, None, None]
+        off = height_map_offsets(g1.HEIGHT_MAP_N, g1.HEIGHT_MAP_CELL_M)
+        xy = root_pos_w[:, None, None, :2] + np.stack([c * off[..., 0] - s * off[..., 1],
+                                                       s * off[..., 0] + c * off[..., 1]], -1)
+        hm = self.height_at(scene, xy) - root_pos_w[:, 2, None, None]
+        return hm.astype(np.float32).reshape(len(root_pos_w), g1.HEIGHT_MAP_DIM)
+

@@ -39,7 +39,7 @@ from train.env.contacts import SelfCollision
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
-from train.env.scene import SceneGeoms, height_map_observation
+from train.env.scene import SceneGeoms, SceneHeights
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class EnvConfig:
     latent_dim: int = 256
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
     threads: int = 1  # physics threads (the caller's included); results do not depend on it
-    height_map: bool = False  # issue 22: add the "height_map" group (N, 121), the terrain around the root
+    height_map: bool = False  # issue 22: the contract's height_map_rel_root_m slice (121) in teacher and student
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -89,6 +89,7 @@ class TrackingEnv(VecEnv):
         self.self_collision = SelfCollision.of(self.model, self.ix.floor_geom)
         self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
         self.scene_geoms = SceneGeoms.of(self.model, len(library.scenes)) if library.scenes else None
+        self.scene_heights = SceneHeights.of(library.scenes)  # the height_map slice's surfaces, all worlds at once
         self.rng = np.random.default_rng(cfg.seed)
         self.clip = np.zeros(n, dtype=int)
         self.frame = np.zeros(n, dtype=int)
@@ -283,10 +284,10 @@ class TrackingEnv(VecEnv):
         student = g1.student_observation(self.library.latents[self.clip], self.proprio)
         out = {"teacher": teacher, "privileged": priv, "student": student,
                "residual_base": g1.action_from_target(nxt["joint_pos"])}
-        observations.check_layout(out, self.cfg_t.latent_dim)
-        if self.cfg_t.height_map:  # not yet a slice of the contract's layouts: a group of its own
-            out["height_map"] = height_map_observation(self.library.scenes, self.library.scene_of_clip[self.clip],
-                                                       s.root_pos_w, s.root_quat_w)
+        if self.cfg_t.height_map:  # the contract's optional terrain slice, last in teacher and student
+            out = observations.with_height_map(out, self.scene_heights.observation(
+                self.library.scene_of_clip[self.clip], s.root_pos_w, s.root_quat_w))
+        observations.check_layout(out, self.cfg_t.latent_dim, self.cfg_t.height_map)
         return out
 
     def get_observations(self) -> TensorDict:
