@@ -122,6 +122,13 @@ def _policy_section(layout: DataLayout, page_dir: Path) -> str:
            "replay_reference (the PD on the reference, no policy); ceiling: zero error. Rows also in the store's "
            "<code>policy_evals</code>.</p><table border='1' cellpadding='4'><tr><th>policy/simulator</th><th>Succ</th>"
            f"<th>E_mpjpe [rad]</th><th>E_mpkpe [m]</th><th>clips</th></tr>{body}</table>")
+    by_ground = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(g)}</td><td>{v['succ']:.2f}</td>"
+                        f"<td>{v['mpjpe_rad']:.3f}</td><td>{v['mpkpe_m']:.3f}</td><td>{v['clips']}</td></tr>"
+                        for k, grounds in s.get("table_by_ground", {}).items() for g, v in grounds.items() if v["clips"])
+    if by_ground:  # issue 22: scene clips (on their scene) next to flat ones; 'scene' is every scene clip
+        out += ("<p>By ground: flat, every scene clip, then each scene kind.</p><table border='1' cellpadding='4'>"
+                "<tr><th>policy/simulator</th><th>ground</th><th>Succ</th><th>E_mpjpe [rad]</th><th>E_mpkpe [m]</th>"
+                f"<th>clips</th></tr>{by_ground}</table>")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     t = s["teacher"]
     its = [h["iteration"] for h in t]

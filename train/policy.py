@@ -1,9 +1,11 @@
 """`python -m train policy`: teacher (PPO) -> student (DAgger) -> sim2sim evaluation -> ONNX, on the store.
 
 runs/policy/<run_id>/{run.json, teacher/, student/, policy.onnx, eval.json}; rows in the store's
-`policy_evals` (per clip, policy and simulator) and `policy_verdicts` (the paper's filter: per
-training clip e(s) = alpha * E_key + beta * E_dof(lower body) under the teacher, flagged above 0.6;
-a verdict column, never a deletion). Third-person clips come first in the teacher's library.
+`policy_evals` (per clip, policy and simulator, with the clip's `ground`: 'flat' or its scene's kind,
+'stairs', 'bench', ...) and `policy_verdicts` (the paper's filter: per training clip
+e(s) = alpha * E_key + beta * E_dof(lower body) under the teacher, flagged above 0.6; a verdict column,
+never a deletion). eval.json's `table` is per policy and simulator, `table_by_ground` the same split by
+ground (issue 22: scene clips next to flat ones). Third-person clips come first in the teacher's library.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -84,7 +87,6 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
     def student_policy(obs):
         return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
 
-    rows, table = [], {}
     # the floor: the PD replaying the reference with no policy (what the residual teacher starts from)
     policies = [("replay_reference", lambda o: o["residual_base"], test_lib), ("teacher", lambda o: teacher(o), test_lib),
                 ("student_vae", student_policy, test_lib)]
@@ -93,15 +95,7 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
         policies.append(("student_v2m", student_policy, v2m_lib))
     except (MotionError, Exception) as e:  # noqa: BLE001 - no DiT run on this store: say so, evaluate the rest
         say(f"  student_v2m skipped: {e}")
-    for sim in cfg.sims:
-        for name, fn, lib in policies:
-            res = evaluate(fn, lib, sim)
-            table[f"{name}/{sim}"] = summarize(res)
-            rows += [{"run_id": run_id, "policy": name, "sim": sim, "clip_id": r.clip_id, "success": r.success,
-                      "mpjpe_rad": r.mpjpe_rad, "mpkpe_m": r.mpkpe_m, "steps": r.steps, "vae_id": prov["vae_id"],
-                      "vlm_id": prov["vlm_id"] or "", "latents": lib.provenance[0]["latents"],
-                      "student_trained_on": cfg.latents,
-                      "dit_run": lib.provenance[0].get("dit_run") or ""} for r in res]
+    rows, table, by_ground = evaluate_policies(policies, cfg.sims, run_id, prov, cfg.latents)
     verdicts = _verdicts(run_id, teacher, train_lib)
     videos = _videos(run_dir, student_policy, test_lib, cfg.videos, say)
     onnx_path = export_student(student, run_dir / "policy.onnx",
@@ -116,11 +110,30 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
     with writer_lock(layout.root, "policy results"):
         _write_rows(layout.store_dir, POLICY_EVALS, rows, run_id)
         _write_rows(layout.store_dir, POLICY_VERDICTS, verdicts, run_id)
-    summary = {"run_id": run_id, "run_dir": str(run_dir), "table": table, "onnx": str(onnx_path),
+    summary = {"run_id": run_id, "run_dir": str(run_dir), "table": table, "table_by_ground": by_ground,
+               "onnx": str(onnx_path),
                "onnx_max_abs_diff": gap, "dit_onnx": dit_onnx, "train_seconds": round(train_s, 1), "teacher": teacher_summary["history"],
                "student": student_summary["history"], "videos": videos, "flagged_clips": sum(not v["keep"] for v in verdicts)}
     publish_bytes(run_dir / "eval.json", json_bytes({k: v for k, v in summary.items()}))
     return summary
+
+
+def evaluate_policies(policies: list[tuple[str, Callable, MotionLibrary]], sims: tuple[str, ...], run_id: str,
+                      prov: dict, trained_on: str) -> tuple[list[dict], dict, dict]:
+    """Every (name, policy, library) in every simulator: the policy_evals rows (one per clip, with its ground:
+    'flat' or the scene's kind), the table per "name/sim" and the same table split by ground."""
+    rows, table, by_ground = [], {}, {}
+    for sim in sims:
+        for name, fn, lib in policies:
+            res = evaluate(fn, lib, sim)
+            table[f"{name}/{sim}"] = summarize(res)
+            by_ground[f"{name}/{sim}"] = summarize(res, by_ground=True)
+            rows += [{"run_id": run_id, "policy": name, "sim": sim, "clip_id": r.clip_id, "ground": r.ground,
+                      "success": r.success, "mpjpe_rad": r.mpjpe_rad, "mpkpe_m": r.mpkpe_m, "steps": r.steps,
+                      "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"] or "", "latents": lib.provenance[0]["latents"],
+                      "student_trained_on": trained_on, "dit_run": lib.provenance[0].get("dit_run") or ""}
+                     for r in res]
+    return rows, table, by_ground
 
 
 def _verdicts(run_id: str, teacher, lib: MotionLibrary) -> list[dict]:
@@ -181,10 +194,24 @@ def _write_rows(store: Path, name: str, rows: list[dict], run_id: str) -> None:
     _replace_rows(db, name, table, f"run_id = '{run_id}'")
 
 
+def ground_table_lines(by_ground: dict) -> list[str]:
+    """The table split by ground, as printed: one line per policy/sim and ground with clips (all, flat,
+    scene = every scene clip, then each scene kind)."""
+    out = [f"{'policy/sim':28s} {'ground':8s} {'Succ':>6s} {'E_mpjpe rad':>12s} {'E_mpkpe m':>10s} {'clips':>6s}"]
+    for k, grounds in by_ground.items():
+        for g, v in grounds.items():
+            if v["clips"]:
+                out.append(f"{k:28s} {g:8s} {v['succ']:6.2f} {v['mpjpe_rad']:12.3f} {v['mpkpe_m']:10.3f} {v['clips']:6d}")
+    return out
+
+
 def print_policy_summary(s: dict) -> None:
     print(f"\npolicy run {s['run_id']} ({s['train_seconds']} s of training) -> {s['run_dir']}")
     print(f"{'policy/sim':28s} {'Succ':>6s} {'E_mpjpe rad':>12s} {'E_mpkpe m':>10s} {'clips':>6s}")
     for k, v in s["table"].items():
         print(f"{k:28s} {v['succ']:6.2f} {v['mpjpe_rad']:12.3f} {v['mpkpe_m']:10.3f} {v['clips']:6d}")
+    if s.get("table_by_ground"):
+        print("\nby ground (scene clips play on their scene; 'scene' is every scene clip, then each kind):")
+        print("\n".join(ground_table_lines(s["table_by_ground"])))
     print(f"ONNX {s['onnx']} (onnxruntime vs torch max |diff| {s['onnx_max_abs_diff']:.1e}); "
           f"{s['flagged_clips']} training clip(s) flagged e(s) > {FILTER_THRESHOLD} in policy_verdicts")

@@ -6,8 +6,10 @@ reference's by more than 1 rad (terminations.py). Errors are averaged over the s
 `train` is the training setup; `sim2sim` is the cross-simulator stand-in (dt 0.002 s, decimation 10,
 PD outside the actuator model): the deploy sim backend's very model, so a policy steps the same there
 through the robot runtime (tests/deploy/test_parity.py). Both shape actions as the runtime does.
-A clip performed on a scene (issue 22) plays on its scene's geometry and is counted under
-`ground = 'scene'`, the others under 'flat': `summarize(results, by_ground=True)` reports both.
+A clip performed on a scene (issue 22) plays on its scene's geometry (from the same reference-state
+start) and its result says its ground: the scene's kind ('stairs', 'bench', 'slope', 'boxes',
+'terrain'), or 'flat'. `summarize(results, by_ground=True)` reports all clips, the flat ones, the scene
+ones together and each scene kind apart.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ class ClipResult:
     steps: int
     joint_err_rad: np.ndarray  # (23,) mean |q - q_ref| per joint
     qpos: np.ndarray | None = None  # (T, nq) of env 0's world, for videos
-    ground: str = "flat"  # 'flat' | 'scene': what the clip was performed (and is now played) on
+    ground: str = "flat"  # 'flat' or the scene's kind (stairs, bench, ...): what the clip is performed and played on
+
+
+def ground_of(library: MotionLibrary, clip: int) -> str:
+    """'flat', or the kind of the scene clip `clip` of the library was performed on."""
+    k = int(library.scene_of_clip[clip])
+    return "flat" if k < 0 else library.scenes[k].kind
 
 
 def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim: str = "train",
@@ -65,18 +73,19 @@ def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim
         active &= ~d
     return [ClipResult(library.clip_ids[i], bool(success[i]), float(sums[i, 0] / steps[i]),
                        float(sums[i, 1] / steps[i]), int(steps[i]), joint[i] / steps[i], np.stack(qpos[i]) if record else None,
-                       library.ground(i))
+                       ground_of(library, i))
             for i in range(n)]
 
 
-GROUNDS = ("flat", "scene")
-
-
 def summarize(results: list[ClipResult], by_ground: bool = False) -> dict:
-    """Succ, E_mpjpe [rad], E_mpkpe [m] over the clips; by_ground: {"all": ..., "flat": ..., "scene": ...},
-    a ground without clips has clips 0 and null metrics."""
+    """Succ, E_mpjpe [rad], E_mpkpe [m] over the clips; by_ground: {"all": ..., "flat": ..., "scene": ...,
+    then one entry per scene kind present ("bench", "stairs", ... sorted)}: "scene" is every clip on a scene;
+    "flat" and "scene" are always there, with clips 0 and null metrics when no clip is on that ground."""
     if by_ground:
-        return {"all": summarize(results)} | {g: summarize([r for r in results if r.ground == g]) for g in GROUNDS}
+        kinds = sorted({r.ground for r in results} - {"flat"})
+        return ({"all": summarize(results), "flat": summarize([r for r in results if r.ground == "flat"]),
+                 "scene": summarize([r for r in results if r.ground != "flat"])}
+                | {k: summarize([r for r in results if r.ground == k]) for k in kinds})
     if not results:
         return {"succ": None, "mpjpe_rad": None, "mpkpe_m": None, "clips": 0}
     return {"succ": float(np.mean([r.success for r in results])),

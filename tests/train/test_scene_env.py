@@ -7,6 +7,8 @@ the bench, while a flat clip beside them touches no scene."""
 
 from __future__ import annotations
 
+import json
+
 import mujoco
 import numpy as np
 import pyarrow.parquet as pq
@@ -26,6 +28,7 @@ from robomirror.paths import DataLayout
 from robomirror.shards import find_sample
 from train.env.actuation import FOOT_GEOMS, SIMS, build_model
 from train.env.motion_library import Clip, MotionLibrary, clip_scene
+from train.env.randomization import NOMINAL
 from train.env.scene import SceneHeights
 from train.env.synthetic import sway_clip
 from train.env.tracking_env import EnvConfig, TrackingEnv
@@ -57,7 +60,7 @@ def lib(layout) -> MotionLibrary:
     clips = []
     for kind in ("stairs", "bench"):
         motion, report = load_clip_motion(layout, first[kind]["clip_id"])
-        clips.append(Clip(first[kind]["clip_id"], motion, np.zeros(256, np.float32), {"kind": kind},
+        clips.append(Clip(first[kind]["clip_id"], motion, np.zeros(256, np.float32), {"kind": kind, "latents": "vae"},
                           clip_scene(layout, report)))
     clips.append(sway_clip())
     return MotionLibrary(clips, build_model(SIMS["train"]))
@@ -147,10 +150,65 @@ def test_stairs_clip_feet_are_supported_by_the_stairs(lib, episode):
 
 def test_sim2sim_reports_flat_and_scene_clips_apart(lib):
     results = evaluate(lambda o: o["residual_base"], lib.subset([0, 2]), "train")
-    assert [r.ground for r in results] == ["scene", "flat"]
+    assert [r.ground for r in results] == ["stairs", "flat"]
     table = summarize(results, by_ground=True)
-    assert table["scene"]["clips"] == 1 and table["flat"]["clips"] == 1 and table["all"]["clips"] == 2
+    assert list(table) == ["all", "flat", "scene", "stairs"]
+    assert table["scene"]["clips"] == table["stairs"]["clips"] == table["flat"]["clips"] == 1 and table["all"]["clips"] == 2
     assert set(table["scene"]) == {"succ", "mpjpe_rad", "mpkpe_m", "clips"}
+    assert table["stairs"]["mpkpe_m"] == results[0].mpkpe_m and table["flat"]["mpkpe_m"] == results[1].mpkpe_m
+
+
+def test_make_policy_rows_tables_and_report_split_by_ground(lib, tmp_path, capsys):
+    """`make policy`'s evaluation on a stairs, a bench and a flat clip in both simulators: every policy_evals row
+    says its ground, the table by ground has each one, and the printed summary and the report show it."""
+    from catalog.report import _policy_section
+    from train.policy import evaluate_policies, print_policy_summary
+
+    rows, table, by_ground = evaluate_policies([("replay_reference", lambda o: o["residual_base"], lib)],
+                                               ("train", "sim2sim"), "run0", {"vae_id": "v", "vlm_id": None}, "vae")
+    assert sorted((r["sim"], r["ground"]) for r in rows) == sorted(
+        (sim, g) for sim in ("train", "sim2sim") for g in ("stairs", "bench", "flat"))
+    for key in ("replay_reference/train", "replay_reference/sim2sim"):
+        assert list(by_ground[key]) == ["all", "flat", "scene", "bench", "stairs"]
+        assert by_ground[key]["scene"]["clips"] == 2 and by_ground[key]["all"] == table[key]
+        for g in ("flat", "bench", "stairs"):
+            (row,) = [r for r in rows if r["ground"] == g and key.endswith(r["sim"])]
+            assert by_ground[key][g]["mpkpe_m"] == row["mpkpe_m"] and by_ground[key][g]["succ"] == row["success"]
+    summary = {"run_id": "run0", "run_dir": str(tmp_path), "train_seconds": 0.0, "table": table,
+               "table_by_ground": by_ground, "onnx": "p.onnx", "onnx_max_abs_diff": 0.0, "flagged_clips": 0,
+               "teacher": [{"iteration": 1, "mean_episode_len": 1.0, "mean_episode_reward": 0.0}],
+               "student": [{"round": 1, "loss": 0.0}], "videos": []}
+    print_policy_summary(summary)
+    printed = capsys.readouterr().out
+    stairs = by_ground["replay_reference/sim2sim"]["stairs"]
+    assert f"{'replay_reference/sim2sim':28s} {'stairs':8s} {stairs['succ']:6.2f} {stairs['mpjpe_rad']:12.3f}" in printed
+    run = tmp_path / "data" / "runs" / "policy" / "run0"
+    run.mkdir(parents=True)
+    (run / "eval.json").write_text(json.dumps(summary))
+    page = _policy_section(DataLayout(tmp_path / "data"), tmp_path)
+    assert "<th>ground</th>" in page and "<td>bench</td>" in page and "<td>stairs</td>" in page
+
+
+def test_rsi_on_scene_clips_starts_on_the_scene_and_replays(lib):
+    """The env's own reference state initialisation (random phases, as in training) on the stairs, the bench
+    and a flat clip: every world starts with no foot inside its clip's scene, and replaying the reference
+    from there runs without a failure."""
+    n = 12
+    env = TrackingEnv(lib, EnvConfig(num_envs=n, rsi=True, randomization=NOMINAL, seed=3))
+    env.reset(np.arange(n), clips=np.arange(n) % 3)  # frames drawn by RSI
+    assert len(set(env.frame[env.clip == 0].tolist())) > 1  # several phases of the stairs clip
+    m = env.model
+    feet = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for side in FOOT_GEOMS.values() for g in side]
+    for w in range(n):
+        k = lib.scene_of_clip[env.clip[w]]
+        d = env.batch.get_data(w)
+        under = lib.scenes[k].height_at(d.geom_xpos[feet, :2]) if k >= 0 else np.zeros(len(feet))
+        assert (under - (d.geom_xpos[feet, 2] - m.geom_size[feet, 0])).max() < SINK_M, (w, env.clip[w], env.frame[w])
+    obs = env.get_observations()
+    for _ in range(5):
+        obs, _, done, extras = env.step(obs["residual_base"])
+        assert not extras["terminated"].any(), (env.clip[extras["terminated"]], env.frame[extras["terminated"]])
+
 
 
 def test_scene_heights_gather_is_each_scenes_own_surface(lib):
