@@ -245,16 +245,7 @@ def check_scene(scene: Scene, path: str, joint_pos_w: np.ndarray, feet: tuple[li
 
     joint_pos_w: (T, J, 3) the motion, z-up metres (already checked); feet: the left and right foot
     joints (ankle, toe); pelvis: the root joint."""
-    lo, hi = np.array(scene.bounds_m[0]), np.array(scene.bounds_m[1])
-    person_h = float(np.median(joint_pos_w[..., 2].max(1) - joint_pos_w[..., 2].min(1)))
-    motion_ext = float(np.max(joint_pos_w.reshape(-1, 3).max(0) - joint_pos_w.reshape(-1, 3).min(0)))
-    tall, wide = float(hi[2] - lo[2]), float(np.max(hi[:2] - lo[:2]))
-    if tall > MAX_HEIGHT_RATIO * person_h or wide > MAX_EXTENT_RATIO * (motion_ext + 10.0):
-        unit = "millimetres" if max(tall, wide) > 1000 * (motion_ext + 1.0) else "centimetres"
-        raise SourceError(Reason.SCENE_UNITS, path,
-                          f"scene is {tall:.1f} m tall and {wide:.1f} m wide but the person is {person_h:.2f} m tall "
-                          f"and moves over {motion_ext:.2f} m; expected a scene in metres like the motion (at most "
-                          f"{MAX_HEIGHT_RATIO:g} person heights tall); this looks like {unit}")
+    check_scene_units(np.array(scene.bounds_m[0]), np.array(scene.bounds_m[1]), path, joint_pos_w)
     bad = support_mismatch(scene, joint_pos_w, feet, pelvis, fps)
     if bad > MISMATCH_FRACTION:
         turned = scene_from_mesh(scene.vertices_m.astype(np.float64)[:, [0, 2, 1]] * np.array([1.0, -1.0, 1.0]),
@@ -266,6 +257,20 @@ def check_scene(scene: Scene, path: str, joint_pos_w: np.ndarray, feet: tuple[li
                               f"frames (feet or seat more than {SINK_M * 100:.0f} cm inside its surface or "
                               f"{FLOAT_M * 100:.0f} cm above it; at most {MISMATCH_FRACTION:.0%} allowed), and "
                               f"turned from y-up to z-up it agrees; expected a z-up scene like the motion")
+
+
+def check_scene_units(lo: np.ndarray, hi: np.ndarray, path: str, joint_pos_w: np.ndarray) -> None:
+    """Refuse (SCENE_UNITS) a scene whose bounds lo/hi (3,) are not in the motion's metres; cheap: callers
+    may run it on raw vertices before rasterising (a millimetre mesh would make a grid of 10^6 x cells)."""
+    person_h = float(np.median(joint_pos_w[..., 2].max(1) - joint_pos_w[..., 2].min(1)))
+    motion_ext = float(np.max(joint_pos_w.reshape(-1, 3).max(0) - joint_pos_w.reshape(-1, 3).min(0)))
+    tall, wide = float(hi[2] - lo[2]), float(np.max(hi[:2] - lo[:2]))
+    if tall > MAX_HEIGHT_RATIO * person_h or wide > MAX_EXTENT_RATIO * (motion_ext + 10.0):
+        unit = "millimetres" if max(tall, wide) > 1000 * (motion_ext + 1.0) else "centimetres"
+        raise SourceError(Reason.SCENE_UNITS, path,
+                          f"scene is {tall:.1f} m tall and {wide:.1f} m wide but the person is {person_h:.2f} m tall "
+                          f"and moves over {motion_ext:.2f} m; expected a scene in metres like the motion (at most "
+                          f"{MAX_HEIGHT_RATIO:g} person heights tall); this looks like {unit}")
 
 
 def support_mismatch(scene: Scene, joint_pos_w: np.ndarray, feet: tuple[list[int], list[int]], pelvis: int,
