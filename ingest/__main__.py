@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--g1-csv", help="Unitree LAFAN1 G1 retargeting root (g1/*.csv): G1 motions, their own keypoints")
     r.add_argument("--bones-seed", help="BONES-SEED root (g1/csv/<date>/*.csv + metadata/): G1 motions with texts")
     r.add_argument("--lerobot", help="LeRobotDataset v3.0 root of G1 joint trajectories (meta/info.json names them)")
+    r.add_argument("--videomimic", help="VideoMimic real2sim results (folders with gravity_calibrated_megahunter.h5 "
+                                        "+ background_mesh.obj): SMPL motion with the mesh of the place; needs h5py")
     # with neither, the built-in sample corpus under the data root is ingested
     r.add_argument("--only", choices=["motionx", "nymeria", "g1_csv", "bones_seed", "lerobot"], action="append", help="restrict to a dataset")
     r.add_argument("--executor", choices=["ray", "serial"], default="ray")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                            on_error=args.on_error, partial_video=args.partial_video)
         given = {k: Path(v) for k, v in (("motionx", args.motionx), ("nymeria", args.nymeria),
                                                     ("g1_csv", args.g1_csv), ("bones_seed", args.bones_seed),
-                                                    ("lerobot", args.lerobot)) if v}
+                                                    ("lerobot", args.lerobot), ("videomimic", args.videomimic)) if v}
         # a root given on the command line means "these sources": the sample only when none is given
         sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}
         if not given:  # the sample's G1 corpora, where it has them (a sample written before issue 23 has not)

@@ -25,6 +25,7 @@ from ingest.manifest import (
 from ingest.motionx import discover_motionx
 from ingest.nymeria import discover_nymeria
 from ingest.scene_holosoma import discover_holosoma_climb
+from ingest.scene_videomimic import discover_videomimic
 from ingest.sequence import SourceRef
 from ingest.stage import SequenceResult, process_sequence, staging_name
 from robomirror.atomic import sweep_temp_files
@@ -37,7 +38,8 @@ from robomirror.writer_lock import writes_data_root
 DISCOVER = {"motionx": discover_motionx, "nymeria": discover_nymeria,
             "g1_csv": discover_g1_csv,  # G1 joint trajectories (issue 23): robot motions, no human body
             "bones_seed": discover_bones_seed, "lerobot": discover_lerobot,
-            "holosoma_climb": discover_holosoma_climb}  # human mocap with the scene it climbs (issue 22)
+            "holosoma_climb": discover_holosoma_climb,  # human mocap with the scene it climbs (issue 22)
+            "videomimic": discover_videomimic}  # VideoMimic real2sim: SMPL + the reconstructed mesh (issue 22)
 STAGE = "ingest"
 
 

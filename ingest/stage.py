@@ -25,6 +25,7 @@ from ingest.motionx import read_motionx
 from ingest.nymeria import read_nymeria
 from ingest.scene import data_root_of_work_dir, store_scene
 from ingest.scene_holosoma import read_holosoma_climb
+from ingest.scene_videomimic import read_videomimic
 from ingest.sequence import SourceRef
 from robomirror.atomic import digest_of, sha256_file
 from robomirror.errors import SourceError
@@ -82,7 +83,8 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
         else:
             model_type = "smplx" if ref.dataset == "motionx" else "smpl"
             body = load_body_model(model_type, Path(cfg.body_models_dir) if cfg.body_models_dir else None)
-            seq = read_motionx(ref, body, cfg) if ref.dataset == "motionx" else read_nymeria(ref, body, cfg)
+            reader = {"motionx": read_motionx, "videomimic": read_videomimic}.get(ref.dataset, read_nymeria)
+            seq = reader(ref, body, cfg)  # videomimic: SMPL with the mesh of the place (issue 22)
         if seq.scene is not None:  # once per sequence, content-addressed; every clip's meta refers to it
             store_scene(data_root_of_work_dir(work_dir), seq.scene)
         samples = build_samples(seq, cfg, sources)
