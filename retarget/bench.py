@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.scene_holosoma import HOLOSOMA_MOCAP_JOINTS
+from ingest.scene_holosoma import SOURCE_FPS as HOLOSOMA_FPS
 from retarget.clip import retarget_clip
 from retarget.config import RetargetConfig
 from retarget.correspondence import G1_KEYPOINTS
@@ -93,7 +94,8 @@ HOLOSOMA_WHEEL = "holosoma-retargeting==0.1.0"
 
 
 def _holosoma_mocap(cache: Path, frames: int = 600) -> list[tuple[str, np.ndarray]]:
-    """Real human mocap from the holosoma-retargeting wheel (downloaded once into `cache`)."""
+    """Real human mocap from the holosoma-retargeting wheel (downloaded once into `cache`), at 30 Hz: the
+    files are 120 Hz, and holosoma's own reader keeps every 4th frame, as this does; `frames` at 30 Hz."""
     import zipfile
 
     from robomirror.wheel_cache import cached_wheel
@@ -107,7 +109,8 @@ def _holosoma_mocap(cache: Path, frames: int = 600) -> list[tuple[str, np.ndarra
         for name in sorted(n for n in z.namelist() if n.endswith(".npy") and "/climb/" in n):
             arr = np.load(io.BytesIO(z.read(name)), allow_pickle=False)
             if arr.ndim == 3 and arr.shape[1] == len(HOLOSOMA_MOCAP_JOINTS):
-                out.append((Path(name).stem.split("_joint")[0], arr[:frames].astype(np.float64)))
+                step = int(round(HOLOSOMA_FPS / 30.0))
+                out.append((Path(name).stem.split("_joint")[0], arr[::step][:frames].astype(np.float64)))
     return out
 
 
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     deepmimic_motionx_table(console, robot, resolve_data_root(None) / "cache")
     mocap = _holosoma_mocap(resolve_data_root(None) / "cache")
     if mocap:
-        ht = Table(title="real human mocap (holosoma-retargeting climbing, first 20 s each, 30 Hz assumed, floor at z = 0) -> G1")
+        ht = Table(title="real human mocap (holosoma-retargeting climbing, first 20 s each, 120 Hz mocap taken at 30 Hz as holosoma does, floor at z = 0) -> G1")
         for c in ("sequence", "frames/s", "MPKPE-al. cm", "max cm", "skate cm/s", "source skate", "penetr. cm", "stable"):
             ht.add_column(c, justify="right")
         for name, joints in mocap:
