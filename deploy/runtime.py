@@ -130,6 +130,9 @@ class OnnxPolicy:
             except (json.JSONDecodeError, TypeError) as e:
                 raise DeployError(f"policy {self.path.name}: metadata {k!r} is not JSON ({v[:40]!r})") from e
         self.check_contract()
+        from deploy.mjlab_policy import check_agrees_with_ours, contract_from_metadata  # mjlab's keys, one check
+
+        check_agrees_with_ours(contract_from_metadata(raw, self.path.name), self.meta, self.path.name)
         self.latent_dim = int(self.meta["obs_layout"][0][1])
         self.kp, self.kd = np.asarray(self.meta["kp"], np.float64), np.asarray(self.meta["kd"], np.float64)
         self.check_io()

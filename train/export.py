@@ -35,7 +35,12 @@ def contract_metadata(latent_dim: int, extra: dict, height_map: bool = False) ->
             "default_joint_pos_rad": g1.DEFAULT_JOINT_POS_RAD.tolist(), "action_scale": g1.ACTION_SCALE.tolist(),
             "obs_layout": g1.student_obs(latent_dim, height_map).as_json(), "policy_hz": g1.POLICY_HZ,
             "locked_joints": list(g1.WRIST_JOINTS), "locked_kp": g1.LOCKED_KP.tolist(),
-            "locked_kd": g1.LOCKED_KD.tolist(), **extra}
+            "locked_kd": g1.LOCKED_KD.tolist(),
+            # mjlab's exporter's keys (mjlab/rl/exporter_utils.py: get_base_metadata), so one deploy check
+            # (deploy.mjlab_policy.contract_from_metadata) reads both kinds of ONNX; joint_names and
+            # action_scale are shared
+            "default_joint_pos": g1.DEFAULT_JOINT_POS_RAD.tolist(), "joint_stiffness": g1.KP.tolist(),
+            "joint_damping": g1.KD.tolist(), **extra}
     return {k: json.dumps(v) for k, v in meta.items()}
 
 
