@@ -6,7 +6,8 @@ and `mesh_generation.py`) writes one folder per video segment:
 
     <root>[/<capture group>]/megahunter_<sfm>_reconstruction_results_<video>_cam01_frame_<a>_<b>_subsample_<k>/
         gravity_calibrated_megahunter.h5   the SMPL trajectory (read here), plus the per-frame point maps
-        gravity_calibrated_keypoints.h5    the same people as 45 SMPL joints (not read: joints come from params)
+        gravity_calibrated_keypoints.h5    the calibrated people as 45 SMPL joints: `joints/<person id>` names
+                                           who was calibrated (joints themselves not read: they come from params)
         background_mesh.obj                the environment, one triangle mesh (the scene)
         background_*_colored_pointcloud.ply, retarget_poses_g1[_multiperson].h5   (not read)
 
@@ -23,8 +24,8 @@ as float32 datasets, strings and lists as attributes of the root named by their 
     our_pred_world_cameras_and_structure/<image name>/...     point maps, cameras (not read)
 
 Despite the group's name the body is SMPL (their `smplx.create(model_type='smpl', gender='male')`).
-The world is gravity-aligned and z-up (`get_world_rotation`: GeoCalib roll/pitch of the first camera,
-then y-down -> z-up), metres after MegaHunter's human-scale fit, with its origin at the first camera:
+The world is gravity-aligned and z-up (`get_world_rotation`: GeoCalib roll/pitch of the first camera's
+y-down frame, then a fixed turn to z-up), metres after MegaHunter's human-scale fit, origin at the first camera:
 the floor is not at z = 0 (about a camera height below it). The mesh is in the same frame. Rows are
 the frames the person was found in, every k-th image of the video (`_subsample_<k>`); the video rate
 is not stored: their retargeting assumes 30 / k fps, their simulation configs override it (60 for
@@ -34,7 +35,10 @@ their own captures). Here each row's time is its image number / the video rate, 
 Into our model: SMPL params -> the SMPL body model (`--body-models`, or the built-in skeleton), joints
 in their world; the mesh -> a Scene of representation "mesh"; both checked (ingest/scene.py: metres,
 z-up, the feet on the surface), then moved together so that the lowest surface the person stands on is
-z = 0 (`floor_shift_m` in the notes). One sequence per person id.
+z = 0 (`floor_shift_m` in the notes). One sequence per person id. Stage 3 rotates only the people it
+was asked for (the first without `--multihuman`) and leaves the others in the camera frame: a person
+the keypoints file does not list is one ledger row, not a motion in the wrong frame. Their simulation
+reads only `retarget_poses_g1.h5` + `background_mesh.obj`; a folder with only those is one ledger row.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from robomirror.rotations import matrix_to_axis_angle
 DATASET = "videomimic"
 H5PY_PIN = "h5py==3.16.0"
 MOTION_FILE = "gravity_calibrated_megahunter.h5"
+KEYPOINTS_FILE = "gravity_calibrated_keypoints.h5"  # joints/<person id>: the people stage 3 calibrated
 SCENE_FILE = "background_mesh.obj"
 G1_FILE = "retarget_poses_g1.h5"  # their retargeted robot motion: found, not read
 FPS_TABLE = "videomimic_fps.csv"  # folder,video_fps
@@ -111,11 +116,28 @@ def discover_videomimic(root: Path) -> list[SourceRef]:
                 people = sorted(f[HUMANS].keys()) if isinstance(f.get(HUMANS), h5py.Group) else []
         except OSError:  # not an HDF5 file: the reader says so, as one ledger row
             people = []
-        if len(people) <= 1:
-            refs.append(SourceRef(DATASET, subset, d.name, str(root), files, layout))
-        else:
-            refs += [SourceRef(DATASET, subset, f"{d.name}{PERSON_SEP}{p}", str(root), files, layout) for p in people]
+        calibrated = _calibrated_people(d / KEYPOINTS_FILE, h5py)
+        for p in people if len(people) > 1 else [None]:
+            seq = d.name if p is None else f"{d.name}{PERSON_SEP}{p}"
+            if p is not None and calibrated is not None and p not in calibrated:
+                refs.append(SourceRef(DATASET, subset, seq, str(root), files, layout, (
+                    Reason.NOT_A_SOURCE.value, f"person {p} is not gravity-calibrated: {KEYPOINTS_FILE} lists "
+                    f"{sorted(calibrated)} (their stage 3 ran without --multihuman and left the others in the "
+                    f"first camera's y-down frame); rerun stage 3 with --multihuman to ingest them")))
+            else:
+                refs.append(SourceRef(DATASET, subset, seq, str(root), files, layout))
     return refs
+
+
+def _calibrated_people(path: Path, h5py) -> set[str] | None:
+    """Person ids stage 3 rotated into the gravity-aligned world; None when the keypoints file is absent
+    or unreadable (then every person is read, and the scene checks catch one in the wrong frame)."""
+    try:
+        with h5py.File(path, "r") as f:
+            g = f.get("joints")
+            return set(g.keys()) if isinstance(g, h5py.Group) else None
+    except OSError:
+        return None
 
 
 def _person_of(ref: SourceRef) -> str | None:

@@ -29,9 +29,9 @@ from tests.ingest import videomimic_fixtures as vm
 CFG = IngestConfig(clip_frames=60, stride_frames=60, min_frames=30)
 needs_h5py = pytest.mark.skipif(importlib.util.find_spec("h5py") is None,
                                 reason=f"h5py not installed (the VideoMimic reader needs {H5PY_PIN})")
-GOOD = {"IMG_0001": 1, "IMG_0002": 2}  # video -> people in it
 BAD = {"IMG_mm": Reason.SCENE_UNITS, "IMG_yup": Reason.SCENE_UP_AXIS, "IMG_nokey": Reason.BAD_SHAPE,
-       "IMG_aa": Reason.BAD_SHAPE, "IMG_g1": Reason.MISSING_FILE}
+       "IMG_aa": Reason.BAD_SHAPE, "IMG_g1": Reason.MISSING_FILE,
+       "IMG_0003": Reason.NOT_A_SOURCE}  # person 2 of IMG_0003 was left out of stage 3's gravity calibration
 
 
 def _metas(layout: DataLayout) -> list[dict]:
@@ -56,6 +56,7 @@ def vm_root(tmp_path_factory) -> tuple[Path, DataLayout]:
     src = tmp_path_factory.mktemp("videomimic_src")
     vm.write_result(src, "new_stairs_apr19", "IMG_0001")
     vm.write_result(src, "new_stairs_apr19", "IMG_0002", people=("1", "2"), subsample=2)
+    vm.write_result(src, "new_stairs_apr19", "IMG_0003", people=("1", "2"), calibrated=("1",))
     vm.write_result(src, "", "IMG_mm", mesh_units="mm")
     vm.write_result(src, "", "IMG_yup", mesh_up="y")
     vm.write_result(src, "", "IMG_nokey", drop="body_pose")
@@ -74,7 +75,7 @@ def test_stair_walks_ingest_with_their_scene_on_every_clip(vm_root):
     for m in metas:
         by_seq.setdefault(m["sequence"], set()).add(m["scene"]["scene_id"])
     people = sorted((_video(s), s.rsplit("__person_", 1)[-1] if "__person_" in s else "1") for s in by_seq)
-    assert people == [("IMG_0001", "1"), ("IMG_0002", "1"), ("IMG_0002", "2")]  # one sequence per person
+    assert people == [("IMG_0001", "1"), ("IMG_0002", "1"), ("IMG_0002", "2"), ("IMG_0003", "1")]  # one per person
     assert all(len(ids) == 1 for ids in by_seq.values())  # every clip of a sequence refers to one scene
     assert len(metas) >= 6  # 168 frames at 30 fps in 60-frame clips: more than one clip per sequence
     stored = sorted(p.stem for p in scenes_dir(layout.root).glob("*.npz"))
@@ -103,8 +104,11 @@ def test_malformed_folders_are_one_ledger_row_each(vm_root):
     assert "y-up to z-up" in detail["IMG_yup"]
     assert "missing arrays ['body_pose']" in detail["IMG_nokey"]
     assert "(T, 23, 3, 3)" in detail["IMG_aa"] and "(168, 69)" in detail["IMG_aa"]
+    assert by_video["IMG_0003"][0].sequence.endswith("__person_2") and "--multihuman" in detail["IMG_0003"]
     assert "retarget_poses_g1.h5" in detail["IMG_g1"] and "gravity_calibrated_megahunter.h5" in detail["IMG_g1"]
-    assert not set(BAD) & {_video(m["sequence"]) for m in _metas(layout)}
+    published = {m["sequence"] for m in _metas(layout)}
+    assert not (set(BAD) - {"IMG_0003"}) & {_video(q) for q in published}
+    assert by_video["IMG_0003"][0].sequence not in published
 
 
 @needs_h5py

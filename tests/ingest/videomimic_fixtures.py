@@ -35,6 +35,7 @@ YAW_RAD = 0.7  # the first camera's heading: the stairs are turned about z in th
 OFFSET_XY_M = (0.4, -0.8)
 PELVIS_ABOVE_ANKLES_M = 0.72  # hip 0.09 below the pelvis, legs of 0.38 + 0.40 slightly bent
 ANKLE_ABOVE_SOLE_M = 0.08  # the built-in foot joint is 0.06 below the ankle: it ends 2 cm above the tread
+Y_DOWN_FROM_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # undoes their final turn to z-up
 R_BODY_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # SMPL y-up, z-forward -> facing +x, z-up
 J = {n: i for i, n in enumerate(SMPL_JOINTS)}
 
@@ -142,10 +143,13 @@ def folder_name(video: str, first: int, last: int, subsample: int) -> str:
 
 def write_result(root: Path, group: str, video: str, *, subsample: int = 1, fps: float = 30.0,
                  people: tuple[str, ...] = ("1",), mesh_units: str = "m", mesh_up: str = "z",
-                 drop: str | None = None, body_pose_as: str = "matrix") -> Path:
+                 drop: str | None = None, body_pose_as: str = "matrix",
+                 calibrated: tuple[str, ...] | None = None) -> Path:
     """One result folder under root/group (group "" = directly under root). people[1:], when given, are
     the same walk 0.3 m to the left, found from row 10 on with rows 20-24 missing. drop: a key left out
-    of person 1; body_pose_as "axis_angle": (T, 69), not their (T, 23, 3, 3)."""
+    of person 1; body_pose_as "axis_angle": (T, 69), not their (T, 23, 3, 3). calibrated: the people stage 3
+    rotated (None: all, as with --multihuman); the others stay in the first camera's y-down frame and
+    gravity_calibrated_keypoints.h5 does not list them."""
     import h5py
     import trimesh
 
@@ -161,6 +165,8 @@ def write_result(root: Path, group: str, video: str, *, subsample: int = 1, fps:
             g = f.create_group(f"our_pred_humans_smplx_params/{pid}")
             for k, a in walk.items():
                 a = a[rows] + (shift if k == "root_transl" else 0.0)
+                if calibrated is not None and pid not in calibrated and k in ("root_transl", "global_orient"):
+                    a = Y_DOWN_FROM_Z_UP @ a if k == "global_orient" else a @ Y_DOWN_FROM_Z_UP.T
                 if k == drop and pi == 0:
                     continue
                 if k == "body_pose" and body_pose_as == "axis_angle" and pi == 0:
@@ -179,6 +185,13 @@ def write_result(root: Path, group: str, video: str, *, subsample: int = 1, fps:
             w.create_dataset("conf", data=np.ones((8, 6), np.float32))
             w.create_dataset("rgbimg", data=np.zeros((8, 6, 3), np.float32))
             w.create_dataset("dynamic_msk", data=np.zeros((8, 6), np.float32))
+    with h5py.File(d / "gravity_calibrated_keypoints.h5", "w") as f:  # joints (T, 45, 3) per calibrated person
+        for pid in people:
+            if calibrated is None or pid in calibrated:
+                f.create_dataset(f"joints/{pid}", data=np.zeros((n, 45, 3), np.float32))
+                f.create_dataset(f"root_orient/{pid}", data=walk["global_orient"].astype(np.float32))
+        f.create_dataset("world_rotation", data=np.eye(3, dtype=np.float32))
+        f.attrs["/joint_names"] = [f"joint_{i}" for i in range(45)]
     v, faces = stair_mesh()
     v = to_their_world(v)
     if mesh_up == "y":  # a y-up export of the same mesh: (x, z, -y)
