@@ -103,11 +103,11 @@ def discover_videomimic(root: Path) -> list[SourceRef]:
         subset = str(rel.parent) if str(rel.parent) != "." else DATASET
         motion, scene = d / MOTION_FILE, d / SCENE_FILE
         if not motion.is_file():
-            has_g1 = (d / G1_FILE).is_file()
+            present = sorted(n for n in (SCENE_FILE, G1_FILE, KEYPOINTS_FILE) if (d / n).is_file())
+            hint = f" ({G1_FILE} is their retargeted robot motion, not read)" if G1_FILE in present else ""
             refs.append(SourceRef.unusable(DATASET, d, root, Reason.MISSING_FILE.value,
                                            f"expected {MOTION_FILE} (the person's SMPL trajectory) in this result "
-                                           f"folder; found {'only the retargeted G1 motion ' + G1_FILE if has_g1 else 'no'}"
-                                           f"{'' if has_g1 else ' motion'} next to {SCENE_FILE}"))
+                                           f"folder; it holds only {', '.join(present)}{hint}"))
             continue
         files = (("motion", str(motion)), ("scene", str(scene)), ("fps_table", str(root / FPS_TABLE)))
         layout = "videomimic_real2sim" if _FOLDER.match(d.name) else "videomimic_real2sim_renamed"
