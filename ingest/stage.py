@@ -7,6 +7,7 @@ raises for bad input: it returns a `Failure` with one typed reason.
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import time
@@ -27,7 +28,7 @@ from ingest.scene import data_root_of_work_dir, store_scene
 from ingest.scene_holosoma import read_holosoma_climb
 from ingest.scene_videomimic import read_videomimic
 from ingest.sequence import SourceRef
-from robomirror.atomic import digest_of, sha256_file
+from robomirror.atomic import digest_of, publish_json, sha256_file
 from robomirror.errors import SourceError
 from robomirror.shards import cached_staging, stage_samples
 
@@ -52,12 +53,47 @@ def staging_name(ref: SourceRef) -> str:
     return f"{readable}-{digest_of([ref.key])[:8]}"
 
 
-def hash_sources(ref: SourceRef) -> dict[str, dict]:
+# A source file whose stat (device, inode, size, mtime) is unchanged since it was hashed is not read
+# again: a Nymeria data.vrs is gigabytes, and every rerun used to hash it whole just to find its staging
+# cached. As git's index does, a file modified within RACY_S of its hashing is never trusted from cache.
+SOURCE_HASH_DIR = "source_sha256"
+RACY_S = 2.0
+
+
+def _stat_key(path: Path) -> tuple[str, list[int]]:
+    st = path.stat()
+    return str(path.resolve()), [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def source_sha256(path: Path, cache_dir: Path | None = None) -> str:
+    """sha256 of a source file, remembered in cache_dir under its stat (None: always read)."""
+    if cache_dir is None:
+        return sha256_file(path)
+    name, stat = _stat_key(path)
+    entry = Path(cache_dir) / f"{digest_of([name])[:24]}.json"
+    try:
+        have = json.loads(entry.read_bytes())
+        if have.get("path") == name and have.get("stat") == stat:
+            return str(have["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent or torn: hash again
+        pass
+    digest = sha256_file(path)
+    name_after, stat_after = _stat_key(path)
+    if stat_after == stat and time.time() - stat[3] / 1e9 > RACY_S:  # unchanged while read, and not racy
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            publish_json(entry, {"path": name, "stat": stat, "sha256": digest})
+        except OSError:  # a read-only work dir only costs the next run a re-read
+            pass
+    return digest
+
+
+def hash_sources(ref: SourceRef, cache_dir: Path | None = None) -> dict[str, dict]:
     """role -> {path, sha256} for every source file that exists."""
     out = {}
     for role, path in ref.files:
         if Path(path).is_file():
-            out[role] = {"path": path, "sha256": sha256_file(Path(path))}
+            out[role] = {"path": path, "sha256": source_sha256(Path(path), cache_dir)}
     return out
 
 
@@ -70,7 +106,7 @@ def process_sequence(ref: SourceRef, cfg: IngestConfig, work_dir: str) -> Sequen
     name = staging_name(ref)
     tar_path, side_path = Path(work_dir) / f"{name}.tar", Path(work_dir) / f"{name}.json"
     try:
-        sources = hash_sources(ref)
+        sources = hash_sources(ref, Path(work_dir) / SOURCE_HASH_DIR)
         source_digest = digest_of(sorted((r, s["sha256"]) for r, s in sources.items()))
         header = {"sequence": ref.key, "source_digest": source_digest, "config": cfg.fingerprint()}
         side = cached_staging(side_path, tar_path, header)
