@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ingest.sample import DEMO_MOTIONX_SHORT, DEMO_TEST_FRACTION
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import ENV_DATA_ROOT, DataLayout, resolve_data_root
 
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="number of Nymeria sequences downloaded without the head video (motion-only clips with text)")
     s.add_argument("--g1-csv", type=int, default=2, help="number of Unitree LAFAN1 G1 CSV takes (G1 motions)")
     s.add_argument("--no-bones-seed", action="store_true", help="leave out the BONES-SEED tree (G1 motions + texts)")
+    s.add_argument("--motionx-short", type=int, default=DEMO_MOTIONX_SHORT,
+                   help="number of short (one clip) Motion-X sequences with video: the evaluation's test clips "
+                        f"(default {DEMO_MOTIONX_SHORT}: >= 64 test clips with video at `train run --test-fraction "
+                        f"{DEMO_TEST_FRACTION}`)")
+    s.add_argument("--no-scenes", action="store_true",
+                   help="leave out the scene sequences (a staircase, a bench, a slope in holosoma's layout)")
 
     c = sub.add_parser("convert-body-model", help="official SMPL/SMPL-X .pkl -> .npz, through the restricted "
                                                   "unpickler (chumpy/scipy objects become arrays; nothing executes)")
@@ -39,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--videomimic", help="VideoMimic real2sim results (folders with gravity_calibrated_megahunter.h5 "
                                         "+ background_mesh.obj): SMPL motion with the mesh of the place; needs h5py")
     # with neither, the built-in sample corpus under the data root is ingested
-    r.add_argument("--only", choices=["motionx", "nymeria", "g1_csv", "bones_seed", "lerobot"], action="append", help="restrict to a dataset")
+    r.add_argument("--only", choices=["motionx", "nymeria", "g1_csv", "bones_seed", "lerobot", "holosoma_climb"], action="append", help="restrict to a dataset")
     r.add_argument("--executor", choices=["ray", "serial"], default="ray")
     r.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="join this Ray cluster")
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
@@ -70,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             out = build_sample(layout.sample_dir, SampleConfig(seed=args.seed, n_motionx=args.motionx,
                                                                n_nymeria=args.nymeria,
                                                                n_nymeria_no_video=args.nymeria_no_video,
-                                                               n_g1_csv=args.g1_csv, bones_seed=not args.no_bones_seed))
+                                                               n_g1_csv=args.g1_csv, bones_seed=not args.no_bones_seed,
+                                                               n_motionx_short=args.motionx_short,
+                                                               scenes=not args.no_scenes))
             print("sample corpus (synthetic, format-true):", ", ".join(f"{k}: {v}" for k, v in out.items()))
             return 0
         if args.cmd == "convert-body-model":
@@ -94,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         # a root given on the command line means "these sources": the sample only when none is given
         sources = given or {k: layout.sample_source(k) for k in ("motionx", "nymeria")}
         if not given:  # the sample's G1 corpora, where it has them (a sample written before issue 23 has not)
-            sources.update({k: layout.sample_source(k) for k in ("g1_csv", "bones_seed") if layout.sample_source(k).is_dir()})
+            sources.update({k: layout.sample_source(k) for k in ("g1_csv", "bones_seed", "holosoma_climb")
+                            if layout.sample_source(k).is_dir()})
         if args.only:
             sources = {k: v for k, v in sources.items() if k in args.only}
         missing = [f"{k}: {v}" for k, v in sources.items() if not v.is_dir()]

@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from ingest.sample import DEMO_MOTIONX_SHORT, DEMO_TEST_FRACTION
 from robomirror.dit import DiTConfig, NormalizedDiT, reconstruct
 from robomirror.flow import FlowConfig, noised, sample_tau, target, tau_buckets
 from robomirror.trainer import TrainConfig, fit
@@ -99,10 +100,11 @@ def evaluator_throughput(n: int = 64) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def corpus_tables(console: Console, motionx: int, nymeria: int, steps: int, test_fraction: float) -> None:
-    """Real / ours / shuffled on a larger synthetic sample, once per video encoder. The sample and the
-    test fraction are sized for at least 64 test clips with video: R@k in pools of 32 with room for
-    random pools (see train/metrics.py); fewer and the table says it is not a result."""
+def corpus_tables(console: Console, motionx: int, nymeria: int, short: int, steps: int, test_fraction: float) -> None:
+    """Real / ours / shuffled on a larger synthetic sample, once per video encoder. The sample is the
+    demo's (`python -m ingest sample`: short one-clip Motion-X sequences with video as the bulk) and so is
+    the test fraction: at least 64 test clips with video, R@k in pools of 32 with room for random pools
+    (see train/metrics.py); fewer and the table says it is not a result."""
     from ingest.config import IngestConfig
     from ingest.pipeline import run_ingest
     from ingest.sample.corpus import SampleConfig, build_sample
@@ -116,7 +118,8 @@ def corpus_tables(console: Console, motionx: int, nymeria: int, steps: int, test
 
     with tempfile.TemporaryDirectory(prefix="robomirror-bench-corpus-") as d:
         base = DataLayout(Path(d) / "qwen3vl")
-        sources = build_sample(base.sample_dir, SampleConfig(seed=11, n_motionx=motionx, n_nymeria=nymeria),
+        sources = build_sample(base.sample_dir, SampleConfig(seed=11, n_motionx=motionx, n_nymeria=nymeria,
+                                                                   n_motionx_short=short),
                                progress=True)
         run_ingest(base, sources, IngestConfig(), executor="ray", progress=True)
         run_retarget(base, RetargetConfig(), executor="ray", progress=True)
@@ -129,17 +132,20 @@ def corpus_tables(console: Console, motionx: int, nymeria: int, steps: int, test
             s = run_train(layout, TrainRunConfig(dit_steps=steps, evaluator_steps=steps, global_batch=16,
                                                  split=SplitConfig(0, test_fraction)), progress=False)
             console.print(f"[bold]video encoder: {encoder or 'tiny random Qwen3-VL (plumbing)'}[/bold] — synthetic "
-                          f"sample of {motionx} Motion-X + {nymeria} Nymeria sequences")
+                          f"sample of {motionx} Motion-X + {short} short Motion-X + {nymeria} Nymeria sequences, "
+                          f"test fraction {test_fraction}: {s.n_test} test clips with video")
             print_summary(s, console)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.bench", description=__doc__)
     ap.add_argument("--corpus", action="store_true", help="also train on a larger synthetic sample, both encoders")
-    ap.add_argument("--motionx", type=int, default=160)
-    ap.add_argument("--nymeria", type=int, default=60)
-    ap.add_argument("--test-fraction", type=float, default=0.35,
-                    help="160 + 60 sequences at 0.35: ~71 test clips with video (0.3: 59)")
+    ap.add_argument("--motionx", type=int, default=12, help="Motion-X sequences of every subset (the demo's)")
+    ap.add_argument("--motionx-short", type=int, default=DEMO_MOTIONX_SHORT,
+                    help="short one-clip Motion-X sequences with video (the demo's: the evaluation's bulk)")
+    ap.add_argument("--nymeria", type=int, default=3)
+    ap.add_argument("--test-fraction", type=float, default=DEMO_TEST_FRACTION,
+                    help="the demo's: >= 64 test clips with video on the demo's sample")
     ap.add_argument("--steps", type=int, default=600)
     args = ap.parse_args(argv)
     console = Console(width=150)
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(lat)
     console.print(f"evaluator: {evaluator_throughput():.0f} clips/s (VAE decode + motion encoder, CPU)")
     if args.corpus:
-        corpus_tables(console, args.motionx, args.nymeria, args.steps, args.test_fraction)
+        corpus_tables(console, args.motionx, args.nymeria, args.motionx_short, args.steps, args.test_fraction)
     return 0
 
 

@@ -18,32 +18,51 @@ _RIGHT = (230, 80, 60)
 _MID = (200, 200, 200)
 
 
+_LANDMARKS = ((2.0, 0.0, (200, 60, 60)), (0.0, 2.5, (60, 180, 60)), (-2.0, -1.5, (60, 90, 200)),
+              (3.5, 3.0, (210, 190, 40)))  # a few coloured tiles so egocentric motion is easy to see
+_PALETTE = np.array([(70, 75, 70), (120, 120, 110), *(c for _, _, c in _LANDMARKS)], dtype=np.float64)
+
+
+def _floor_index(x: np.ndarray, y: np.ndarray, tile_m: float = 0.5) -> np.ndarray:
+    """Per ray: 0 / 1 the checker's dark / light tile, 2 + k the k-th landmark tile (the last one wins)."""
+    idx = ((np.floor(x / tile_m) + np.floor(y / tile_m)) % 2 > 0).astype(np.intp)
+    for k, (cx, cy, _) in enumerate(_LANDMARKS):
+        idx[(np.abs(x - cx) < 0.4) & (np.abs(y - cy) < 0.4)] = 2 + k
+    return idx
+
+
 def _floor_colour(x: np.ndarray, y: np.ndarray, tile_m: float = 0.5) -> np.ndarray:
-    chk = (np.floor(x / tile_m) + np.floor(y / tile_m)) % 2
-    col = np.where(chk[..., None] > 0, np.array([120, 120, 110]), np.array([70, 75, 70]))
-    # a few coloured landmark tiles so egocentric motion is easy to see
-    for cx, cy, c in ((2.0, 0.0, (200, 60, 60)), (0.0, 2.5, (60, 180, 60)), (-2.0, -1.5, (60, 90, 200)),
-                      (3.5, 3.0, (210, 190, 40))):
-        m = (np.abs(x - cx) < 0.4) & (np.abs(y - cy) < 0.4)
-        col = np.where(m[..., None], np.array(c), col)
-    return col
+    return _PALETTE[_floor_index(x, y, tile_m)]
+
+
+_RAYS: dict[tuple[int, float], np.ndarray] = {}  # (size, fov) -> unit camera-frame rays (read-only)
 
 
 def _rays(size: int, fov_deg: float) -> np.ndarray:
-    f = 0.5 * size / np.tan(np.radians(fov_deg) / 2)
-    u, v = np.meshgrid(np.arange(size) + 0.5 - size / 2, np.arange(size) + 0.5 - size / 2)
-    d = np.stack([u / f, v / f, np.ones_like(u)], -1)
-    return d / np.linalg.norm(d, axis=-1, keepdims=True)
+    key = (size, float(fov_deg))
+    if key not in _RAYS:
+        f = 0.5 * size / np.tan(np.radians(fov_deg) / 2)
+        u, v = np.meshgrid(np.arange(size) + 0.5 - size / 2, np.arange(size) + 0.5 - size / 2)
+        d = np.stack([u / f, v / f, np.ones_like(u)], -1)
+        d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+        d.flags.writeable = False
+        _RAYS[key] = d
+    return _RAYS[key]
 
 
 def _background(eye: np.ndarray, r_wc: np.ndarray, size: int, fov_deg: float) -> np.ndarray:
+    """Sky above the horizon, the checker floor (z = 0) below it, darkening with distance."""
     dirs = _rays(size, fov_deg) @ r_wc  # camera -> world
-    down = dirs[..., 2] < -1e-3
-    s = np.where(down, -eye[2] / np.where(down, dirs[..., 2], -1.0), 0.0)
-    hit = eye + s[..., None] * dirs
-    sky = (np.array([150, 190, 235]) * (0.7 + 0.3 * np.clip(dirs[..., 2:3], 0, 1))).astype(np.float64)
-    floor = _floor_colour(hit[..., 0], hit[..., 1]) * np.exp(-0.03 * s)[..., None]
-    return np.where(down[..., None], floor, sky).astype(np.uint8)
+    dz = dirs[..., 2]
+    down = dz < -1e-3
+    s = np.where(down, -eye[2] / np.where(down, dz, -1.0), 0.0)
+    out = np.empty((size, size, 3), np.uint8)
+    sky = np.array([150, 190, 235]) * (0.7 + 0.3 * np.clip(dz[~down], 0, 1))[:, None]
+    out[~down] = sky.astype(np.uint8)
+    sd = s[down]
+    hx, hy = eye[0] + sd * dirs[..., 0][down], eye[1] + sd * dirs[..., 1][down]
+    out[down] = (_floor_colour(hx, hy) * np.exp(-0.03 * sd)[:, None]).astype(np.uint8)
+    return out
 
 
 def render_third_person(joints_w: np.ndarray, size: int = 128, fov_deg: float = 50.0) -> list[np.ndarray]:

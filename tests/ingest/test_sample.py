@@ -108,10 +108,77 @@ def test_ingest_run_without_source_flags_takes_the_samples_g1_corpora(tmp_path):
     from ingest.__main__ import main
 
     root = str(tmp_path / "data")
-    assert main(["--data-root", root, "sample", "--motionx", "0", "--nymeria", "0", "--nymeria-no-video", "0"]) == 0
+    assert main(["--data-root", root, "sample", "--motionx", "0", "--nymeria", "0", "--nymeria-no-video", "0",
+                 "--motionx-short", "0", "--no-scenes"]) == 0
     assert (tmp_path / "data" / "sample" / "g1_csv" / "g1").is_dir()
     assert main(["--data-root", root, "run", "--executor", "serial", "--no-progress",
                  "--only", "g1_csv", "--only", "bones_seed"]) == 0
     for ds, n in (("g1_csv", 2), ("bones_seed", 2)):
         rows = pq.read_table(tmp_path / "data" / "shards" / "ingest" / ds / "manifest.parquet").to_pylist()
         assert len({r["sequence"] for r in rows}) == n, ds
+
+
+def test_short_sequences_are_drawn_from_their_own_seed(tmp_path):
+    """The evaluation's bulk (issue 21): one-clip Motion-X sequences with video, added without changing
+    any other file's bytes, each within its duration range and in a subset that sorts after idea400."""
+    from dataclasses import replace
+
+    from ingest.sample.corpus import SHORT_SUBSET, plan
+    from ingest.sample.write import MOTIONX_FPS
+
+    cfg = replace(TINY, n_motionx_short=4)
+    with_short = _digests(build_sample(tmp_path / "a", cfg, progress=False)["motionx"].parent)
+    without = _digests(build_sample(tmp_path / "b", TINY, progress=False)["motionx"].parent)
+    added = {k for k in with_short if f"/{SHORT_SUBSET}/" in k}
+    assert {k: v for k, v in with_short.items() if k not in added} == without
+    assert len([k for k in added if k.startswith(f"motionx/video/{SHORT_SUBSET}/")]) == 4
+    short = [m for m in plan(cfg)[0] if m.subset == SHORT_SUBSET]
+    lo, hi = cfg.short_seconds
+    assert len(short) == 4 and all(m.video and lo <= m.segment.seconds <= hi for m in short)
+    assert len({m.segment.kind for m in short}) == 4  # the kinds cycle: texts differ across the bulk
+    for m in short:  # one clip each: longer than the ingest's 60-frame minimum, shorter than a 150-frame clip
+        frames = len(decode_mp4_bytes((tmp_path / "a" / "motionx" / "video" / SHORT_SUBSET / f"{m.name}.mp4")
+                                      .read_bytes())[0])
+        assert 60 <= frames <= 150 and abs(frames - m.segment.seconds * MOTIONX_FPS) <= 2
+    assert sorted(["idea400", SHORT_SUBSET])[0] == "idea400"  # `ls video/*/*.mp4 | head -1` keeps its video
+
+
+def test_short_seconds_outside_one_clip_are_refused():
+    import pytest
+
+    from robomirror.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="short_seconds"):
+        SampleConfig(short_seconds=(1.0, 3.0))
+    with pytest.raises(ConfigError, match="short_seconds"):
+        SampleConfig(short_seconds=(3.0, 6.0))
+
+
+def test_the_default_sample_writes_scene_sequences_that_ingest_run_takes(tmp_path):
+    """`python -m ingest sample` writes the holosoma-layout scenes (issue 22) and `ingest run` with no
+    source flag ingests them as scene clips (a stair climb, a bench sit, a slope walk)."""
+    import pyarrow.parquet as pq
+
+    from ingest.__main__ import main
+
+    root = str(tmp_path / "data")
+    assert main(["--data-root", root, "sample", "--motionx", "0", "--nymeria", "0", "--nymeria-no-video", "0",
+                 "--g1-csv", "0", "--no-bones-seed", "--motionx-short", "0"]) == 0
+    assert sorted(p.name for p in (tmp_path / "data" / "sample" / "holosoma_climb").iterdir()) == [
+        "scene_bench", "scene_slope", "scene_stairs"]
+    assert main(["--data-root", root, "run", "--executor", "serial", "--no-progress", "--only", "holosoma_climb"]) == 0
+    import json
+
+    from robomirror.shards import published_shards
+    from robomirror.tario import read_tar
+
+    manifest = tmp_path / "data" / "shards" / "ingest" / "holosoma_climb" / "manifest.parquet"
+    assert {r["sequence"] for r in pq.read_table(manifest).to_pylist()} == {"scene_bench", "scene_slope", "scene_stairs"}
+    metas = [json.loads(b) for shard in published_shards(manifest) for n, b in read_tar(str(shard))
+             if n.endswith(".meta.json")]
+    assert {m["scene"]["kind"] for m in metas} == {"stairs", "bench", "slope"}
+    # and --no-scenes leaves them out
+    assert main(["--data-root", str(tmp_path / "d2"), "sample", "--motionx", "0", "--nymeria", "0",
+                 "--nymeria-no-video", "0", "--g1-csv", "0", "--no-bones-seed", "--motionx-short", "0",
+                 "--no-scenes"]) == 0
+    assert not (tmp_path / "d2" / "sample" / "holosoma_climb").exists()

@@ -104,3 +104,32 @@ def test_tokens_from_arrow_is_a_view():
     arr = pa.array([[[1.0, 2.0], [3.0, 4.0]]], type=pa.list_(pa.list_(pa.float16(), 2)))
     out = tokens_from_arrow(arr[0])
     assert out.dtype == np.float16 and out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_the_demo_sample_splits_into_at_least_64_test_clips_with_video():
+    """Issue 21: the demo's sample (`python -m ingest sample` defaults) cut as the ingest cuts it, split by
+    sequence at the demo's test fraction, leaves >= 64 test clips with video (R@k in pools of 32, with
+    room for random pools) and keeps every sequence's clips on one side."""
+    from ingest.clips import cut_spans
+    from ingest.config import IngestConfig
+    from ingest.sample import DEMO_MOTIONX_SHORT, DEMO_TEST_FRACTION
+    from ingest.sample.corpus import SampleConfig, plan
+
+    cfg = IngestConfig()  # the demo's ingest: 150-frame clips at 30 fps, 60-frame minimum
+    mx, ny = plan(SampleConfig(n_motionx=12, n_nymeria=3, n_nymeria_no_video=1, n_motionx_short=DEMO_MOTIONX_SHORT))
+    rows = []
+    for seq, subset, seconds, video in ([(m.name, m.subset, m.segment.seconds, m.video) for m in mx]
+                                        + [(n.folder, "", sum(s.seconds for s in n.segments), n.head_video) for n in ny]):
+        ds, view = ("motionx", "third_person") if subset else ("nymeria", "egocentric")
+        for k, _ in enumerate(cut_spans(int(seconds * 30), cfg)):
+            rows.append({"clip_id": f"{ds}/{subset}/{seq}/{k}", "dataset": ds, "subset": subset, "sequence": seq,
+                         "view": view if video else "motion_only"})
+    split = compute_split(rows, SplitConfig(0, DEMO_TEST_FRACTION))
+    video = {r["clip_id"] for r in rows if r["view"] != "motion_only"}
+    test = [c for c in split.clips("test") if c in video]
+    assert len(test) >= 64, len(test)
+    assert len([c for c in split.clips("train") if c in video]) > len(test)  # most video clips still train
+    sides = {}
+    for r in rows:
+        sides.setdefault(sequence_key(r), set()).add(split.side[r["clip_id"]])
+    assert all(len(s) == 1 for s in sides.values())
