@@ -3,7 +3,9 @@ rendered G1 motion (G1 | human joints | source), the texts and the distance.
 
 Videos are written next to the page in `<page stem>_files/` and linked relatively, so the folder
 can be copied or served as is. G1 previews are rendered once per clip into
-`<data>/renders/<clip>.preview.mp4` and reused.
+`<data>/renders/<clip>.preview.mp4` and reused while their sidecar JSON says the current
+`retarget.render.RENDER_REVISION` (a preview drawn before scenes were drawn in the human panel is
+rendered again). A scene clip's G1 and human panels show its scene.
 """
 
 from __future__ import annotations
@@ -49,11 +51,20 @@ figure{margin:0}figcaption{font-size:.8em;color:#666;text-align:center}
 """
 
 
+def _rendered_revision(sidecar: Path) -> int | None:
+    import json
+
+    try:
+        return json.loads(sidecar.read_text()).get("render_revision")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _preview(layout: DataLayout, clip_id: str) -> bytes:
-    from retarget.render import render_clip
+    from retarget.render import RENDER_REVISION, render_clip
 
     path = layout.root / "renders" / f"{clip_id}.preview.mp4"
-    if not path.is_file():
+    if not path.is_file() or _rendered_revision(path.with_suffix(".json")) != RENDER_REVISION:
         render_clip(layout, clip_id, path, stride=PREVIEW_STRIDE)
     return path.read_bytes()
 

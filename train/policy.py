@@ -153,10 +153,11 @@ def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say) -> list[str]
     if n <= 0:
         return []
     sub = lib.subset(list(range(min(n, lib.n_clips))))
+    model = build_model(SIMS["train"], scenes=sub.scenes)  # the env's model: scene clips drawn on their scene
     out = []
     try:
         for i, r in enumerate(evaluate(policy, sub, "train", record=True)):
-            path = render_policy_clip(build_model(SIMS["train"]), r.qpos, sub, i, run_dir / "videos" / f"{r.clip_id}.mp4")
+            path = render_policy_clip(model, r.qpos, sub, i, run_dir / "videos" / f"{r.clip_id}.mp4")
             out.append(str(path))
     except RoboMirrorError as e:  # no GL here: the numbers stand without the pictures
         say(f"  videos skipped: {e}")
