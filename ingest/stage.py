@@ -56,8 +56,10 @@ def staging_name(ref: SourceRef) -> str:
 # A source file whose stat (device, inode, size, mtime) is unchanged since it was hashed is not read
 # again: a Nymeria data.vrs is gigabytes, and every rerun used to hash it whole just to find its staging
 # cached. As git's index does, a file modified within RACY_S of its hashing is never trusted from cache.
+# Files below MEMO_MIN_BYTES are read again every run: cheap, and the memo would only add files.
 SOURCE_HASH_DIR = "source_sha256"
 RACY_S = 2.0
+MEMO_MIN_BYTES = 64 << 20
 
 
 def _stat_key(path: Path) -> tuple[str, list[int]]:
@@ -67,7 +69,7 @@ def _stat_key(path: Path) -> tuple[str, list[int]]:
 
 def source_sha256(path: Path, cache_dir: Path | None = None) -> str:
     """sha256 of a source file, remembered in cache_dir under its stat (None: always read)."""
-    if cache_dir is None:
+    if cache_dir is None or path.stat().st_size < MEMO_MIN_BYTES:
         return sha256_file(path)
     name, stat = _stat_key(path)
     entry = Path(cache_dir) / f"{digest_of([name])[:24]}.json"

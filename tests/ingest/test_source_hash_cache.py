@@ -11,6 +11,7 @@ import ingest.stage as stage
 
 
 def _count_reads(monkeypatch) -> list[Path]:
+    monkeypatch.setattr(stage, "MEMO_MIN_BYTES", 1)  # the memo is for big files (64 MiB): test it on small ones
     reads: list[Path] = []
     real = stage.sha256_file
 
@@ -42,8 +43,9 @@ def test_any_change_is_hashed_again(tmp_path, monkeypatch):
     src, cache = tmp_path / "data.vrs", tmp_path / "work" / stage.SOURCE_HASH_DIR
     src.write_bytes(b"a" * 1000)
     _age(src)
-    stage.source_sha256(src, cache)
     reads = _count_reads(monkeypatch)
+    stage.source_sha256(src, cache)
+    assert stage.source_sha256(src, cache) == hashlib.sha256(b"a" * 1000).hexdigest() and len(reads) == 1
     src.write_bytes(b"b" * 1000)  # same size, new content, new mtime
     _age(src, 30.0)
     assert stage.source_sha256(src, cache) == hashlib.sha256(b"b" * 1000).hexdigest()
@@ -53,7 +55,7 @@ def test_any_change_is_hashed_again(tmp_path, monkeypatch):
     os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
     tmp.replace(src)
     assert stage.source_sha256(src, cache) == hashlib.sha256(b"c" * 1000).hexdigest()
-    assert len(reads) == 2
+    assert len(reads) == 3
 
 
 def test_racy_file_and_torn_cache_are_not_trusted(tmp_path, monkeypatch):
@@ -69,3 +71,11 @@ def test_racy_file_and_torn_cache_are_not_trusted(tmp_path, monkeypatch):
         entry.write_bytes(b"{torn")
     assert stage.source_sha256(src, cache) == hashlib.sha256(b"y" * 100).hexdigest()
     assert len(reads) == 4
+
+
+def test_small_files_are_always_read(tmp_path):
+    src, cache = tmp_path / "motion.npy", tmp_path / "work" / stage.SOURCE_HASH_DIR
+    src.write_bytes(b"z" * 100)
+    _age(src)
+    stage.source_sha256(src, cache)
+    assert not cache.exists()  # below MEMO_MIN_BYTES: no memo written into the data root
