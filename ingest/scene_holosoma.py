@@ -25,7 +25,7 @@ from ingest.checks import check_array, load_npy
 from ingest.config import IngestConfig
 from ingest.failures import Reason
 from ingest.resample import interp_linear, uniform_index
-from ingest.scene import check_scene, load_mesh_file, scene_from_mesh
+from ingest.scene import check_scene, check_scene_units, load_mesh_file, scene_from_mesh
 from ingest.sequence import HumanSequence, SourceRef
 from robomirror.errors import SourceError
 
@@ -79,6 +79,7 @@ def read_holosoma_climb(ref: SourceRef, cfg: IngestConfig) -> HumanSequence:
     scene = None
     if "scene" in files:
         v, f = load_mesh_file(files["scene"])
+        check_scene_units(v.min(0), v.max(0), files["scene"], pos)  # before rasterising: a mm mesh -> 10^6 x grid
         scene = scene_from_mesh(v, f, "mesh", floor_z_m=0.0, source=Path(files["scene"]).name,
                                 around_xy_m=pos[:, 0, :2])
         feet = tuple([HOLOSOMA_MOCAP_JOINTS.index(j) for j in FOOT_JOINTS if j.startswith(s)] for s in ("Left", "Right"))

@@ -33,6 +33,7 @@ def scene_root(tmp_path_factory) -> DataLayout:
     src = tmp_path_factory.mktemp("scene_src")
     write_scene_root(src)
     write_scene_sequence(src, "stairs", "stairs_in_cm", scene_units="cm")
+    write_scene_sequence(src, "stairs", "stairs_in_mm", scene_units="mm")  # rasterised: a 10^6 x grid (MemoryError)
     write_scene_sequence(src, "stairs", "stairs_y_up", scene_up="y")
     write_scene_sequence(src, "bench", "bench_y_up", scene_up="y")
     layout = DataLayout(tmp_path_factory.mktemp("scene_root"))
@@ -62,10 +63,11 @@ def test_wrong_units_and_up_axis_are_ledgered(scene_root):
     rows = {f.sequence: f for f in read_ledger(scene_root.ledger("ingest"))}
     assert rows["stairs_in_cm"].reason == Reason.SCENE_UNITS.value
     assert "centimetres" in rows["stairs_in_cm"].detail and "metres" in rows["stairs_in_cm"].detail
+    assert rows["stairs_in_mm"].reason == Reason.SCENE_UNITS.value, rows["stairs_in_mm"].detail
     for seq in ("stairs_y_up", "bench_y_up"):
         assert rows[seq].reason == Reason.SCENE_UP_AXIS.value
         assert "y-up to z-up" in rows[seq].detail
-    assert not {"stairs_in_cm", "stairs_y_up", "bench_y_up"} & {m["sequence"] for m in _metas(scene_root)}
+    assert not {"stairs_in_cm", "stairs_in_mm", "stairs_y_up", "bench_y_up"} & {m["sequence"] for m in _metas(scene_root)}
 
 
 def test_three_representations_agree_on_height():
