@@ -118,30 +118,40 @@ class Scene:
 
 # ------------------------------------------------------------------------------------------- building
 def _raster_top(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, shape: tuple[int, int],
-                cell: float, floor_z: float) -> np.ndarray:
-    """Highest triangle above each cell centre (the floor where none): (H, W)."""
+                cell: float, floor_z: float, chunk_cells: int = 1 << 22) -> np.ndarray:
+    """Highest triangle above each cell centre (the floor where none): (H, W).
+
+    Vectorised over triangles: each triangle's bounding box of cells is enumerated (np.repeat), the
+    barycentric test runs on all candidates at once, and np.maximum.at keeps the top. Triangles are
+    taken in chunks of at most `chunk_cells` candidate cells, so a large face costs memory, not a loop."""
     h = np.full(shape, floor_z, dtype=np.float64)
-    tri = vertices[faces]  # (F, 3, 3)
-    for t in tri:
-        (x0, y0, _), (x1, y1, _), (x2, y2, _) = t
-        det = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
-        if abs(det) < 1e-12:  # a vertical face: seen from above it covers nothing
-            continue
-        j_lo = max(int(np.floor((t[:, 0].min() - origin[0]) / cell)), 0)
-        j_hi = min(int(np.ceil((t[:, 0].max() - origin[0]) / cell)), shape[1] - 1)
-        i_lo = max(int(np.floor((t[:, 1].min() - origin[1]) / cell)), 0)
-        i_hi = min(int(np.ceil((t[:, 1].max() - origin[1]) / cell)), shape[0] - 1)
-        if j_lo > j_hi or i_lo > i_hi:
-            continue
-        jj, ii = np.meshgrid(np.arange(j_lo, j_hi + 1), np.arange(i_lo, i_hi + 1))
+    tri = vertices[np.asarray(faces, dtype=np.int64)]  # (F, 3, 3)
+    x0, y0, x1, y1, x2, y2 = (tri[:, k, d] for k in range(3) for d in range(2))
+    det = (y1 - y2) * (x0 - x2) + (x2 - x1) * (y0 - y2)
+    j_lo = np.maximum(np.floor((tri[:, :, 0].min(1) - origin[0]) / cell), 0).astype(np.int64)
+    j_hi = np.minimum(np.ceil((tri[:, :, 0].max(1) - origin[0]) / cell), shape[1] - 1).astype(np.int64)
+    i_lo = np.maximum(np.floor((tri[:, :, 1].min(1) - origin[1]) / cell), 0).astype(np.int64)
+    i_hi = np.minimum(np.ceil((tri[:, :, 1].max(1) - origin[1]) / cell), shape[0] - 1).astype(np.int64)
+    # a vertical face (det ~ 0) covers nothing seen from above; an empty box covers nothing either
+    keep = np.flatnonzero((np.abs(det) >= 1e-12) & (j_lo <= j_hi) & (i_lo <= i_hi))
+    nj, ni = j_hi - j_lo + 1, i_hi - i_lo + 1
+    counts = (nj * ni)[keep]
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(keep):
+        stop = max(int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk_cells, "right")), start + 1)
+        t, n = keep[start:stop], counts[start:stop]
+        f = np.repeat(t, n)  # triangle of each candidate cell
+        k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)  # index within its box
+        jj, ii = j_lo[f] + k % nj[f], i_lo[f] + k // nj[f]
         px, py = origin[0] + jj * cell, origin[1] + ii * cell
-        a = ((y1 - y2) * (px - x2) + (x2 - x1) * (py - y2)) / det
-        b = ((y2 - y0) * (px - x2) + (x0 - x2) * (py - y2)) / det
+        a = ((y1[f] - y2[f]) * (px - x2[f]) + (x2[f] - x1[f]) * (py - y2[f])) / det[f]
+        b = ((y2[f] - y0[f]) * (px - x2[f]) + (x0[f] - x2[f]) * (py - y2[f])) / det[f]
         c = 1 - a - b
         inside = (a >= -1e-9) & (b >= -1e-9) & (c >= -1e-9)
-        z = a * t[0, 2] + b * t[1, 2] + c * t[2, 2]
-        sub = h[i_lo:i_hi + 1, j_lo:j_hi + 1]
-        h[i_lo:i_hi + 1, j_lo:j_hi + 1] = np.where(inside, np.maximum(sub, z), sub)
+        z = a * tri[f, 0, 2] + b * tri[f, 1, 2] + c * tri[f, 2, 2]
+        np.maximum.at(h, (ii[inside], jj[inside]), z[inside])
+        start = stop
     return h
 
 
