@@ -83,6 +83,8 @@ class TeacherConfig:
     critic_hidden: tuple[int, ...] = (512, 256, 128)
     init_std: float = 0.3
     learning_rate: float = 1e-3
+    # > 0: before PPO, this many regression steps of the residual on inverse-dynamics offsets (warm_start)
+    warm_start_steps: int = 0
     seed: int = 0
     ppo: dict = field(default_factory=lambda: {
         "num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
@@ -131,12 +133,17 @@ def check_layout(meta: dict, what: str) -> None:
                           f"({len(meta.get('obs_layout', {}).get('teacher', []))} teacher terms); retrain it")
 
 
-def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, progress=None) -> dict:
-    """PPO segments with checkpoints; returns the summary (per-iteration rows in history)."""
+def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, progress=None, on_segment=None,
+                  cpu_budget_s: float | None = None) -> dict:
+    """PPO segments with checkpoints; returns the summary (per-segment rows in history: episode statistics,
+    env steps so far, wall and process CPU seconds of this call). `on_segment(actor)`, if given, returns
+    more columns for the segment's row (e.g. an evaluation of the deterministic actor); it must not touch
+    the env or the global generators, so a resumed run stays bit-identical. `cpu_budget_s`: stop after the
+    first segment that ends with this many process CPU seconds (all threads) spent in this call."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runner = build_runner(env, cfg)
-    start, history = 0, []
+    start, history, warm = 0, [], {}
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         state = load_checkpoint(ckpt, _modules(runner), runner.alg.optimizer)
@@ -144,8 +151,15 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         runner.alg.learning_rate = runner.alg.optimizer.param_groups[0]["lr"]
         env.load_curriculum_state(state["curriculum"])
         start, history = state["iteration"], state["history"]
-    t0 = time.time()
+    elif cfg.warm_start_steps > 0:
+        seed_all(cfg.seed, 2 ** 31 + 1)
+        env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
+        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps)
+    spent = history[-1].get("cpu_seconds", 0.0) if history else 0.0  # a resumed run's budget goes on
+    t0, c0 = time.time(), time.process_time() - spent
     while start < cfg.iterations:
+        if cpu_budget_s is not None and time.process_time() - c0 >= cpu_budget_s:
+            break
         n = min(cfg.save_every, cfg.iterations - start)
         seed_all(cfg.seed, start)
         env.rng = np.random.default_rng([cfg.seed, start])
@@ -154,14 +168,26 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         runner.current_learning_iteration = start
         runner.learn(n)
         start += n
-        history.append({"iteration": start, **stats.summary(), "seconds": round(time.time() - t0, 2)})
+        row = {"iteration": start, "env_steps": start * cfg.steps_per_env * env.num_envs, **stats.summary(),
+               "seconds": round(time.time() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
         stats.close()
+        if on_segment is not None:
+            actor = runner.alg.actor
+            was_training = actor.training
+            actor.eval()
+            rng_state = torch.get_rng_state()
+            row |= on_segment(actor)
+            torch.set_rng_state(rng_state)
+            actor.train(was_training)
+        history.append(row)
         save_checkpoint(out, start, _modules(runner), runner.alg.optimizer,
                         {"iteration": start, "curriculum": env.curriculum_state(), "history": history,
                          "obs_layout": layout_meta(), "config": _jsonable(asdict(cfg))})
         if progress:
             progress(history[-1])
-    return {"iterations": start, "history": history, "checkpoint": str(latest_checkpoint(out))}
+        if cpu_budget_s is not None and time.process_time() - c0 >= cpu_budget_s:
+            break
+    return {"iterations": start, "history": history, "checkpoint": str(latest_checkpoint(out)), "warm_start": warm}
 
 
 class _Collect:
@@ -212,3 +238,102 @@ def load_teacher(env, run_dir: Path, cfg: TeacherConfig | None = None) -> torch.
     actor = runner.alg.actor
     actor.eval()
     return actor
+
+
+# ------------------------------------------------------------------------------------------------
+# Warm start (reported as such by its callers): the residual learns, by regression, the PD offsets that
+# make the reference's own joint torques. An untrained residual teacher replays the reference through the
+# PD, whose steady-state error under gravity makes the G1 sag and fall (~1.2 s on a standing clip); the
+# torques come from inverse dynamics of the reference motion, with the contact wrench at the feet in
+# contact chosen (least squares, smallest norm) to balance the floating base.
+
+def inverse_dynamics_torques(library, model) -> np.ndarray:
+    """(F, 23) joint torques [N m] of every library frame: tau = (M qacc + c - J_c^T w)[joints], with w the
+    smallest feet wrench that makes the floating base's six rows zero (feet in contact per the clip's labels,
+    both feet when none is labelled)."""
+    import mujoco
+
+    from train.env.actuation import ModelIndex
+    from train.env.observations import to_body
+
+    ix = ModelIndex.of(model)
+    d = mujoco.MjData(model)
+    a = library.arrays
+    dt = 1.0 / g1.POLICY_HZ
+    rot = _quat_matrix(a["root_quat"])
+    qvel = np.zeros((len(rot), model.nv))
+    qvel[:, :3] = a["root_lin_vel"]
+    qvel[:, 3:6] = to_body(rot, a["root_ang_vel"])
+    qvel[:, ix.dof_adr] = a["joint_vel"]
+    qacc = np.zeros_like(qvel)
+    for s, n in zip(library.starts, library.lengths, strict=True):
+        qacc[s:s + n] = np.gradient(qvel[s:s + n], dt, axis=0) if n > 1 else 0.0
+    out = np.zeros((len(rot), g1.N_ACT))
+    jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    rne = np.zeros(model.nv)
+    for f in range(len(rot)):
+        d.qpos[:3], d.qpos[3:7] = a["root_pos"][f], a["root_quat"][f]
+        d.qpos[ix.qpos_adr] = a["joint_pos"][f]
+        d.qvel[:] = qvel[f]
+        d.qacc[:] = qacc[f]
+        mujoco.mj_kinematics(model, d)
+        mujoco.mj_comPos(model, d)
+        mujoco.mj_comVel(model, d)
+        mujoco.mj_crb(model, d)
+        mujoco.mj_rne(model, d, 1, rne)
+        feet = [k for k in range(2) if a["contact"][f, k] > 0.5] or [0, 1]
+        cols = []
+        for k in feet:
+            mujoco.mj_jacBody(model, d, jacp, jacr, int(ix.foot_body[k]))
+            cols += [jacp.copy(), jacr.copy()]
+        jt = np.concatenate(cols).T  # (nv, 6 * feet)
+        w = np.linalg.lstsq(jt[:6], rne[:6], rcond=None)[0]
+        out[f] = (rne - jt @ w)[ix.dof_adr]
+    return out
+
+
+def _quat_matrix(q: np.ndarray) -> np.ndarray:
+    from robomirror.rotations import quat_wxyz_to_matrix
+
+    return quat_wxyz_to_matrix(q)
+
+
+def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 100, learning_rate: float = 1e-3,
+               batch: int = 256) -> dict:
+    """Regress the actor's residual to the action offset (tau + kd qd) / kp / scale that makes the PD produce
+    the next reference frame's inverse-dynamics torque. The states are those the feed-forward policy
+    (reference + that offset, looked up by clip and frame) visits in the env itself, from Reference State
+    Initialization, so the proprioception (last actions included) is what the actor will see; the
+    observation normalizer is updated on them first. Returns the regression's first and last loss
+    (mean squared action units) and the sample count."""
+    lib = env.library
+    tau = inverse_dynamics_torques(lib, env.model)
+    offset = (tau + g1.KD * lib.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE  # (F, 23) per library frame
+
+    def label() -> torch.Tensor:
+        idx = lib.starts[env.clip] + np.clip(env.frame + 1, 0, lib.lengths[env.clip] - 1)
+        return torch.as_tensor(offset[idx], dtype=torch.float32)
+
+    env.reset(np.arange(env.num_envs))
+    obs = env.get_observations()
+    xs, ys = [], []
+    for _ in range(rollout_steps):
+        y = label()
+        xs.append(obs)
+        ys.append(y)
+        obs, *_ = env.step(obs["residual_base"] + y)
+    obs, y = torch.cat(xs), torch.cat(ys)
+    actor.update_normalization(obs)
+    opt = torch.optim.Adam(actor.mlp.parameters(), lr=learning_rate)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (min(batch, len(y)),), generator=gen)
+        loss = torch.mean((actor.mlp(actor.get_latent(obs[idx])) - y[idx]) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return {"warm_start_samples": len(y), "warm_start_steps": steps, "warm_start_loss_first": losses[0],
+            "warm_start_loss_last": float(np.mean(losses[-20:])),
+            "warm_start_label_rms": float(torch.sqrt(torch.mean(y ** 2)))}

@@ -114,3 +114,62 @@ def total_reward(errors: dict[str, np.ndarray], sigma: dict[str, float], contact
 
 
 MAX_TASK_REWARD = sum(TASK_WEIGHTS.values())
+
+
+# ------------------------------------------------------------------------------------------------
+# The "mjlab" reward set: BeyondMimic's tracking rewards as mjlab's tracking task writes them
+# (mjlab/tasks/tracking/tracking_env_cfg.py): exp(-e / std^2) of mean squared errors with fixed stds,
+# the anchor (torso) in the world, the bodies relative to the anchor's yaw frame, and three small
+# penalties; no termination penalty (an episode that ends early simply collects no more reward).
+# Sharp, adaptive sigmas and a -200 termination term (the paper set above) give a policy that falls
+# nothing to climb at a CPU-sized batch; these wide kernels reward every centimetre closer.
+ANCHOR_KEYPOINT = 15  # torso_link, mjlab's G1 anchor body
+MJLAB_STD = {"anchor_pos": 0.3, "anchor_ori": 0.4, "body_pos": 0.3, "body_ori": 0.4, "body_lin_vel": 1.0,
+             "body_ang_vel": 3.14}
+MJLAB_WEIGHTS = {"anchor_pos": 0.5, "anchor_ori": 0.5, "body_pos": 1.0, "body_ori": 1.0, "body_lin_vel": 1.0,
+                 "body_ang_vel": 1.0, "action_rate": -0.1, "joint_limit": -10.0, "self_collision": -10.0}
+MJLAB_MAX_TASK_REWARD = sum(w for w in MJLAB_WEIGHTS.values() if w > 0)
+
+
+def _yaw(rot: np.ndarray) -> np.ndarray:
+    return np.arctan2(rot[..., 1, 0], rot[..., 0, 0])
+
+
+def _rot_z(angle: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros(angle.shape + (3, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1], out[..., 2, 2] = c, -s, s, c, 1.0
+    return out
+
+
+def mjlab_errors(s: RobotState, ref: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-env errors (N,) of the mjlab tracking terms [m^2, rad^2, (m/s)^2, (rad/s)^2]."""
+    a = ANCHOR_KEYPOINT
+    ref_rot = ref["kp_rot"] if "kp_rot" in ref else quat_wxyz_to_matrix(ref["kp_quat"])
+    rot = s.kp_rot
+    angle = lambda r_ref, r: np.linalg.norm(matrix_to_axis_angle(np.swapaxes(r_ref, -1, -2) @ r), axis=-1)  # noqa: E731
+    # the reference bodies carried to the robot's anchor: its xy, the reference's height, the robot's heading
+    delta = _rot_z(_yaw(rot[:, a]) - _yaw(ref_rot[:, a]))  # (N, 3, 3)
+    origin = np.concatenate([s.kp_pos_w[:, a, :2], ref["kp_pos"][:, a, 2:]], -1)
+    body_rel = origin[:, None, :] + np.einsum("nij,nkj->nki", delta, ref["kp_pos"] - ref["kp_pos"][:, a:a + 1])
+    ori_rel = delta[:, None] @ ref_rot
+    sq = lambda x, y: np.sum((x - y) ** 2, -1)  # noqa: E731
+    return {"anchor_pos": sq(s.kp_pos_w[:, a], ref["kp_pos"][:, a]),
+            "anchor_ori": angle(ref_rot[:, a], rot[:, a]) ** 2,
+            "body_pos": sq(body_rel, s.kp_pos_w).mean(-1),
+            "body_ori": (angle(ori_rel, rot) ** 2).mean(-1),
+            "body_lin_vel": sq(s.kp_lin_vel_w, ref["kp_lin_vel"]).mean(-1),
+            "body_ang_vel": sq(s.kp_ang_vel_w, ref["kp_ang_vel"]).mean(-1)}
+
+
+def mjlab_reward(errors: dict[str, np.ndarray], s: RobotState, action: np.ndarray, last_action: np.ndarray,
+                 joint_range: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The weighted sum per env of the mjlab set, and each weighted term; the penalties are in the
+    policy's action units (action rate), radians past the soft joint range, and colliding worlds."""
+    terms = {k: MJLAB_WEIGHTS[k] * np.exp(-errors[k] / MJLAB_STD[k] ** 2) for k in MJLAB_STD}
+    qlo, qhi = soft_limits(joint_range[:, 0], joint_range[:, 1])
+    terms["action_rate"] = MJLAB_WEIGHTS["action_rate"] * np.sum((action - last_action) ** 2, -1)
+    terms["joint_limit"] = MJLAB_WEIGHTS["joint_limit"] * (np.clip(qlo - s.joint_pos, 0, None)
+                                                           + np.clip(s.joint_pos - qhi, 0, None)).sum(-1)
+    terms["self_collision"] = MJLAB_WEIGHTS["self_collision"] * s.self_collision.astype(float)
+    return sum(terms.values()), terms

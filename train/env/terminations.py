@@ -33,3 +33,23 @@ def terminated(kp_pos_w, ref_kp_pos_w, root_quat_w, ref_root_quat_w, theta_m: fl
 
 def timed_out(frame: np.ndarray, clip_len: np.ndarray, steps: np.ndarray, max_steps: int) -> np.ndarray:
     return (frame >= clip_len - 1) | (steps >= max_steps)
+
+
+# mjlab's tracking terminations (its tracking_env_cfg.py), for training with the "mjlab" set: the anchor
+# (torso) more than 0.25 m above or below the reference's, its up axis off the reference's by more than
+# 0.8 in the projected gravity's z, or an end effector (ankle rolls, wrists) 0.25 m off in height.
+# Evaluation keeps the Succ criteria above.
+MJLAB_ANCHOR_Z_M = 0.25
+MJLAB_ANCHOR_GRAVITY_Z = 0.8
+MJLAB_END_EFFECTOR_Z_M = 0.25
+ANCHOR_KEYPOINT = 15  # torso_link
+END_EFFECTOR_KEYPOINTS = (6, 12, 25, 26)  # left/right ankle roll, left/right wrist
+
+
+def mjlab_terminated(kp_pos_w: np.ndarray, ref_kp_pos_w: np.ndarray, anchor_rot_w: np.ndarray,
+                     ref_anchor_rot_w: np.ndarray) -> dict[str, np.ndarray]:
+    a, ee = ANCHOR_KEYPOINT, list(END_EFFECTOR_KEYPOINTS)
+    # projected gravity's z in the anchor frame is -R[2, 2]; the difference of the two
+    return {"anchor_z": np.abs(kp_pos_w[:, a, 2] - ref_kp_pos_w[:, a, 2]) > MJLAB_ANCHOR_Z_M,
+            "anchor_ori": np.abs(anchor_rot_w[:, 2, 2] - ref_anchor_rot_w[:, 2, 2]) > MJLAB_ANCHOR_GRAVITY_Z,
+            "end_effector_z": np.any(np.abs(kp_pos_w[:, ee, 2] - ref_kp_pos_w[:, ee, 2]) > MJLAB_END_EFFECTOR_Z_M, -1)}

@@ -57,14 +57,24 @@ class EnvConfig:
     threads: int = 1  # physics threads (the caller's included); results do not depend on it
     height_map: bool = False  # issue 22: the contract's height_map_rel_root_m slice (121) in teacher and student
 
+    # "paper": Table 10's terms, adaptive sigmas, curricula and a -200 termination penalty; "mjlab":
+    # BeyondMimic's terms as mjlab's tracking task writes them (rewards.mjlab_reward)
+    reward: str = "paper"
+    # what ends a training episode: "paper" (the curriculum's keypoint deviation, a 1 rad tilt) or
+    # "mjlab" (anchor height/orientation, end-effector heights); evaluation always uses Succ's criteria
+    terminations: str = "paper"
+
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        for name, value in (("reward", self.reward), ("terminations", self.terminations)):
+            if value not in ("paper", "mjlab"):
+                raise ValueError(f"EnvConfig.{name} must be 'paper' or 'mjlab', got {value!r}")
 
     def evaluation(self, sim: str = "train") -> "EnvConfig":
         """Nominal physics, every clip from its first frame, fixed thresholds."""
         return replace(self, sim=sim, randomization=NOMINAL, rsi=False, max_episode_s=1e9, adaptive_sigma=False,
-                       curriculum=False)
+                       curriculum=False, terminations="paper")
 
 
 class TrackingEnv(VecEnv):
@@ -242,15 +252,23 @@ class TrackingEnv(VecEnv):
         contact = rewards.foot_contact(s)
         self.air_time = np.where(contact, 0.0, self.air_time + 1.0 / g1.POLICY_HZ)
         theta = self.term_curriculum.theta
-        term = terminations.terminated(s.kp_pos_w, ref["kp_pos"], s.root_quat_w, ref["root_quat"], theta)
-        terminated = term["deviation"] | term["tilt"]
+        if self.cfg_t.terminations == "mjlab":
+            a = terminations.ANCHOR_KEYPOINT
+            term = terminations.mjlab_terminated(s.kp_pos_w, ref["kp_pos"], s.kp_rot[:, a], ref["kp_rot"][:, a])
+        else:
+            term = terminations.terminated(s.kp_pos_w, ref["kp_pos"], s.root_quat_w, ref["root_quat"], theta)
+        terminated = np.logical_or.reduce(list(term.values()))
         time_out = terminations.timed_out(self.frame, self.library.lengths[self.clip], self.steps,
                                           self.max_episode_length) & ~terminated
-        errors = rewards.tracking_errors(s, ref)
-        pens = rewards.penalties(s, self.action, self.last_action, self.air_time, self.ix.joint_range)
-        reward, terms = rewards.total_reward(errors, self.sigma.sigma, contact.astype(float), ref["contact"], pens,
-                                             self.penalty_curriculum.alpha, terminated)
-        self.sigma.update(errors)
+        if self.cfg_t.reward == "mjlab":
+            reward, terms = rewards.mjlab_reward(rewards.mjlab_errors(s, ref), s, self.action, self.last_action,
+                                                 self.ix.joint_range)
+        else:
+            errors = rewards.tracking_errors(s, ref)
+            pens = rewards.penalties(s, self.action, self.last_action, self.air_time, self.ix.joint_range)
+            reward, terms = rewards.total_reward(errors, self.sigma.sigma, contact.astype(float), ref["contact"], pens,
+                                                 self.penalty_curriculum.alpha, terminated)
+            self.sigma.update(errors)
         self.term_curriculum.step()
         self.penalty_curriculum.step()
         self.last_terms = terms

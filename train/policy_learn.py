@@ -1,0 +1,277 @@
+"""`make policy-learn` / `python -m train.policy_learn`: a tracker that visibly learns on CPU.
+
+The MoE residual teacher trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
+mjlab's tracking rewards and terminations (BeyondMimic's, `EnvConfig(reward="mjlab")`), Reference State
+Initialization at random phases and the paper's domain randomization, until a budget of process CPU
+seconds is spent (`time.process_time`: this process and all its threads, torch capped at `--torch-threads`);
+then the diffusion student is distilled from it by DAgger. Every segment of PPO iterations ends with an
+evaluation of the deterministic teacher on both clips in the sim2sim setup (the deploy sim's model: PD
+outside the actuators, dt 0.002 s), from each clip's first frame with nominal physics, so the learning
+curves hold reward, episode length and E_mpkpe against env steps.
+
+Out: <data>/runs/policy/learn-<id>/ with result.json (every number: Succ, E_mpjpe, E_mpkpe of the replay
+floor, the teacher and the student on each clip in both setups, the curves, CPU and wall seconds, the
+machine), curves.png, teacher_<clip>.mp4 (the trained teacher beside the reference), policy.onnx (the
+student, the demo's deploy step picks `runs/policy/*/policy.onnx`), teacher/ and student/ checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robomirror.atomic import digest_of, json_bytes, publish_bytes
+from robomirror.errors import RoboMirrorError
+from robomirror.paths import DataLayout, resolve_data_root
+from train.dagger import DaggerConfig, load_student, train_student
+from train.env.actuation import SIMS, build_model
+from train.env.motion_library import MotionLibrary, select_clips
+from train.env.tracking_env import EnvConfig, TrackingEnv
+from train.sim2sim import evaluate, summarize
+from train.student import StudentConfig
+from train.teacher import TeacherConfig, load_teacher, train_teacher
+
+STAND_WHERE = "stable AND split = 'train' AND text LIKE '%stands still%'"  # policy_bench's standing clip
+WALK_WHERE = "stable AND split = 'train' AND text LIKE '%walks forward%'"
+
+# mjlab's G1 tracking PPO (its rl_cfg.py) but for a CPU batch: 2 experts of (256, 128) instead of the paper's
+# 5 x (768, 512, 128), and a lower initial std (0.3 instead of 1.0 action units) because the residual starts
+# warm (inverse-dynamics offsets, teacher.warm_start) and 64 worlds average far less noise per update than 4096
+LEARN_PPO = {"num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
+             "value_loss_coef": 1.0, "entropy_coef": 0.005, "max_grad_norm": 1.0, "schedule": "adaptive",
+             "desired_kl": 0.01}
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    cpu_budget_s: float = 3000.0  # the teacher's PPO; the student and the evaluations come on top
+    num_envs: int = 64
+    threads: int = 1  # physics threads (results do not depend on it)
+    torch_threads: int = 1
+    train_sim: str = "train"
+    walk_clips: int = 1
+    teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
+        iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
+        critic_hidden=(256, 128), init_std=0.3, learning_rate=1e-3, ppo=dict(LEARN_PPO), warm_start_steps=1000))
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
+    dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=6, steps_per_round=100,
+                                                                      updates_per_round=400, buffer_size=60000))
+    videos: bool = True
+
+
+def _machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "loadavg_start": list(os.getloadavg())}
+
+
+def _libraries(layout: DataLayout, walk_clips: int) -> tuple[MotionLibrary, dict[str, list[int]]]:
+    stand = select_clips(layout, STAND_WHERE, limit=1)
+    walk = select_clips(layout, WALK_WHERE, limit=walk_clips)
+    lib = MotionLibrary(stand + walk, build_model(SIMS["train"]))
+    return lib, {"stand": [0], "walk": list(range(1, 1 + len(walk)))}
+
+
+def _row(res) -> dict:
+    return {"clip_id": res.clip_id, "succ": float(res.success), "steps": res.steps, "mpjpe_rad": res.mpjpe_rad,
+            "mpkpe_m": res.mpkpe_m}
+
+
+def _evaluate_all(policies: dict, lib: MotionLibrary, groups: dict[str, list[int]], sims=("sim2sim", "train")) -> dict:
+    """{sim: {policy: {group: summary, "clips": [per clip]}}}: every clip from its first frame, nominal physics."""
+    out: dict = {}
+    for sim in sims:
+        out[sim] = {}
+        for name, fn in policies.items():
+            res = evaluate(fn, lib, sim)
+            out[sim][name] = {g: summarize([res[i] for i in ids]) for g, ids in groups.items()}
+            out[sim][name]["clips"] = [_row(r) for r in res]
+    return out
+
+
+def _curves_png(history: list[dict], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.array([h["env_steps"] for h in history]) / 1e6
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    ax[0].plot(x, [h["mean_episode_reward"] for h in history])
+    ax[0].set(title="training episode reward", xlabel="env steps [M]")
+    ax[1].plot(x, [h["mean_episode_len"] for h in history])
+    ax[1].set(title="training episode length [policy steps]", xlabel="env steps [M]")
+    ax[2].plot(x, [h["mean_mpkpe_m"] for h in history], label="training rollouts (RSI, randomized)")
+    for g in ("stand", "walk"):
+        ax[2].plot(x, [h[f"eval_{g}_mpkpe_m"] for h in history], label=f"sim2sim {g}, from frame 0")
+        floor = history[0].get(f"floor_{g}_mpkpe_m")
+        if floor is not None:
+            ax[2].axhline(floor, ls="--", lw=0.8, color="gray")
+    ax[2].set(title="E_mpkpe [m] (dashed: replay floors)", xlabel="env steps [M]")
+    ax[2].legend(fontsize=7)
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    publish_bytes(out, buf.getvalue())
+    return out
+
+
+def run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None = None, progress: bool = True) -> dict:
+    say = print if progress else (lambda *a, **k: None)
+    torch.set_num_threads(cfg.torch_threads)
+    wall0, cpu0 = time.time(), time.process_time()
+    machine = _machine()
+    lib, groups = _libraries(layout, cfg.walk_clips)
+    run_id = "learn-" + digest_of([json.loads(json.dumps(asdict(cfg), default=list)), lib.clip_ids])[:10]
+    out = Path(out_dir) if out_dir else layout.root / "runs" / "policy" / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"policy-learn {run_id}: teacher on {lib.clip_ids} (stand, walk) for {cfg.cpu_budget_s:.0f} CPU s "
+        f"of PPO, {cfg.num_envs} worlds, then the student -> {out}")
+    floor_fn = lambda o: o["residual_base"]  # noqa: E731 - the PD replaying the reference
+    floor = {g: summarize([r for i, r in enumerate(evaluate(floor_fn, lib, "sim2sim")) if i in ids])
+             for g, ids in groups.items()}
+
+    def on_segment(actor) -> dict:
+        res = evaluate(lambda o: actor(o), lib, "sim2sim")
+        row = {}
+        for g, ids in groups.items():
+            s = summarize([res[i] for i in ids])
+            row |= {f"eval_{g}_succ": s["succ"], f"eval_{g}_mpkpe_m": s["mpkpe_m"],
+                    f"eval_{g}_steps": float(np.mean([res[i].steps for i in ids])),
+                    f"floor_{g}_mpkpe_m": floor[g]["mpkpe_m"]}
+        return row
+
+    env = TrackingEnv(lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed, sim=cfg.train_sim,
+                                     reward="mjlab", terminations="mjlab", threads=cfg.threads))
+    t_cpu, t_wall = time.process_time(), time.time()
+    teacher_summary = train_teacher(
+        env, cfg.teacher, out / "teacher", resume=True, cpu_budget_s=cfg.cpu_budget_s, on_segment=on_segment,
+        progress=lambda h: say(
+            f"  it {h['iteration']:5d} ({h['env_steps'] / 1e6:.2f} M steps, {h['cpu_seconds']:.0f} CPU s): "
+            f"reward {h['mean_episode_reward']:.1f}, episode {h['mean_episode_len']:.0f}, "
+            f"sim2sim stand succ {h['eval_stand_succ']:.0f} mpkpe {h['eval_stand_mpkpe_m'] * 100:.1f} cm "
+            f"({h['eval_stand_steps']:.0f} steps), walk succ {h['eval_walk_succ']:.2f} "
+            f"mpkpe {h['eval_walk_mpkpe_m'] * 100:.1f} cm ({h['eval_walk_steps']:.0f} steps)"))
+    teacher_cpu, teacher_wall = time.process_time() - t_cpu, time.time() - t_wall
+    teacher = load_teacher(env, out / "teacher")
+
+    t_cpu, t_wall = time.process_time(), time.time()
+    student_summary = train_student(env, teacher, cfg.student, cfg.dagger, out / "student", resume=True,
+                                    progress=lambda h: say(f"  student round {h['round']}: loss {h['loss']:.4f}, "
+                                                           f"beta {h['beta']:.2f}, rollout mpkpe "
+                                                           f"{h['rollout_mpkpe_m'] * 100:.1f} cm"))
+    student_cpu, student_wall = time.process_time() - t_cpu, time.time() - t_wall
+    student = load_student(out / "student")
+
+    def student_policy(obs):
+        return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
+
+    evals = _evaluate_all({"replay_reference": floor_fn, "teacher": lambda o: teacher(o), "student": student_policy},
+                          lib, groups)
+    from train.export import export_student
+
+    onnx = export_student(student, out / "policy.onnx", {"run_id": run_id, "kind": "policy-learn",
+                                                         "clips": ",".join(lib.clip_ids)})
+    curves = _curves_png(teacher_summary["history"], out / "curves.png")
+    videos = _videos(teacher, lib, groups, out, say) if cfg.videos else []
+    s2s = evals["sim2sim"]
+    goals = {
+        "stand_teacher_succ_1": s2s["teacher"]["stand"]["succ"] == 1.0,
+        "stand_student_succ_1": s2s["student"]["stand"]["succ"] == 1.0,
+        "stand_teacher_mpkpe_le_half_floor": s2s["teacher"]["stand"]["mpkpe_m"] <= 0.5 * s2s["replay_reference"]["stand"]["mpkpe_m"],
+        "stand_student_mpkpe_le_half_floor": s2s["student"]["stand"]["mpkpe_m"] <= 0.5 * s2s["replay_reference"]["stand"]["mpkpe_m"],
+        "walk_teacher_succ_gt_0": s2s["teacher"]["walk"]["succ"] > 0,
+        "walk_teacher_mpkpe_below_floor": s2s["teacher"]["walk"]["mpkpe_m"] < s2s["replay_reference"]["walk"]["mpkpe_m"],
+    }
+    result = {
+        "run_id": run_id, "run_dir": str(out), "clips": {g: [lib.clip_ids[i] for i in ids] for g, ids in groups.items()},
+        "config": json.loads(json.dumps(asdict(cfg), default=list)), "machine": machine | {"loadavg_end": list(os.getloadavg())},
+        "budget": {"measure": "time.process_time() of the training process (all its threads)",
+                   "teacher_cpu_budget_s": cfg.cpu_budget_s},
+        "cpu_seconds": {"teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
+                        "total": round(time.process_time() - cpu0, 1)},
+        "wall_seconds": {"teacher": round(teacher_wall, 1), "student": round(student_wall, 1),
+                         "total": round(time.time() - wall0, 1)},
+        "teacher_env_steps": teacher_summary["history"][-1]["env_steps"],
+        "warm_start": teacher_summary["warm_start"] or "(resumed run: see the first run's log)",
+        "eval": evals, "goals": goals, "curves": teacher_summary["history"], "student_rounds": student_summary["history"],
+        "files": {"curves_png": str(curves), "videos": videos, "onnx": str(onnx)},
+    }
+    publish_bytes(out / "result.json", json_bytes(result))
+    return result
+
+
+def _videos(teacher, lib: MotionLibrary, groups: dict[str, list[int]], out: Path, say) -> list[str]:
+    from train.policy_video import render_policy_clip
+
+    paths = []
+    try:
+        for g, ids in groups.items():
+            sub = lib.subset(ids[:1])
+            r = evaluate(lambda o: teacher(o), sub, "sim2sim", record=True)[0]
+            paths.append(str(render_policy_clip(build_model(SIMS["sim2sim"]), r.qpos, sub, 0,
+                                                out / f"teacher_{g}_{r.clip_id}.mp4")))
+    except RoboMirrorError as e:  # no GL here: the numbers stand without the pictures
+        say(f"  videos skipped: {e}")
+    return paths
+
+
+def print_result(r: dict) -> None:
+    print(f"\npolicy-learn {r['run_id']}: {r['teacher_env_steps'] / 1e6:.2f} M env steps; CPU s teacher "
+          f"{r['cpu_seconds']['teacher']:.0f}, student {r['cpu_seconds']['student']:.0f}, total "
+          f"{r['cpu_seconds']['total']:.0f}; wall {r['wall_seconds']['total']:.0f} s on {r['machine']['cores']} cores "
+          f"({r['machine']['cpu']})")
+    for sim, table in r["eval"].items():
+        print(f"\n{sim} setup, every clip from its first frame, nominal physics")
+        print(f"{'policy':18s} {'clip':6s} {'Succ':>5s} {'E_mpjpe rad':>12s} {'E_mpkpe m':>10s}")
+        for name, groups in table.items():
+            for g in ("stand", "walk"):
+                s = groups[g]
+                print(f"{name:18s} {g:6s} {s['succ']:5.2f} {s['mpjpe_rad']:12.3f} {s['mpkpe_m']:10.3f}")
+    print("\ngoals (sim2sim): " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items()))
+    print(f"result: {r['run_dir']}/result.json; curves {r['files']['curves_png']}; ONNX {r['files']['onnx']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.policy_learn", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None, help="data root (default: $ROBOMIRROR_DATA or ./data)")
+    ap.add_argument("--out", default=None, help="run directory (default: <data>/runs/policy/learn-<id>)")
+    ap.add_argument("--cpu-budget-s", type=float, default=LearnConfig.cpu_budget_s,
+                    help="process CPU seconds of teacher PPO (default %(default)s)")
+    ap.add_argument("--envs", type=int, default=LearnConfig.num_envs)
+    ap.add_argument("--threads", type=int, default=LearnConfig.threads, help="physics threads")
+    ap.add_argument("--dagger-rounds", type=int, default=None)
+    ap.add_argument("--no-videos", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = LearnConfig(cpu_budget_s=args.cpu_budget_s, num_envs=args.envs, threads=args.threads,
+                      videos=not args.no_videos)
+    if args.dagger_rounds is not None:
+        cfg = replace(cfg, dagger=replace(cfg.dagger, rounds=args.dagger_rounds))
+    layout = DataLayout(Path(resolve_data_root(args.data)).resolve())
+    if not (layout.store_dir / "clips.lance").exists():
+        raise SystemExit(f"no store under {layout.root}: run `make latents` first (the clips come from the store)")
+    print_result(run_learn(layout, cfg, Path(args.out) if args.out else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
