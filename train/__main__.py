@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (Table 13: 0 / 0.5)")
     p.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     p.add_argument("--dagger-rounds", type=int, default=4)
+    p.add_argument("--height-map", action="store_true",
+                   help="observe the terrain (height_map_rel_root_m, 121) around the root; the robot runtime refuses such a policy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue this run's checkpoints")
     p.add_argument("--no-progress", action="store_true")
@@ -106,7 +108,7 @@ def _policy(layout: DataLayout, args) -> int:
         teacher=TeacherConfig(iterations=args.teacher_iterations, num_experts=args.experts,
                               actor_hidden=dims(args.actor_hidden), critic_hidden=dims(args.critic_hidden), seed=args.seed),
         student=StudentConfig(kind=args.student, width=args.student_width, prediction=args.prediction,
-                              ddim_steps=args.ddim_steps, eta=args.eta, sampler=args.sampler),
+                              ddim_steps=args.ddim_steps, eta=args.eta, sampler=args.sampler, height_map=args.height_map),
         dagger=DaggerConfig(rounds=args.dagger_rounds, seed=args.seed))
     print_policy_summary(run_policy(layout, cfg, resume=args.resume, progress=not args.no_progress))
     return 0

@@ -66,6 +66,8 @@ def train_student(env, teacher: torch.nn.Module, scfg: StudentConfig, dcfg: Dagg
         import json
 
         saved = json.loads((ckpt / "state.json").read_text()).get("student_config")
+        if isinstance(saved, dict):  # a key added to StudentConfig since (height_map) reads as its default
+            saved = asdict(StudentConfig()) | saved
         if saved != asdict(scfg):
             raise PolicyError(f"checkpoint {ckpt} is of another student config ({saved}); expected {asdict(scfg)}: "
                               "resume with the same flags or start a new run directory")

@@ -50,6 +50,13 @@ class PolicyRunConfig:
     sims: tuple[str, ...] = ("train", "sim2sim")
     videos: int = 2  # test clips rendered as student-vs-reference mp4s (0: none)
 
+    @property
+    def height_map(self) -> bool:
+        """The terrain slice in the teacher's and the student's observations (StudentConfig.height_map, off by
+        default): the env, the evaluation and the export follow the student's config. The robot runtime has
+        no height source and refuses such a policy."""
+        return self.student.height_map
+
 
 def _library(layout: DataLayout, where: str, split: str, latents: str, limit: int | None) -> MotionLibrary:
     clips = select_clips(layout, f"({where}) AND split = '{split}'", latents, limit=None)
@@ -71,7 +78,7 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
     publish_bytes(run_dir / "run.json", json_bytes(meta))
     say(f"policy run {run_id}: {train_lib.n_clips} train clips, {test_lib.n_clips} test clips -> {run_dir}")
 
-    env = TrackingEnv(train_lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed))
+    env = TrackingEnv(train_lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed, height_map=cfg.height_map))
     t0 = time.time()
     teacher_summary = train_teacher(env, cfg.teacher, run_dir / "teacher", resume=resume,
                              progress=lambda h: say(f"  teacher it {h['iteration']}: episode length "
@@ -95,9 +102,9 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
         policies.append(("student_v2m", student_policy, v2m_lib))
     except (MotionError, Exception) as e:  # noqa: BLE001 - no DiT run on this store: say so, evaluate the rest
         say(f"  student_v2m skipped: {e}")
-    rows, table, by_ground = evaluate_policies(policies, cfg.sims, run_id, prov, cfg.latents)
-    verdicts = _verdicts(run_id, teacher, train_lib)
-    videos = _videos(run_dir, student_policy, test_lib, cfg.videos, say)
+    rows, table, by_ground = evaluate_policies(policies, cfg.sims, run_id, prov, cfg.latents, cfg.height_map)
+    verdicts = _verdicts(run_id, teacher, train_lib, cfg.height_map)
+    videos = _videos(run_dir, student_policy, test_lib, cfg.videos, say, cfg.height_map)
     onnx_path = export_student(student, run_dir / "policy.onnx",
                                {"run_id": run_id, "vae_id": prov["vae_id"], "vlm_id": prov["vlm_id"],
                                 "latents": cfg.latents, "dit_run": (policies[-1][2].provenance[0].get("dit_run")
@@ -119,13 +126,13 @@ def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, p
 
 
 def evaluate_policies(policies: list[tuple[str, Callable, MotionLibrary]], sims: tuple[str, ...], run_id: str,
-                      prov: dict, trained_on: str) -> tuple[list[dict], dict, dict]:
+                      prov: dict, trained_on: str, height_map: bool = False) -> tuple[list[dict], dict, dict]:
     """Every (name, policy, library) in every simulator: the policy_evals rows (one per clip, with its ground:
     'flat' or the scene's kind), the table per "name/sim" and the same table split by ground."""
     rows, table, by_ground = [], {}, {}
     for sim in sims:
         for name, fn, lib in policies:
-            res = evaluate(fn, lib, sim)
+            res = evaluate(fn, lib, sim, height_map=height_map)
             table[f"{name}/{sim}"] = summarize(res)
             by_ground[f"{name}/{sim}"] = summarize(res, by_ground=True)
             rows += [{"run_id": run_id, "policy": name, "sim": sim, "clip_id": r.clip_id, "ground": r.ground,
@@ -136,17 +143,17 @@ def evaluate_policies(policies: list[tuple[str, Callable, MotionLibrary]], sims:
     return rows, table, by_ground
 
 
-def _verdicts(run_id: str, teacher, lib: MotionLibrary) -> list[dict]:
+def _verdicts(run_id: str, teacher, lib: MotionLibrary, height_map: bool = False) -> list[dict]:
     """e(s) = alpha * E_key [m] + beta * E_dof of the 12 leg joints [rad], under the teacher."""
     out = []
-    for r in evaluate(lambda o: teacher(o), lib, "train"):
+    for r in evaluate(lambda o: teacher(o), lib, "train", height_map=height_map):
         e = FILTER_ALPHA * r.mpkpe_m + FILTER_BETA * float(np.mean(r.joint_err_rad[:12]))
         out.append({"run_id": run_id, "clip_id": r.clip_id, "e_s": float(e), "keep": bool(e <= FILTER_THRESHOLD),
                     "teacher_success": r.success})
     return out
 
 
-def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say) -> list[str]:
+def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say, height_map: bool = False) -> list[str]:
     from robomirror.errors import RoboMirrorError
     from train.policy_video import render_policy_clip
 
@@ -156,7 +163,7 @@ def _videos(run_dir: Path, policy, lib: MotionLibrary, n: int, say) -> list[str]
     model = build_model(SIMS["train"], scenes=sub.scenes)  # the env's model: scene clips drawn on their scene
     out = []
     try:
-        for i, r in enumerate(evaluate(policy, sub, "train", record=True)):
+        for i, r in enumerate(evaluate(policy, sub, "train", record=True, height_map=height_map)):
             path = render_policy_clip(model, r.qpos, sub, i, run_dir / "videos" / f"{r.clip_id}.mp4")
             out.append(str(path))
     except RoboMirrorError as e:  # no GL here: the numbers stand without the pictures

@@ -43,10 +43,11 @@ def ground_of(library: MotionLibrary, clip: int) -> str:
 
 
 def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim: str = "train",
-             record: bool = False) -> list[ClipResult]:
-    """Run every clip of the library once, one env per clip."""
+             record: bool = False, height_map: bool = False) -> list[ClipResult]:
+    """Run every clip of the library once, one env per clip; height_map: the observations carry the
+    contract's terrain slice (for a policy trained with it)."""
     n = library.n_clips
-    env = TrackingEnv(library, EnvConfig(num_envs=n).evaluation(sim))
+    env = TrackingEnv(library, EnvConfig(num_envs=n, height_map=height_map).evaluation(sim))
     env.reset(np.arange(n), clips=np.arange(n), frames=np.zeros(n, dtype=int))
     obs = env.get_observations()
     active = np.ones(n, dtype=bool)

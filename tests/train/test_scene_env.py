@@ -264,3 +264,25 @@ def test_height_map_off_by_default_leaves_the_observations_unchanged(lib):
         assert obs[True][k].shape[1] == obs[False][k].shape[1] + 121
         assert obs[True][k][:, :-121].tobytes() == obs[False][k].tobytes()
     assert obs[True]["privileged"].tobytes() == obs[False]["privileged"].tobytes()
+
+
+def test_a_student_trained_on_the_height_map_evaluates_and_the_runtime_refuses_it(lib, tmp_path):
+    """`make policy --height-map`'s pieces on scene clips: DAgger on an env whose student observation carries the
+    slice, the evaluation by ground with it, the export naming it, the runtime refusing it by name."""
+    from deploy.runtime import DeployError, OnnxPolicy
+    from train.dagger import DaggerConfig, load_student, train_student
+    from train.export import export_student
+    from train.student import StudentConfig
+
+    scfg = StudentConfig(kind="mlp", width=16, blocks=1, height_map=True)
+    env = TrackingEnv(lib, EnvConfig(num_envs=3, height_map=True))
+    train_student(env, lambda o: o["residual_base"], scfg, DaggerConfig(rounds=1, steps_per_round=2, updates_per_round=1),
+                  tmp_path / "student")
+    student = load_student(tmp_path / "student")
+    assert student.cfg.height_map and student.cfg.obs_dim == 2206 + 121
+    results = evaluate(lambda o: student(o["student"], torch.zeros((len(o["student"]), 23))), lib, "train",
+                       height_map=True)
+    assert [r.ground for r in results] == ["stairs", "bench", "flat"] and all(r.steps >= 1 for r in results)
+    path = export_student(student, tmp_path / "terrain.onnx", {})
+    with pytest.raises(DeployError, match=g1.HEIGHT_MAP_TERM):
+        OnnxPolicy(path)
