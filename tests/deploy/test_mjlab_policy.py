@@ -256,11 +256,11 @@ def test_a_zero_action_policy_runs_in_the_sim_from_the_references_first_frame(mj
     ref = p.reference(0)
     be.set_state(*start_qpos(p, be, ref))
     obs = p.observation(be.read_state(), np.zeros(29), ref)
-    sl = {t: n for t, n in zip(TERMS, (58, 6, 3, 29, 29, 29), strict=True)}
-    at = int(sum(list(sl.values())[:1]))
-    np.testing.assert_allclose(obs[at:at + 6], [1, 0, 0, 1, 0, 0], atol=1e-5)  # robot on the reference: no rotation
-    at = 58 + 6 + 3
-    np.testing.assert_allclose(obs[at:at + 29], 0.0, atol=1e-5)  # joints at the default pose
+    at = dict(zip(TERMS, np.cumsum([0, 58, 6, 3, 29, 29]), strict=True))  # where each term starts
+    np.testing.assert_allclose(obs[at["command"]:at["command"] + 29], g1.MOTOR_DEFAULT_POS_RAD, atol=1e-6)
+    ori = at["motion_anchor_ori_b"]
+    np.testing.assert_allclose(obs[ori:ori + 6], [1, 0, 0, 1, 0, 0], atol=1e-5)  # robot on the reference: no rotation
+    np.testing.assert_allclose(obs[at["joint_pos"]:at["joint_pos"] + 29], 0.0, atol=1e-5)  # at the default pose
 
     r = run_in_sim(p, cycles=25)
     assert r["policy_cycles"] == 25 and r["stayed_up"], r  # 0.5 s at the default pose with mjlab's gains
