@@ -114,19 +114,23 @@ class SceneHeights:
     def height_at(self, scene: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """(N, ...) surface height [m] under points xy (N, ..., 2) of world n on scene[n] (-1: the flat floor)."""
         xy = np.asarray(xy, dtype=np.float64)
-        k = np.asarray(scene, dtype=int).copy()
+        k = np.asarray(scene, dtype=np.intp).copy()
         k[k < 0] = len(self.heights_m) - 1
         k = k.reshape((-1,) + (1,) * (xy.ndim - 2))  # broadcast over each world's points
         rows, cols, cell = self.rows[k], self.cols[k], self.cell_m[k]
         u = (xy[..., 0] - self.origin_xy_m[k, 0]) / cell
         v = (xy[..., 1] - self.origin_xy_m[k, 1]) / cell
         inside = (u >= 0) & (v >= 0) & (u <= cols - 1) & (v <= rows - 1)
-        u, v = np.clip(u, 0, cols - 1), np.clip(v, 0, rows - 1)
-        j0, i0 = np.minimum(u.astype(int), cols - 2).clip(0), np.minimum(v.astype(int), rows - 2).clip(0)
+        u, v = np.minimum(np.maximum(u, 0.0), cols - 1), np.minimum(np.maximum(v, 0.0), rows - 1)
+        j0 = np.minimum(u.astype(np.intp), np.maximum(cols - 2, 0))  # u >= 0: the cast floors it
+        i0 = np.minimum(v.astype(np.intp), np.maximum(rows - 2, 0))
         fu, fv = u - j0, v - i0
-        j1, i1 = np.minimum(j0 + 1, cols - 1), np.minimum(i0 + 1, rows - 1)
-        h = self.heights_m
-        out = ((1 - fv) * ((1 - fu) * h[k, i0, j0] + fu * h[k, i0, j1]) + fv * ((1 - fu) * h[k, i1, j0] + fu * h[k, i1, j1]))
+        width = self.heights_m.shape[2]
+        at = (k * self.heights_m.shape[1] + i0) * width + j0  # flat index of corner (i0, j0)
+        dj, di = (j0 + 1 < cols).astype(np.intp), (i0 + 1 < rows) * width  # to (i0, j1) and (i1, j0)
+        h = self.heights_m.reshape(-1)
+        h00, h01, h10, h11 = h[at], h[at + dj], h[at + di], h[at + di + dj]
+        out = (1 - fv) * ((1 - fu) * h00 + fu * h01) + fv * ((1 - fu) * h10 + fu * h11)
         return np.where(inside, out, self.floor_z_m[k])
 
     def observation(self, scene: np.ndarray, root_pos_w: np.ndarray, root_quat_wxyz: np.ndarray) -> np.ndarray:
