@@ -127,10 +127,15 @@ class VAETask:
 
 
 def train_on(source: list, cfg: VAEConfig, mean: np.ndarray, std: np.ndarray, out_dir: Path | None = None,
-             workers: int = 1, executor: str = "local", ray_address: str | None = None) -> TrainedVAE:
+             workers: int = 1, executor: str = "local", ray_address: str | None = None,
+             progress: bool = False) -> TrainedVAE:
     """Train on `source` (ClipRefs streamed from the shards, or feature arrays) with the shared trainer.
-    Deterministic for a seed; checkpoints (resumable) go to `out_dir`, else a temporary folder."""
+    Deterministic for a seed; checkpoints (resumable) go to `out_dir`, else a temporary folder. A fixed
+    step budget (cfg.steps), not epochs: the time does not grow with the corpus. `progress`: a bar
+    over the steps (local executor; the Ray path reports through Ray Train)."""
     import tempfile
+
+    from tqdm import tqdm
 
     from latents.motion_stream import FeatureDataset
     from robomirror.trainer import TrainConfig, fit, latest_checkpoint, load_checkpoint
@@ -139,9 +144,16 @@ def train_on(source: list, cfg: VAEConfig, mean: np.ndarray, std: np.ndarray, ou
     tcfg = TrainConfig(steps=cfg.steps, global_batch=min(cfg.batch, len(source)) // workers * workers or workers,
                        lr=cfg.lr, grad_clip=0.0, seed=cfg.seed, ckpt_every=max(cfg.steps // 4, 1), log_every=1,
                        workers=workers, executor=executor, ray_address=ray_address)
-    with tempfile.TemporaryDirectory(prefix="robomirror-vae-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="robomirror-vae-") as tmp, \
+            tqdm(total=cfg.steps, desc="motion VAE", unit="step", disable=not progress) as bar:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
-        res = fit(task, tcfg, out, resume=latest_checkpoint(out) is not None)
+
+        def report(row: dict) -> None:
+            bar.n = int(row["step"])
+            bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+            bar.refresh()
+
+        res = fit(task, tcfg, out, resume=latest_checkpoint(out) is not None, on_report=report)
         model = MotionVAE(cfg)
         load_checkpoint(latest_checkpoint(out), model)
     model.eval()

@@ -188,7 +188,7 @@ def run_latents(layout: DataLayout, vae_dir: Path | None = None, vae_cfg: VAECon
         held = set(range(0, len(refs), 5))  # every fifth clip is held out for the error report
         train_refs = [r for i, r in enumerate(refs) if i not in held]
         mean, std = feature_stats(train_refs)
-        vae = train_on(train_refs, cfg, mean, std)
+        vae = train_on(train_refs, cfg, mean, std, progress=progress)
         s.vae_trained, s.final_loss = True, vae.losses[-1]
         hf = [read_features(refs[i]) for i in sorted(held)[:MAX_HELDOUT_REPORT]]
         rec = reconstruct(vae, hf)
