@@ -38,6 +38,7 @@ from deploy.runtime import (
 from robomirror.atomic import json_bytes, publish_bytes
 from robomirror.paths import DataLayout, resolve_data_root
 from robomirror.timing import latency_ms as _ms
+from robomirror.timing import latency_stats
 
 
 def _spin(seconds: float) -> None:
@@ -107,37 +108,101 @@ def paper_width_policy(d: Path) -> Path:
     return export_student(build_student(StudentConfig(width=1792)), d / "paper.onnx", {})
 
 
-def student_width_table(d: Path, widths: tuple[int, ...] = (256, 512, 1024, 1792), n: int = 300) -> list[dict]:
-    """Width -> p50/p99 [ms] of DDIM-2 on one thread (train.export.session_options) and max/mean |action -
-    torch| over 64 random observations, float32 and int8. Random weights, the AdaLN modulation drawn
-    (the trained student's is not zero; the zero init would make every block an identity)."""
+def weight_stream_baseline(mb: float = 298.0, n: int = 100) -> dict:
+    """The fixed references the student table is read against, measured beside each row (the machine is
+    shared: a figure alone says little): one 1792 x 1792 float32 matrix-vector product (12.8 MB of weights,
+    cache-resident after the first call) and a stream of `mb` MB of float32 weights through numpy's
+    matrix-vector products (1792 x 1792 blocks, more than any cache: the 1792 student's float32 weight
+    traffic per DDIM-2 call is 298 MB); p50/p99 [ms], the stream as GB/s too."""
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(1, 1792)).astype(np.float32)
+    mats = [rng.normal(size=(1792, 1792)).astype(np.float32) for _ in range(max(1, round(mb / 12.845)))]
+    g50, g99 = _ms(lambda: v @ mats[0].T, n)
+    s50, s99 = _ms(lambda: [v @ m.T for m in mats], max(10, n // 5), warmup=2)
+    return {"gemv_1792_p50_ms": g50, "gemv_1792_p99_ms": g99, "stream_mb": len(mats) * 12.845,
+            "stream_p50_ms": s50, "stream_p99_ms": s99, "stream_gb_s": len(mats) * 12.845 / s50,
+            "loadavg_1min": os.getloadavg()[0]}
+
+
+def _drawn_student(width: int):
+    """A student of `width` with random weights and the AdaLN modulation drawn (the trained student's is
+    not zero; the zero init would make every block an identity)."""
+    import torch
+
+    from train.student import StudentConfig, build_student
+
+    torch.manual_seed(0)
+    st = build_student(StudentConfig(width=width)).eval()
+    with torch.no_grad():
+        for b in st.blocks:
+            torch.nn.init.normal_(b.mod.weight, std=0.5 / width ** 0.5)
+            torch.nn.init.normal_(b.mod.bias, std=0.1)
+    return st
+
+
+def student_width_table(d: Path, widths: tuple[int, ...] = (256, 512, 1024, 1792), n: int = 1000,
+                        stream_mb: float = 298.0) -> list[dict]:
+    """Width -> p50/p99 [ms] of DDIM-2 on the calling thread, torch and onnxruntime (train.export.session_options:
+    ORT_ENABLE_ALL, one sequential thread, shapes fixed at batch 1, the pre-optimised `.opt.onnx`), float32,
+    dynamic int8 and 4-bit block weights, each with its action error against torch (`train.export.action_error`,
+    64 random observations, action units and rad) and the load average and fixed baselines
+    (`weight_stream_baseline`) measured right after it."""
     import onnxruntime as ort
     import torch
 
-    from train.export import export_student, onnx_torch_gap, quantize_int8, session_options
-    from train.student import StudentConfig, build_student
+    from train.export import action_error, export_student, optimized_path, quantize_int4, quantize_int8, session_options
 
     torch.set_num_threads(1)
     rows = []
     for w in widths:
-        torch.manual_seed(0)
-        st = build_student(StudentConfig(width=w)).eval()
-        with torch.no_grad():
-            for b in st.blocks:
-                torch.nn.init.normal_(b.mod.weight, std=0.5 / w ** 0.5)
-                torch.nn.init.normal_(b.mod.bias, std=0.1)
+        st = _drawn_student(w)
         obs = np.random.default_rng(0).normal(size=(1, st.cfg.obs_dim)).astype(np.float32)
-        feed = {"obs": obs, "noise": np.zeros((1, 23), np.float32)}
+        noise = np.random.default_rng(1).normal(size=(1, 23)).astype(np.float32)
+        feed = {"obs": obs, "noise": noise}
         with torch.no_grad():
-            torch_ms = _ms(lambda s=st, o=torch.from_numpy(obs): s(o, torch.zeros(1, 23)), 50)
+            lat = latency_stats(lambda s=st, o=torch.from_numpy(obs), z=torch.from_numpy(noise): s(o, z), max(50, n // 5))
+        rows.append({"width": w, "runtime": "torch", **lat, "mb": None, "error": None,
+                     "loadavg_1min": os.getloadavg()[0], "baseline": weight_stream_baseline(stream_mb)})
         fp32 = export_student(st, d / f"s{w}.onnx", {})
-        for kind, path in (("float32", fp32), ("int8", quantize_int8(fp32, d / f"s{w}.int8.onnx"))):
+        for kind, path in (("onnxruntime float32", optimized_path(fp32)),
+                           ("onnxruntime int8 (dynamic, per channel)", quantize_int8(fp32, d / f"s{w}.int8.onnx")),
+                           ("onnxruntime int4 (blocks of 32)", quantize_int4(fp32, d / f"s{w}.int4.onnx"))):
             sess = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
-            p50, p99 = _ms(lambda s=sess, f=feed: s.run(None, f), n)
-            rows.append({"width": w, "onnx": kind, "p50_ms": p50, "p99_ms": p99, "torch_p50_ms": torch_ms[0],
-                         "max_err": onnx_torch_gap(st, path, n=64), "mean_err": onnx_torch_gap(st, path, n=64, mean=True),
-                         "mb": path.stat().st_size / 1e6})
+            lat = latency_stats(lambda s=sess, f=feed: s.run(None, f), n)
+            rows.append({"width": w, "runtime": kind, **lat, "mb": path.stat().st_size / 1e6,
+                         "error": action_error(st, path, n=64), "loadavg_1min": os.getloadavg()[0],
+                         "baseline": weight_stream_baseline(stream_mb)})
     return rows
+
+
+def student_table(rows: list[dict]) -> Table:
+    t = Table(title="student DDIM-2 on one CPU thread: both steps in one graph, the conditioning folded out, "
+                    "ORT_ENABLE_ALL, batch 1 fixed; error = |action - torch| over 64 random observations "
+                    "(goals: <= 5 ms p99 at 1792, <= 1 ms p99 at 512); CPU = the thread's CPU time per call (wall minus "
+                    "waiting for the core); baselines measured right after each row")
+    for c in ("width", "runtime", "p50 / p99 ms", "CPU p50 / p99 ms", "max / mean error (action)", "max / mean error (rad)", "MB",
+              "load 1 min", "gemv 1792 p50 ms", "298 MB stream p50 ms", "p50 / stream"):
+        t.add_column(c)
+    for r in rows:
+        e, b = r["error"], r["baseline"]
+        t.add_row(str(r["width"]), r["runtime"], f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}",
+                  f"{r['cpu_p50_ms']:.2f} / {r['cpu_p99_ms']:.2f}",
+                  f"{e['max_action']:.1e} / {e['mean_action']:.1e}" if e else "reference",
+                  f"{e['max_rad']:.1e} / {e['mean_rad']:.1e}" if e else "", f"{r['mb']:.1f}" if r["mb"] else "",
+                  f"{r['loadavg_1min']:.1f}", f"{b['gemv_1792_p50_ms']:.2f}", f"{b['stream_p50_ms']:.1f}",
+                  f"{r['p50_ms'] / b['stream_p50_ms']:.2f}")
+    return t
+
+
+def write_student_json(out: Path, rows: list[dict]) -> Path:
+    import platform
+
+    out.mkdir(parents=True, exist_ok=True)
+    aff = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    publish_bytes(out / "student.json", json_bytes({
+        "format_version": 2, "rows": rows, "loadavg": os.getloadavg(), "cpus": os.cpu_count(), "affinity": aff,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "processor": platform.processor()}))
+    return out / "student.json"
 
 
 def dit_latency(layout: DataLayout, d: Path) -> list[tuple[str, float, float, float, float]]:
@@ -190,9 +255,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the timed 50 Hz loop")
     ap.add_argument("--load", type=int, default=2, help="busy processes beside the second timed loop")
     ap.add_argument("--data-root")
+    ap.add_argument("--student-only", action="store_true",
+                    help="only the student width table (runs/deploy/bench/student.json); run it pinned: "
+                         "OMP_NUM_THREADS=1 taskset -c 1 python -m deploy.bench --student-only")
+    ap.add_argument("--widths", type=int, nargs="+", default=[256, 512, 1024, 1792])
+    ap.add_argument("--iters", type=int, default=1000, help="timed calls per student row (after 10 warm-up calls)")
     args = ap.parse_args(argv)
     layout = DataLayout(Path(resolve_data_root(args.data_root)).resolve())
-    con = Console()
+    con = Console(width=220)
+    if args.student_only:
+        with tempfile.TemporaryDirectory() as d:
+            rows = student_width_table(Path(d), tuple(args.widths), args.iters)
+        path = write_student_json(layout.root / "runs" / "deploy" / "bench", rows)
+        con.print(student_table(rows))
+        con.print(f"wrote {path}; load average now {os.getloadavg()}")
+        return 0
     policies = sorted(layout.root.glob("runs/policy/*/policy.onnx"), key=lambda p: p.stat().st_mtime)
     with tempfile.TemporaryDirectory() as d:
         paper = paper_width_policy(Path(d))
@@ -230,18 +307,9 @@ def main(argv: list[str] | None = None) -> int:
             vlm, ms = vlm_latency(layout)
             t.add_row(f"VLM forward, 2 s window ({vlm}; a tiny stand-in)", f"{ms:.1f} (median)", "")
         con.print(t)
-        rows = student_width_table(Path(d))
-        publish_bytes(out / "student.json", json_bytes({"format_version": 1, "rows": rows, "loadavg": os.getloadavg(),
-                                                        "cpus": os.cpu_count()}))
-        t = Table(title="student DDIM-2, one CPU thread, onnxruntime (ORT_ENABLE_ALL, both steps in one graph, the "
-                        "conditioning folded out of the loop); error = |action - torch| over 64 random observations "
-                        "(goals: <= 5 ms p99 at 1792, <= 1 ms p99 at 512)")
-        for c in ("width", "onnx", "p50 / p99 ms", "torch p50 ms", "max / mean |error|", "file MB"):
-            t.add_column(c)
-        for r in rows:
-            t.add_row(str(r["width"]), r["onnx"], f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}", f"{r['torch_p50_ms']:.2f}",
-                      f"{r['max_err']:.1e} / {r['mean_err']:.1e}", f"{r['mb']:.1f}")
-        con.print(t)
+        rows = student_width_table(Path(d), tuple(args.widths), args.iters)
+        write_student_json(out, rows)
+        con.print(student_table(rows))
     if (layout.store_dir / "clips.lance").exists() and policies:
         from deploy.run import DeployRunConfig, print_report, run_deploy
 

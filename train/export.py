@@ -12,7 +12,19 @@ Inputs `obs` (B, 2206) and `noise` (B, 23) (the DDIM start; the runtime passes N
 zeros), output `action` (B, 23); joint targets are default + action_scale * action (metadata). The
 metadata holds what a runtime needs and must check: joint order, kp/kd, default pose, action scale,
 observation layout, the latent source and the model ids the policy was trained with.
-torch.onnx.export with dynamo=False (torch >= 2.9 defaults to dynamo), opset 18.
+torch.onnx.export with dynamo=False (torch >= 2.9 defaults to dynamo), opset 18, shapes fixed at batch 1
+(the runtime's; `batch=None` keeps a dynamic batch axis), and beside it `<name>.opt.onnx`: the same graph
+after onnxruntime's ORT_ENABLE_ALL pass (constant folding, Gemm / LayerNorm fusions), metadata kept.
+
+Why width 1792 cannot meet 5 ms on one CPU core in float32 (batch 1, DDIM-2, 3 blocks, obs 2206):
+multiply-adds per call = cond 2206 w + w^2 (once) + modulation 9 w^2 (once, folded) + 2 steps x 3 blocks
+x 2 w^2 (+ the 23-wide in/out layers) = 7.2 M + 28.9 M + 38.5 M = 74.6 M at w = 1792: 0.15 GFLOP, ~1.5 ms
+of one AVX-512 core's arithmetic, but each multiply-add reads one weight that nothing else reuses at
+batch 1, 298 MB of float32 per call (222 MB distinct, more than any core's cache), so the call streams
+its weights from memory. At the ~10 GB/s one core of this machine streams (measured beside it by
+deploy.bench) that is ~30 ms; 5 ms needs 60 GB/s. Only fewer bytes per weight get near it: int8
+weights 75 MB (~7.5 ms), 4-bit blocks 37 MB (~3.7 ms), both with their error against torch reported.
+At the default width 512 the same count is 6.9 M multiply-adds, 28 MB, and mostly cache-resident.
 """
 
 from __future__ import annotations
@@ -44,7 +56,15 @@ def contract_metadata(latent_dim: int, extra: dict, height_map: bool = False) ->
     return {k: json.dumps(v) for k, v in meta.items()}
 
 
-def export_student(student: torch.nn.Module, path: Path, metadata: dict) -> Path:
+def optimized_path(path: Path) -> Path:
+    """Where `export_student` writes the onnxruntime-optimised copy of `path`."""
+    return Path(path).with_name(Path(path).stem + ".opt.onnx")
+
+
+def export_student(student: torch.nn.Module, path: Path, metadata: dict, batch: int | None = 1,
+                   optimized: bool = True) -> Path:
+    """The student (normalizer + DDIM loop, one graph) at `path` with the contract's metadata; shapes
+    fixed at `batch` rows (None: a dynamic batch axis); with `optimized`, `optimized_path(path)` too."""
     import io
 
     import onnx
@@ -54,18 +74,46 @@ def export_student(student: torch.nn.Module, path: Path, metadata: dict) -> Path
     student = student.eval()
     cfg = student.cfg
     graph = FoldedDDIM(student).eval() if getattr(cfg, "kind", "mlp") == "diffusion" else student
-    obs = torch.zeros((1, student.cfg.obs_dim))
-    noise = torch.zeros((1, g1.N_ACT))
+    if batch is not None and batch < 1:
+        raise ValueError(f"export batch must be a positive row count or None (dynamic), got {batch}")
+    obs = torch.zeros((batch or 1, student.cfg.obs_dim))
+    noise = torch.zeros((batch or 1, g1.N_ACT))
     buf = io.BytesIO()
+    dynamic = None if batch else {"obs": {0: "batch"}, "noise": {0: "batch"}, "action": {0: "batch"}}
     torch.onnx.export(graph, (obs, noise), buf, input_names=["obs", "noise"], output_names=["action"],
-                      opset_version=OPSET, dynamo=False, dynamic_axes={"obs": {0: "batch"}, "noise": {0: "batch"},
-                                                                       "action": {0: "batch"}})
+                      opset_version=OPSET, dynamo=False, dynamic_axes=dynamic)
     model = onnx.load_from_string(buf.getvalue())
     for k, v in contract_metadata(student.cfg.latent_dim, metadata, getattr(student.cfg, "height_map", False)).items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     publish_bytes(Path(path), model.SerializeToString())
+    if optimized:
+        optimize_for_cpu(Path(path), optimized_path(path))
     return Path(path)
+
+
+def optimize_for_cpu(path: Path, out: Path) -> Path:
+    """`path` after onnxruntime's ORT_ENABLE_ALL graph pass (what a session does at every load: constant
+    folding, MatMul + Add -> Gemm, LayerNorm and activation fusions), saved with `path`'s metadata so a
+    runtime can load it without redoing the pass. Its fused ops are onnxruntime's own (com.microsoft):
+    load it with onnxruntime; `path` stays the portable file."""
+    import onnx
+    import onnxruntime as ort
+
+    src = onnx.load(str(path))
+    tmp = Path(out).with_suffix(".tmp.onnx")
+    so = session_options(1)
+    so.optimized_model_filepath = str(tmp)
+    # NCHWc layouts are the only ORT_ENABLE_ALL pass tied to the CPU it ran on (convolutions; the student has none)
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], disabled_optimizers=["NchwcTransformer"])
+    model = onnx.load(str(tmp))
+    tmp.unlink()
+    have = {p.key for p in model.metadata_props}
+    for p in src.metadata_props:
+        if p.key not in have:
+            model.metadata_props.add(key=p.key, value=p.value)
+    publish_bytes(Path(out), model.SerializeToString())
+    return Path(out)
 
 
 class FoldedDDIM(torch.nn.Module):
@@ -136,17 +184,18 @@ def _gemm_to_matmul(model) -> None:
     from onnx import helper, numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    nodes = []
+    nodes, transposed = [], set()
     for node in model.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
                 or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
             nodes.append(node)
             continue
-        w = numpy_helper.to_array(inits[node.input[1]])
-        w = w.T.copy() if attrs.get("transB", 0) else w
         name = node.input[1] + "_kn"
-        model.graph.initializer.append(numpy_helper.from_array(w, name))
+        if name not in transposed:  # a weight both DDIM steps share is transposed once
+            w = numpy_helper.to_array(inits[node.input[1]])
+            model.graph.initializer.append(numpy_helper.from_array(w.T.copy() if attrs.get("transB", 0) else w, name))
+            transposed.add(name)
         mm = node.output[0] + "_mm"
         nodes.append(helper.make_node("MatMul", [node.input[0], name], [mm if len(node.input) > 2 else node.output[0]],
                                       name=node.name + "_MatMul"))
@@ -160,9 +209,17 @@ def _gemm_to_matmul(model) -> None:
     model.graph.initializer.extend(keep)
 
 
+def _with_metadata(model, meta: list[tuple[str, str]], out: Path) -> Path:
+    del model.metadata_props[:]
+    for k, v in meta:
+        model.metadata_props.add(key=k, value=v)
+    publish_bytes(Path(out), model.SerializeToString())
+    return Path(out)
+
+
 def quantize_int8(path: Path, out: Path) -> Path:
     """Dynamic int8 quantisation of the weights (per output channel; activations quantised per call), the
-    metadata carried over. Use it only with `onnx_torch_gap` reported beside it."""
+    metadata carried over. Use it only with `action_error` reported beside it."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -175,26 +232,61 @@ def quantize_int8(path: Path, out: Path) -> Path:
     model = onnx.load(str(tmp))
     pre.unlink()
     tmp.unlink()
-    del model.metadata_props[:]
-    for k, v in meta:
-        model.metadata_props.add(key=k, value=v)
-    publish_bytes(Path(out), model.SerializeToString())
-    return Path(out)
+    return _with_metadata(model, meta, out)
+
+
+def quantize_int4(path: Path, out: Path, block: int = 32) -> Path:
+    """4-bit weights in blocks of `block` input channels, each with its own float scale (symmetric,
+    round-to-nearest; onnxruntime's MatMulNBits, accuracy level 4: activations to int8 per block, int8
+    dot products), the metadata carried over: 1/8 of float32's bytes, which is what batch-1 latency on a
+    CPU pays for. Use it only with `action_error` reported beside it."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    if block not in (16, 32, 64, 128, 256):
+        raise ValueError(f"int4 block must be a power of two in 16..256 (MatMulNBits), got {block}")
+    model = onnx.load(str(path))
+    meta = [(p.key, p.value) for p in model.metadata_props]
+    _gemm_to_matmul(model)
+    q = MatMulNBitsQuantizer(model, bits=4, block_size=block, is_symmetric=True, accuracy_level=4)
+    q.process()
+    return _with_metadata(q.model.model, meta, out)
+
+
+def _run_rows(path: Path, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The exported policy's actions for every row, one call per row where its shapes are fixed."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+    rows = sess.get_inputs()[0].shape[0]
+    if not isinstance(rows, int):
+        return sess.run(["action"], {"obs": obs, "noise": noise})[0]
+    if len(obs) % rows:
+        raise ValueError(f"{path.name} takes batches of {rows} rows; got {len(obs)} observations")
+    return np.concatenate([sess.run(["action"], {"obs": obs[i:i + rows], "noise": noise[i:i + rows]})[0]
+                           for i in range(0, len(obs), rows)])
+
+
+def action_error(student: torch.nn.Module, path: Path, n: int = 64, seed: int = 0) -> dict[str, float]:
+    """|onnxruntime - torch| on the action of n random observations and noises (N(0, 1), the noise the
+    runtime draws): max and mean in action units, and as joint-target error [rad] (x the contract's
+    per-joint action scale)."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, student.cfg.obs_dim)).astype(np.float32)
+    noise = rng.normal(size=(n, g1.N_ACT)).astype(np.float32)
+    got = _run_rows(Path(path), obs, noise)
+    with torch.no_grad():
+        want = student(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
+    err = np.abs(got - want)
+    rad = err * g1.ACTION_SCALE[None]
+    return {"max_action": float(err.max()), "mean_action": float(err.mean()), "max_rad": float(rad.max()),
+            "mean_rad": float(rad.mean()), "samples": n}
 
 
 def onnx_torch_gap(student: torch.nn.Module, path: Path, n: int = 16, seed: int = 0, mean: bool = False) -> float:
     """max (or mean) |onnxruntime - torch| over the action of n random observations and noises."""
-    import onnxruntime as ort
-
-    rng = np.random.default_rng(seed)
-    obs = rng.normal(size=(n, student.cfg.obs_dim)).astype(np.float32)
-    noise = rng.normal(size=(n, g1.N_ACT)).astype(np.float32)
-    sess = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
-    got = sess.run(["action"], {"obs": obs, "noise": noise})[0]
-    with torch.no_grad():
-        want = student(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
-    err = np.abs(got - want)
-    return float(err.mean() if mean else err.max())
+    e = action_error(student, path, n, seed)
+    return e["mean_action"] if mean else e["max_action"]
 
 
 class DiTSampler(torch.nn.Module):
