@@ -101,7 +101,8 @@ def export_motion(cfg: MjlabPathConfig, work: Path) -> tuple[str, Path]:
         root = work / "store"
         env = {"ROBOMIRROR_DATA": str(root), "RAY_USAGE_STATS_ENABLED": "0"}
         _run([py, "-m", "ingest", "sample", "--motionx", "0", "--nymeria", "0", "--nymeria-no-video", "0",
-              "--g1-csv", "1", "--no-bones-seed"], work / "logs" / "sample.log", "ingest sample", env)
+              "--g1-csv", "1", "--no-bones-seed", "--motionx-short", "0", "--no-scenes"], work / "logs" / "sample.log",
+             "ingest sample", env)
         _run([py, "-m", "ingest", "run", "--g1-csv", str(root / "sample" / "g1_csv"), "--only", "g1_csv",
               "--executor", "serial", "--no-progress"], work / "logs" / "ingest.log", "ingest run", env)
         _run([py, "-m", "retarget", "run", "--executor", "serial", "--no-progress"], work / "logs" / "retarget.log",
