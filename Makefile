@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo sample shards render latents compact train policy deploy test bench lint clean clean-data clean-store clean-work
+.PHONY: setup browser demo sample shards render latents compact train policy deploy gpu-path test bench lint clean clean-data clean-store clean-work
 
 setup: $(STAMP)
 
@@ -50,6 +50,12 @@ train: setup
 policy: setup
 	@test -d $(DATA)/runs/train || $(MAKE) --no-print-directory train
 	$(BIN)/python -m train policy $(POLICY_ARGS)
+
+# the GPU path on the CPU: mjlab's tracking task on mujoco-warp (its own venv from requirements-gpu.txt, built once
+# under data/cache: 6.7 GB, ~3 min) trains 3 PPO iterations on a clip of a tiny store; its ONNX runs in deploy's sim
+# (plumbing: the G1 falls). GPU_PATH_ARGS e.g. --clip <id> --data-root data --iterations 10
+gpu-path: setup
+	$(BIN)/python -m train.mjlab_path $(GPU_PATH_ARGS)
 
 # a sample video drives the simulated G1: intent process (VLM -> DiT) + the 50 Hz runtime; DEPLOY_ARGS for more
 deploy: setup
