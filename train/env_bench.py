@@ -53,15 +53,16 @@ def _env_rate(env: TrackingEnv, steps: int, record: list | None = None) -> tuple
     `record` collects the (N, nu + nv) controls and applied forces of every physics substep."""
     obs = [env.get_observations()]
     inner, phys, batch_step = env._physics, [0.0], env.batch.step
+    calls: list[tuple[np.ndarray | None, int, np.ndarray]] = []
 
     def physics() -> None:
         t = time.perf_counter()
         inner()
         phys[0] += time.perf_counter() - t
 
-    def step(*args, **kw) -> None:
-        record.append(np.concatenate([env.ctrl, env.qfrc_applied], -1))
-        batch_step(*args, **kw)
+    def step(ids=None, nstep=1, **kw) -> None:  # which worlds ran how many substeps on which inputs
+        calls.append((None if ids is None else np.array(ids), nstep, np.concatenate([env.ctrl, env.qfrc_applied], -1)))
+        batch_step(ids, nstep=nstep, **kw)
 
     def run() -> None:
         for _ in range(steps):
@@ -76,6 +77,16 @@ def _env_rate(env: TrackingEnv, steps: int, record: list | None = None) -> tuple
         del env._physics
         if record is not None:
             del env.batch.step
+    if record is not None:  # (N, nu + nv) inputs per substep, every world having run each substep once
+        done = np.zeros(env.num_envs, dtype=int)
+        per_world: list[list[np.ndarray]] = [[] for _ in range(env.num_envs)]
+        for ids, nstep, u in calls:
+            for i in (range(env.num_envs) if ids is None else ids):
+                per_world[i] += [u[i]] * nstep
+                done[i] += nstep
+        if len(set(done.tolist())) != 1:
+            raise RuntimeError(f"the env's worlds ran unequal substep counts {sorted(set(done.tolist()))}")
+        record.extend(np.stack([w[k] for w in per_world]) for k in range(int(done[0])))
     return env.num_envs * steps / wall, env.num_envs * steps / cpu, phys[0] / wall
 
 
@@ -154,13 +165,13 @@ def _row(env: TrackingEnv, steps: int, threads: int, repeats: int) -> dict:
 
 
 def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1, 2), repeats: int = 3,
-          physics: tuple[str, ...] = ("nominal", "train")) -> dict:
+          physics: tuple[str, ...] = ("nominal", "train"), world_steps: int = WORLD_STEPS) -> dict:
     lib = library(4, seconds=4.0)
     rows = []
     for ph in physics:
         rand = NOMINAL if ph == "nominal" else RandomizationConfig()
         for n in worlds:
-            steps = max(4, min(600, WORLD_STEPS // n))
+            steps = max(4, min(600, world_steps // n))
             for th in threads:
                 env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, randomization=rand))
                 row = {"physics": ph} | _row(env, steps, th, repeats)

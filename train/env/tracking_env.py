@@ -9,11 +9,13 @@ observation groups: `teacher` (489), `privileged` (250), `student` (2206) and `r
 (the next reference joint positions in action units, which the teacher's residual adds to).
 The observation's last action is the raw action, as on the robot.
 Physics: all worlds are rows of one persistent `mujoco.batch.Batch` (one MjData per world, per-world
-model fields for the randomization), stepped in C on `threads` threads with the GIL released, one
-call per physics substep so the delay line and the `sim2sim` setup's explicit PD (numpy over all
-worlds, from the state before each substep, as the deploy sim computes it) keep their semantics;
-each call ends with the position and velocity stages at the new state (the next substep continues
-from them, so the kinematics the observations read cost nothing extra). The batch's results are
+model fields for the randomization), stepped in C on `threads` threads with the GIL released. The
+`train` setup's substep controls (the delay line's targets, ERFI) are known before the step: each
+world runs its substeps in one call per constant target (one call for all worlds when no world's
+delay falls inside the step), each call ending with the position and velocity stages at the new
+state (what the observations read, and where the next call continues). The `sim2sim` setup's
+explicit PD (numpy over all worlds, from the state before each substep, as the deploy sim computes
+it) needs one call per substep, each ending with those stages. The batch's results are
 bit-identical to a loop of mj_step over one MjData per world at any thread count. Everything else
 (state, rewards, terminations, resets, observations) is numpy over all worlds at once.
 Reference frames: observations show frame k+1 (the next target); rewards compare the state after
@@ -203,16 +205,25 @@ class TrackingEnv(VecEnv):
         # the target each world's motors track at substep s: the newest once its delay has passed
         lag = self.params.delay_steps[:, None] - np.arange(dec)[None, :]  # (N, dec) substeps until it arrives
         slot = np.where(lag <= 0, 0, np.where(lag <= dec, 1, 2))
-        kp = kd = None
-        if self.sim.explicit_pd:  # randomized gains on the policy joints, the wrists' own nominal ones
-            kp, kd = self.params.gains()
-        for s in range(dec):
+        if not self.sim.explicit_pd:  # every substep's target is known now: each world runs its substeps in one
+            # call per constant target (world-major: its data stays in cache; the velocity stage each call ends with
+            # is where the next continues), worlds grouped by their delay's pattern of targets over the substeps;
+            # the same bits as one call per substep (tests/train/test_env_physics_call.py)
+            patterns, group = np.unique(slot, axis=0, return_inverse=True)
+            group = group.ravel()
+            for g, pat in enumerate(patterns):
+                ids = np.flatnonzero(group == g) if len(patterns) > 1 else None
+                sel = rows if ids is None else ids
+                cuts = [0, *(k for k in range(1, dec) if pat[k] != pat[k - 1]), dec]
+                for lo, hi in zip(cuts[:-1], cuts[1:]):
+                    self.ctrl[sel[:, None], MOTOR_TO_ACTUATOR] = self.targets[sel, pat[lo]]
+                    self.batch.step(ids, nstep=hi - lo, stage=mujoco.mjtStage.mjSTAGE_VEL)
+            return
+        kp, kd = self.params.gains()  # randomized gains on the policy joints, the wrists' own nominal ones
+        for s in range(dec):  # explicit PD: each substep's torque depends on the state the previous one reached
             target = self.targets[rows, slot[:, s]]  # (N, 29) motor order
-            if kp is not None:
-                self.ctrl[:, MOTOR_TO_ACTUATOR] = pd_torque(target, self.qpos[:, ix.motor_qpos_adr],
-                                                            self.qvel[:, ix.motor_dof_adr], kp, kd)
-            else:
-                self.ctrl[:, MOTOR_TO_ACTUATOR] = target
+            self.ctrl[:, MOTOR_TO_ACTUATOR] = pd_torque(target, self.qpos[:, ix.motor_qpos_adr],
+                                                        self.qvel[:, ix.motor_dof_adr], kp, kd)
             self.batch.step(nstep=1, stage=mujoco.mjtStage.mjSTAGE_VEL)
 
     # ---------------------------------------------------------------------------------- step
