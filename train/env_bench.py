@@ -160,6 +160,9 @@ def _row(env: TrackingEnv, steps: int, threads: int, repeats: int) -> dict:
             "physics_share": float(np.median(t["physics_share"])),
             "raw_env_steps_s": best["raw"], "ratio_vs_raw": best["env"] / best["raw"],
             "cpu_ratio_vs_raw": best["env_cpu"] / best["raw_cpu"],
+            # the load-independent figure: process CPU time per policy step of all worlds (every thread's)
+            "env_cpu_ms_per_policy_step": 1e3 * env.num_envs / best["env_cpu"],
+            "raw_cpu_ms_per_policy_step": 1e3 * env.num_envs / best["raw_cpu"], "loadavg_1min": os.getloadavg()[0],
             "raw_world_major_env_steps_s": best["raw_world_major"],
             "ratio_vs_raw_world_major": best["env"] / best["raw_world_major"], "timings": t}
 
@@ -178,7 +181,9 @@ def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1,
                 rows.append(row)
                 print(f"{ph:8s} {n:4d} worlds, {th} thread(s): env {row['env_steps_s']:7.0f} steps/s "
                       f"(physics {row['physics_share']:.0%} of it); raw {row['raw_env_steps_s']:7.0f}: "
-                      f"{row['ratio_vs_raw']:.2f}x wall, {row['cpu_ratio_vs_raw']:.2f}x CPU; raw world-major "
+                      f"{row['ratio_vs_raw']:.2f}x wall, {row['cpu_ratio_vs_raw']:.2f}x CPU "
+                      f"({row['env_cpu_ms_per_policy_step']:.1f} vs {row['raw_cpu_ms_per_policy_step']:.1f} CPU ms "
+                      f"per policy step); load {row['loadavg_1min']:.1f}; raw world-major "
                       f"{row['raw_world_major_env_steps_s']:7.0f}: {row['ratio_vs_raw_world_major']:.2f}x", flush=True)
     by = {(r["physics"], r["worlds"], r["threads"]): r for r in rows}
     lo, hi = min(threads), max(threads)

@@ -215,7 +215,7 @@ class TrackingEnv(VecEnv):
                 ids = np.flatnonzero(group == g) if len(patterns) > 1 else None
                 sel = rows if ids is None else ids
                 cuts = [0, *(k for k in range(1, dec) if pat[k] != pat[k - 1]), dec]
-                for lo, hi in zip(cuts[:-1], cuts[1:]):
+                for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
                     self.ctrl[sel[:, None], MOTOR_TO_ACTUATOR] = self.targets[sel, pat[lo]]
                     self.batch.step(ids, nstep=hi - lo, stage=mujoco.mjtStage.mjSTAGE_VEL)
             return
