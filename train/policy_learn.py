@@ -11,8 +11,10 @@ curves hold reward, episode length and E_mpkpe against env steps.
 
 Out: <data>/runs/policy/learn-<id>/ with result.json (every number: Succ, E_mpjpe, E_mpkpe of the replay
 floor, the teacher and the student on each clip in both setups, the curves, CPU and wall seconds, the
-machine), curves.png, teacher_<clip>.mp4 (the trained teacher beside the reference), policy.onnx (the
-student, the demo's deploy step picks `runs/policy/*/policy.onnx`), teacher/ and student/ checkpoints.
+machine), curves.png, teacher_<group>_<clip>.mp4 (the trained teacher beside the reference), policy.onnx
+(the student; the demo's deploy step picks `runs/policy/*/policy.onnx`), teacher/ and student-it<N>/
+checkpoints. Run it again with a larger --cpu-budget-s and the same --out: the teacher resumes from its
+last checkpoint (bit-identical to an uninterrupted run) and the student is distilled again from it.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ STAND_WHERE = "stable AND split = 'train' AND text LIKE '%stands still%'"  # pol
 WALK_WHERE = "stable AND split = 'train' AND text LIKE '%walks forward%'"
 
 # mjlab's G1 tracking PPO (its rl_cfg.py) but for a CPU batch: 2 experts of (256, 128) instead of the paper's
-# 5 x (768, 512, 128), and a lower initial std (0.3 instead of 1.0 action units) because the residual starts
-# warm (inverse-dynamics offsets, teacher.warm_start) and 64 worlds average far less noise per update than 4096
+# 5 x (768, 512, 128), and a far lower initial std (0.15 instead of 1.0 action units) because the residual
+# starts warm (inverse-dynamics offsets, teacher.warm_start) and 64 worlds average far less noise per update
+# than 4096: at 0.3 the noisy rollouts fell in ~45 steps and the first updates undid the warm start
 LEARN_PPO = {"num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
              "value_loss_coef": 1.0, "entropy_coef": 0.005, "max_grad_norm": 1.0, "schedule": "adaptive",
              "desired_kl": 0.01}
@@ -60,7 +63,7 @@ class LearnConfig:
     walk_clips: int = 1
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
-        critic_hidden=(256, 128), init_std=0.3, learning_rate=1e-3, ppo=dict(LEARN_PPO), warm_start_steps=1000))
+        critic_hidden=(256, 128), init_std=0.15, learning_rate=1e-3, ppo=dict(LEARN_PPO), warm_start_steps=1000))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
     dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=6, steps_per_round=100,
                                                                       updates_per_round=400, buffer_size=60000))
@@ -102,26 +105,33 @@ def _evaluate_all(policies: dict, lib: MotionLibrary, groups: dict[str, list[int
     return out
 
 
-def _curves_png(history: list[dict], out: Path) -> Path:
+def _curves_png(history: list[dict], out: Path, start: dict | None = None) -> Path:
+    """Reward, episode length, E_mpkpe and steps tracked against env steps; `start`: the evaluation of the
+    teacher PPO started from (after the warm start), drawn at 0 env steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = np.array([h["env_steps"] for h in history]) / 1e6
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
-    ax[0].plot(x, [h["mean_episode_reward"] for h in history])
+    fig, ax = plt.subplots(1, 4, figsize=(19, 4))
+    ax[0].plot(x, [h["mean_episode_reward"] for h in history], ".-")
     ax[0].set(title="training episode reward", xlabel="env steps [M]")
-    ax[1].plot(x, [h["mean_episode_len"] for h in history])
+    ax[1].plot(x, [h["mean_episode_len"] for h in history], ".-")
     ax[1].set(title="training episode length [policy steps]", xlabel="env steps [M]")
-    ax[2].plot(x, [h["mean_mpkpe_m"] for h in history], label="training rollouts (RSI, randomized)")
+    ax[2].plot(x, [h["mean_mpkpe_m"] for h in history], ".-", label="training rollouts (RSI, randomized)")
+    rows = ([start] if start and "eval_stand_mpkpe_m" in start else []) + list(history)
+    xe = np.array([0.0] * (len(rows) - len(history)) + list(x))
     for g in ("stand", "walk"):
-        ax[2].plot(x, [h[f"eval_{g}_mpkpe_m"] for h in history], label=f"sim2sim {g}, from frame 0")
+        line, = ax[2].plot(xe, [h[f"eval_{g}_mpkpe_m"] for h in rows], ".-", label=f"sim2sim {g}, from frame 0")
         floor = history[0].get(f"floor_{g}_mpkpe_m")
         if floor is not None:
-            ax[2].axhline(floor, ls="--", lw=0.8, color="gray")
+            ax[2].axhline(floor, ls="--", lw=0.8, color=line.get_color())
+        ax[3].plot(xe, [h[f"eval_{g}_steps"] for h in rows], ".-", label=f"{g}", color=line.get_color())
     ax[2].set(title="E_mpkpe [m] (dashed: replay floors)", xlabel="env steps [M]")
     ax[2].legend(fontsize=7)
+    ax[3].set(title="sim2sim policy steps tracked from frame 0", xlabel="env steps [M]")
+    ax[3].legend(fontsize=7)
     for a in ax:
         a.grid(alpha=0.3)
     fig.tight_layout()
@@ -174,12 +184,14 @@ def run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None = None,
     teacher = load_teacher(env, out / "teacher")
 
     t_cpu, t_wall = time.process_time(), time.time()
-    student_summary = train_student(env, teacher, cfg.student, cfg.dagger, out / "student", resume=True,
+    # the student's directory is named by the teacher iteration it distils (a longer budget retrains it)
+    student_dir = out / f"student-it{teacher_summary['iterations']}"
+    student_summary = train_student(env, teacher, cfg.student, cfg.dagger, student_dir, resume=True,
                                     progress=lambda h: say(f"  student round {h['round']}: loss {h['loss']:.4f}, "
                                                            f"beta {h['beta']:.2f}, rollout mpkpe "
                                                            f"{h['rollout_mpkpe_m'] * 100:.1f} cm"))
     student_cpu, student_wall = time.process_time() - t_cpu, time.time() - t_wall
-    student = load_student(out / "student")
+    student = load_student(student_dir)
 
     def student_policy(obs):
         return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
@@ -190,7 +202,7 @@ def run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None = None,
 
     onnx = export_student(student, out / "policy.onnx", {"run_id": run_id, "kind": "policy-learn",
                                                          "clips": ",".join(lib.clip_ids)})
-    curves = _curves_png(teacher_summary["history"], out / "curves.png")
+    curves = _curves_png(teacher_summary["history"], out / "curves.png", teacher_summary["warm_start"])
     videos = _videos(teacher, lib, groups, out, say) if cfg.videos else []
     s2s = evals["sim2sim"]
     goals = {
@@ -211,7 +223,7 @@ def run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None = None,
         "wall_seconds": {"teacher": round(teacher_wall, 1), "student": round(student_wall, 1),
                          "total": round(time.time() - wall0, 1)},
         "teacher_env_steps": teacher_summary["history"][-1]["env_steps"],
-        "warm_start": teacher_summary["warm_start"] or "(resumed run: see the first run's log)",
+        "warm_start": teacher_summary["warm_start"],
         "eval": evals, "goals": goals, "curves": teacher_summary["history"], "student_rounds": student_summary["history"],
         "files": {"curves_png": str(curves), "videos": videos, "onnx": str(onnx)},
     }
@@ -260,10 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--envs", type=int, default=LearnConfig.num_envs)
     ap.add_argument("--threads", type=int, default=LearnConfig.threads, help="physics threads")
     ap.add_argument("--dagger-rounds", type=int, default=None)
+    ap.add_argument("--init-std", type=float, default=None, help="PPO's initial action std [action units]")
     ap.add_argument("--no-videos", action="store_true")
     args = ap.parse_args(argv)
     cfg = LearnConfig(cpu_budget_s=args.cpu_budget_s, num_envs=args.envs, threads=args.threads,
                       videos=not args.no_videos)
+    if args.init_std is not None:
+        cfg = replace(cfg, teacher=replace(cfg.teacher, init_std=args.init_std))
     if args.dagger_rounds is not None:
         cfg = replace(cfg, dagger=replace(cfg.dagger, rounds=args.dagger_rounds))
     layout = DataLayout(Path(resolve_data_root(args.data)).resolve())

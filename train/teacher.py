@@ -150,11 +150,13 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         check_layout(state, f"checkpoint {ckpt}")
         runner.alg.learning_rate = runner.alg.optimizer.param_groups[0]["lr"]
         env.load_curriculum_state(state["curriculum"])
-        start, history = state["iteration"], state["history"]
+        start, history, warm = state["iteration"], state["history"], state.get("warm_start", {})
     elif cfg.warm_start_steps > 0:
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
         warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps)
+        if on_segment is not None:  # where PPO starts from
+            warm |= _probe(runner.alg.actor, on_segment)
     spent = history[-1].get("cpu_seconds", 0.0) if history else 0.0  # a resumed run's budget goes on
     t0, c0 = time.time(), time.process_time() - spent
     while start < cfg.iterations:
@@ -172,22 +174,28 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
                "seconds": round(time.time() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
         stats.close()
         if on_segment is not None:
-            actor = runner.alg.actor
-            was_training = actor.training
-            actor.eval()
-            rng_state = torch.get_rng_state()
-            row |= on_segment(actor)
-            torch.set_rng_state(rng_state)
-            actor.train(was_training)
+            row |= _probe(runner.alg.actor, on_segment)
         history.append(row)
         save_checkpoint(out, start, _modules(runner), runner.alg.optimizer,
                         {"iteration": start, "curriculum": env.curriculum_state(), "history": history,
-                         "obs_layout": layout_meta(), "config": _jsonable(asdict(cfg))})
+                         "obs_layout": layout_meta(), "config": _jsonable(asdict(cfg)), "warm_start": warm})
         if progress:
             progress(history[-1])
         if cpu_budget_s is not None and time.process_time() - c0 >= cpu_budget_s:
             break
     return {"iterations": start, "history": history, "checkpoint": str(latest_checkpoint(out)), "warm_start": warm}
+
+
+def _probe(actor: torch.nn.Module, on_segment) -> dict:
+    """on_segment(actor) in eval mode, the global torch generator restored after it."""
+    was_training = actor.training
+    actor.eval()
+    rng_state = torch.get_rng_state()
+    try:
+        return on_segment(actor)
+    finally:
+        torch.set_rng_state(rng_state)
+        actor.train(was_training)
 
 
 class _Collect:
