@@ -4,9 +4,12 @@
   latent every cycle: period error p50/p99/max and its histogram (runs/deploy/bench/loop.json, plotted
   in the report); the baseline is the ideal 20.000 ms period;
 - latencies on one CPU thread: the student (DDIM-2, the newest `make policy` export), and the student
-  width table: width (256 .. 1792, the paper's) against p50/p99 latency and the action's error
-  against torch, for the float32 export and its dynamic int8 quantisation (random weights with the
-  AdaLN modulation drawn, so every block acts; in runs/deploy/bench/student.json); the DiT sampler
+  width table: width (256 .. 1792, the paper's) against p50/p99 latency (wall and the thread's CPU
+  time) and the action's error against torch (action units and rad), for torch, the float32 export
+  (batch 1, pre-optimised), its dynamic int8 and its 4-bit block quantisation (random weights with the
+  AdaLN modulation drawn, so every block acts), each row beside the load and a fixed baseline measured
+  right after it (in runs/deploy/bench/student.json; `--student-only` runs just this table, best
+  pinned: OMP_NUM_THREADS=1 taskset -c 1 python -m deploy.bench --student-only); the DiT sampler
   (2 Euler steps; the trained tiny one and the paper preset, random weights),
   the VLM forward on a 2 s window (the store's tiny random Qwen3-VL stand-in: plumbing, not Qwen3-VL's cost);
 - `python -m deploy run` on a sample clip: video -> first action by stage (paper: 1.84 s; a
