@@ -10,7 +10,7 @@ export ROBOMIRROR_DATA := $(abspath $(DATA))
 export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup browser demo sample shards render latents compact train policy deploy gpu-path test bench lint clean clean-data clean-store clean-work
+.PHONY: setup browser demo sample shards render latents compact train policy deploy policy-learn gpu-path test bench lint clean clean-data clean-store clean-work
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ policy: setup
 	@test -d $(DATA)/runs/train || $(MAKE) --no-print-directory train
 	$(BIN)/python -m train policy $(POLICY_ARGS)
 
+# the tracker on CPU (issue 20): the MoE teacher (PPO, mjlab's tracking rewards, an inverse-dynamics warm start) for a
+# budget of process CPU seconds, then the student; everything it reports is in runs/policy/learn-<id>/result.json
+# (+ curves.png, teacher mp4s). Not part of `make demo` (50 CPU minutes); deploy prefers its policy once it exists.
+policy-learn: setup
+	@test -d $(DATA)/store/clips.lance || $(MAKE) --no-print-directory sample shards latents
+	OMP_NUM_THREADS=1 $(BIN)/python -m train.policy_learn --cpu-budget-s 3000 --threads 2 $(POLICY_LEARN_ARGS)
+
 # the GPU path on the CPU: mjlab's tracking task on mujoco-warp (its own venv from requirements-gpu.txt, built once
 # under data/cache: 6.7 GB, ~3 min) trains 3 PPO iterations on a clip of a tiny store; its ONNX runs in deploy's sim
 # (plumbing: the G1 falls). GPU_PATH_ARGS e.g. --clip <id> --data-root data --iterations 10
@@ -62,7 +69,7 @@ deploy: setup
 	@ls $(DATA)/runs/policy/*/policy.onnx >/dev/null 2>&1 || $(MAKE) --no-print-directory policy
 	v=$$(ls $(DATA)/sample/motionx/video/*/*.mp4 | head -1); \
 	  $(BIN)/python -m deploy run --video $$v --backend sim $(DEPLOY_ARGS); rc=$$?; \
-	  if [ $$rc -eq 3 ]; then echo "deploy: the simulated G1 did not stand: the runtime saw it (outcome above) and ended in damping, exit 3. The sample's policy trains for minutes on CPU: plumbing, not a tracker."; \
+	  if [ $$rc -eq 3 ]; then echo "deploy: the simulated G1 did not stand: the runtime saw it (outcome above) and ended in damping, exit 3. The policy line above says which policy ran; a make policy run trains for minutes on CPU: plumbing, not a tracker."; \
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 demo: sample shards render latents train policy deploy

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="video -> intent process -> 50 Hz runtime -> G1")
     r.add_argument("--video", required=True, help="a video file or a stream URL (PyAV)")
     r.add_argument("--view", choices=["third_person", "egocentric"], default="third_person")
-    r.add_argument("--policy", help="policy .onnx (default: the newest `make policy` export)")
+    r.add_argument("--policy", help="policy .onnx (default: the best under runs/policy: a policy-learn run, one that stands first, else the newest `make policy` plumbing run; the summary says which and why)")
     r.add_argument("--backend", choices=["sim", "lcm", "dds"], default="sim")
     r.add_argument("--seconds", type=float, help="policy time after the start-up ramp (default: video + 3 s)")
     r.add_argument("--dit-run", help="training run whose DiT makes the latents (default: newest on this store)")

@@ -48,10 +48,33 @@ class DeployRunConfig:
 
 
 def newest_policy(layout: DataLayout) -> Path:
-    found = sorted(layout.root.glob("runs/policy/*/policy.onnx"), key=lambda p: p.stat().st_mtime)
+    return best_policy(layout)[0]
+
+
+def best_policy(layout: DataLayout) -> tuple[Path, str]:
+    """The policy the project would put on the robot, and why: a `policy-learn` run (it trained for a CPU
+    budget; runs/policy/<id>/result.json) before the `make policy` plumbing run (minutes), a learn run that
+    met its standing goals before one that did not, the newest within each. The reason names the run's
+    own verdict, so a summary never presents plumbing as a tracker."""
+    import json
+
+    found = list(layout.root.glob("runs/policy/*/policy.onnx"))
     if not found:
         raise DeployError(f"no exported policy under {layout.root / 'runs' / 'policy'}: run `make policy` first")
-    return found[-1]
+
+    def verdict(p: Path) -> tuple[int, float, str]:
+        try:
+            goals = json.loads((p.parent / "result.json").read_bytes()).get("goals", {})
+        except (OSError, ValueError):
+            return 0, p.stat().st_mtime, f"`make policy` run {p.parent.name} (a plumbing run: minutes of training)"
+        stands = bool(goals.get("stand_student_succ_1"))
+        met = sum(bool(v) for v in goals.values())
+        say = (f"policy-learn run {p.parent.name} (trained for its CPU budget; {met} of {len(goals)} goals met, "
+               f"student {'stands' if stands else 'does NOT stand'} on the standing clip)")
+        return 2 if stands else 1, p.stat().st_mtime, say
+
+    best = max(found, key=lambda p: verdict(p)[:2])
+    return best, verdict(best)[2]
 
 
 def _intent_entry(root: str, cfg: dict, ready, go, out) -> None:
@@ -98,7 +121,7 @@ def run_deploy(layout: DataLayout, cfg: DeployRunConfig, log=print) -> dict:
 
     if not Path(cfg.video).is_file() and "://" not in cfg.video:
         raise DeployError(f"--video {cfg.video}: no such file (or give a stream URL)")
-    policy_path = Path(cfg.policy) if cfg.policy else newest_policy(layout)
+    policy_path, why = (Path(cfg.policy), "given with --policy") if cfg.policy else best_policy(layout)
     policy = OnnxPolicy(policy_path)
     models = store_models(layout)
     if models is not None:
@@ -170,7 +193,7 @@ def run_deploy(layout: DataLayout, cfg: DeployRunConfig, log=print) -> dict:
         code = EXIT_INTENT_DIED
     rows = watch.rows or []
     report = latency_report(rt, box, watch.video_start, rows, load_s, seconds)
-    report |= {"run_id": run_id, "policy": str(policy_path), "backend": cfg.backend, "video": cfg.video,
+    report |= {"run_id": run_id, "policy": str(policy_path), "policy_chosen": why, "backend": cfg.backend, "video": cfg.video,
                "mp4": str(out_dir / "run.mp4") if sim is not None else None, "rejected_latents": box.rejected[:5],
                "latents_rejected": box.n_rejected, "exit_code": code, "intent_error": watch.error,
                "outcome": outcome(rt, code, watch.error)}
@@ -268,6 +291,8 @@ def print_report(r: dict) -> None:
     sh = r["shaping_changed"]
     t.add_row("shaping changed a target (joint-cycles)",
               ", ".join(f"{k} {sum(v.values())}" for k, v in sh.items() if k != "cycles") + f" of {sh['cycles']} cycles")
+    t.add_row("policy", f"{r['policy']}: {r.get('policy_chosen', '')}")
+    t.add_row("G1 stayed up", "yes, to the end" if r["exit_code"] == 0 else "NO")
     t.add_row("outcome", f"{r['outcome']} (exit {r['exit_code']})")
     Console().print(t)
     for line in r["transitions"]:
