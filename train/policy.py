@@ -223,3 +223,7 @@ def print_policy_summary(s: dict) -> None:
         print("\n".join(ground_table_lines(s["table_by_ground"])))
     print(f"ONNX {s['onnx']} (onnxruntime vs torch max |diff| {s['onnx_max_abs_diff']:.1e}); "
           f"{s['flagged_clips']} training clip(s) flagged e(s) > {FILTER_THRESHOLD} in policy_verdicts")
+    best = max((v["succ"] for k, v in s["table"].items() if not k.startswith("replay")), default=0.0)
+    print(f"PLUMBING, not a tracker: this run trains for {s['train_seconds']} s on CPU (a tracker needs orders of "
+          f"magnitude more steps); best Succ of a policy here {best:.2f}. `make policy-learn` is the CPU-budget "
+          "tracker run (runs/policy/learn-<id>/result.json says what it reaches).")

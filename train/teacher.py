@@ -122,13 +122,19 @@ def _modules(runner: OnPolicyRunner) -> torch.nn.ModuleDict:
     return torch.nn.ModuleDict({"actor": runner.alg.actor, "critic": runner.alg.critic})
 
 
-def layout_meta() -> dict:
-    return {"teacher": g1.TEACHER_OBS.as_json(), "privileged": g1.PRIVILEGED_OBS.as_json(),
+def layout_meta(height_map: bool = False) -> dict:
+    """The observation layout a teacher checkpoint records (the contract's, with the optional height-map
+    slice when the env has it on)."""
+    return {"teacher": g1.teacher_obs(height_map).as_json(), "privileged": g1.PRIVILEGED_OBS.as_json(),
             "joints": list(g1.POLICY_JOINTS)}
 
 
-def check_layout(meta: dict, what: str) -> None:
-    if meta.get("obs_layout") != layout_meta():
+def _env_height_map(env) -> bool:
+    return bool(getattr(getattr(env, "cfg_t", None), "height_map", False))
+
+
+def check_layout(meta: dict, what: str, height_map: bool = False) -> None:
+    if meta.get("obs_layout") != layout_meta(height_map):
         raise PolicyError(f"{what} was trained with another observation layout than this env's "
                           f"({len(meta.get('obs_layout', {}).get('teacher', []))} teacher terms); retrain it")
 
@@ -147,7 +153,7 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         state = load_checkpoint(ckpt, _modules(runner), runner.alg.optimizer)
-        check_layout(state, f"checkpoint {ckpt}")
+        check_layout(state, f"checkpoint {ckpt}", _env_height_map(env))
         runner.alg.learning_rate = runner.alg.optimizer.param_groups[0]["lr"]
         env.load_curriculum_state(state["curriculum"])
         start, history, warm = state["iteration"], state["history"], state.get("warm_start", {})
@@ -178,7 +184,7 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         history.append(row)
         save_checkpoint(out, start, _modules(runner), runner.alg.optimizer,
                         {"iteration": start, "curriculum": env.curriculum_state(), "history": history,
-                         "obs_layout": layout_meta(), "config": _jsonable(asdict(cfg)), "warm_start": warm})
+                         "obs_layout": layout_meta(_env_height_map(env)), "config": _jsonable(asdict(cfg)), "warm_start": warm})
         if progress:
             progress(history[-1])
         if cpu_budget_s is not None and time.process_time() - c0 >= cpu_budget_s:
@@ -237,7 +243,7 @@ def load_teacher(env, run_dir: Path, cfg: TeacherConfig | None = None) -> torch.
     if ckpt is None:
         raise PolicyError(f"no teacher checkpoint under {run_dir}; run `python -m train teacher` first")
     state = json.loads((ckpt / "state.json").read_text())
-    check_layout(state, f"teacher checkpoint {ckpt}")
+    check_layout(state, f"teacher checkpoint {ckpt}", _env_height_map(env))
     c = state["config"]
     cfg = cfg or TeacherConfig(num_experts=c["num_experts"], actor_hidden=tuple(c["actor_hidden"]),
                                critic_hidden=tuple(c["critic_hidden"]))

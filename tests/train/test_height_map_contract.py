@@ -66,3 +66,17 @@ def test_the_export_names_the_slice_and_the_runtime_refuses_it_by_name(tmp_path)
         OnnxPolicy(path)
     flat = export_student(build_student(StudentConfig(kind="mlp", width=16, blocks=1)), tmp_path / "flat.onnx", {})
     assert OnnxPolicy(flat).latent_dim == 256  # the same student without the slice loads
+
+
+def test_teacher_checkpoint_layout_names_the_height_map():
+    """A teacher trained with the slice records it, and is refused by an env without it (and back)."""
+    from robomirror import g1_contract as g1
+    from train.teacher import PolicyError, check_layout, layout_meta
+
+    on, off = layout_meta(True), layout_meta(False)
+    assert [g1.HEIGHT_MAP_TERM, g1.HEIGHT_MAP_DIM] in on["teacher"] and on["teacher"][:-1] == off["teacher"]
+    check_layout({"obs_layout": on}, "ckpt", height_map=True)
+    check_layout({"obs_layout": off}, "ckpt", height_map=False)
+    for meta, hm in ((on, False), (off, True)):
+        with pytest.raises(PolicyError, match="another observation layout"):
+            check_layout({"obs_layout": meta}, "ckpt", height_map=hm)

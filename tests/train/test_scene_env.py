@@ -182,6 +182,7 @@ def test_make_policy_rows_tables_and_report_split_by_ground(lib, tmp_path, capsy
     printed = capsys.readouterr().out
     stairs = by_ground["replay_reference/sim2sim"]["stairs"]
     assert f"{'replay_reference/sim2sim':28s} {'stairs':8s} {stairs['succ']:6.2f} {stairs['mpjpe_rad']:12.3f}" in printed
+    assert "PLUMBING, not a tracker" in printed  # `make policy` says what it is, in its own output
     run = tmp_path / "data" / "runs" / "policy" / "run0"
     run.mkdir(parents=True)
     (run / "eval.json").write_text(json.dumps(summary))
