@@ -24,7 +24,7 @@ $(STAMP): requirements.txt pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-sample: setup  # SAMPLE_ARGS="--motionx 400 --nymeria 40" for a larger corpus
+sample: setup  # SAMPLE_ARGS="--motionx 400 --nymeria 40" for a larger corpus; "--motionx-short 0 --no-scenes" for the old small one (under 32 test clips: NOT A RESULT)
 	$(BIN)/python -m ingest sample $(SAMPLE_ARGS)
 
 shards: setup
@@ -44,7 +44,7 @@ compact: setup
 # the evaluator and the tiny DiT on the store (minutes on CPU); TRAIN_ARGS for more, e.g. --preset paper --workers 4
 train: setup
 	@test -d $(DATA)/store/clips.lance || $(MAKE) --no-print-directory sample shards latents
-	$(BIN)/python -m train run $(TRAIN_ARGS)
+	$(BIN)/python -m train run --test-fraction 0.35 $(TRAIN_ARGS)  # 0.35: >= 64 test clips with video on the sample (pools of 32)
 
 # teacher (PPO) + student (DAgger) + sim2sim evaluation + ONNX on the store (minutes on CPU); POLICY_ARGS for more
 policy: setup
