@@ -50,8 +50,12 @@ class UpAxisConfig:
     side_share_min: float = 0.02  # ... and a left and a right joint each reach the floor in this share of frames
     flight_g_band: tuple[float, float] = (6.0, 14.0)  # |acceleration| of a free-falling body [m/s^2]
     flight_cos_min: float = 0.85  # a free-fall frame's acceleration within ~30 deg of -u
-    flight_min_run_s: float = 0.1  # a flight is free fall for at least this long [s] (a push-off is shorter)
-    flight_min_s: float = 0.12  # free fall the flight evidence needs to speak [s]
+    # a flight is free fall for at least this long [s]: shorter arcs (a jog's ~0.1 s flight phases, a push-off,
+    # a few frames of horizontal drift in a short clip) cannot be told from noise, so they abstain
+    flight_min_run_s: float = 0.2
+    flight_min_s: float = 0.2  # free fall the flight evidence needs to speak [s]
+    flight_fit_rms_m: float = 0.02  # a flight's mean body joint lies within this of one parabola [m]
+    flight_acc_tol_m_s2: float = 2.5  # ... whose acceleration is within this of g along -u [m/s^2]
     static_speed_m_s: float = 0.3  # a joint resting on the floor moves slower than this along it [m/s]
     stand_extension: float = 0.8  # a standing frame's head-ankle distance, share of the ankle-to-head chain
     stand_min_frames: int = 5  # standing frames the upright evidence needs to speak
@@ -64,6 +68,9 @@ class UpAxisConfig:
             raise ConfigError(f"floor_share_min must be in (0, 1], got {self.floor_share_min}")
         if self.floor_band_m <= 0 or self.max_turn_rad_s <= 0:
             raise ConfigError("floor_band_m and max_turn_rad_s must be > 0")
+        if self.flight_min_run_s <= 0 or self.flight_fit_rms_m <= 0 or self.flight_acc_tol_m_s2 <= 0:
+            raise ConfigError(f"flight_min_run_s, flight_fit_rms_m and flight_acc_tol_m_s2 must be > 0, got "
+                              f"{self.flight_min_run_s}, {self.flight_fit_rms_m}, {self.flight_acc_tol_m_s2}")
 
 
 @dataclass(frozen=True)
@@ -132,12 +139,32 @@ def floor_evidence(h: np.ndarray, speed: np.ndarray, sides: tuple[np.ndarray, np
             "accepts": share >= cfg.floor_share_min and min(left, right) >= cfg.side_share_min}
 
 
-def flight_frames(com: np.ndarray, fps: float, on_floor: dict[str, np.ndarray], cfg: UpAxisConfig) -> dict[str, int]:
-    """Signed axis -> frames of flights along it: runs of free fall (acceleration ~g along -axis, at least
-    `flight_min_run_s` long) that take off from and land on that axis's floor (a body rising fast from a
-    crouch accelerates upwards at ~g too, but stands on its floor throughout).
+def _fit_arc(com: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Least-squares parabola through (n, 3) positions [m] sampled at fps: its acceleration [m/s^2], its
+    velocities at the first and last sample [m/s], and the RMS distance of the samples from it [m]."""
+    s = (np.arange(len(com)) - 0.5 * (len(com) - 1)) / fps
+    basis = np.stack([np.ones_like(s), s, 0.5 * s * s], axis=1)
+    coef = np.linalg.lstsq(basis, com, rcond=None)[0]
+    rms = float(np.sqrt(np.mean(np.sum((com - basis @ coef) ** 2, axis=-1))))
+    return coef[2], coef[1] + coef[2] * s[0], coef[1] + coef[2] * s[-1], rms
 
-    com: (T, 3) mean body joint [m]; on_floor: axis -> (T,) bool, the lowest joint on that axis's floor."""
+
+def flight_frames(com: np.ndarray, fps: float, on_floor: dict[str, np.ndarray], cfg: UpAxisConfig,
+                  arcs: list[dict] | None = None) -> dict[str, int]:
+    """Signed axis -> frames of flights along it. A flight is a run of free-fall frames (acceleration ~g
+    along -axis; a single frame outside the band inside a run is noise, not a landing) that is a real
+    ballistic arc:
+
+    - at least `flight_min_run_s` long: a jog's flight phases (~0.1 s) and a push-off are too short to
+      tell a parabola from a few frames of horizontal drift, so they abstain rather than vote;
+    - one parabola fits the run within `flight_fit_rms_m`, and its acceleration is g along -axis with
+      nothing across it (`flight_acc_tol_m_s2`: a body in the air keeps its horizontal velocity);
+    - it rises, then falls (its apex is inside the run), and leaves the axis's floor and lands back on it
+      (a body rising fast from a crouch accelerates upwards at ~g too, but stands on its floor throughout).
+
+    com: (T, 3) mean body joint [m]; on_floor: axis -> (T,) bool, the lowest joint on that axis's floor.
+    arcs: if given, each candidate run is appended to it with its numbers and the test it failed (None
+    for a flight)."""
     out = {a: 0 for a in AXES}
     min_run = max(3, int(np.ceil(cfg.flight_min_run_s * fps)))
     if len(com) < min_run + 2:
@@ -146,15 +173,32 @@ def flight_frames(com: np.ndarray, fps: float, on_floor: dict[str, np.ndarray], 
     mag = np.linalg.norm(acc, axis=-1)
     lo, hi = cfg.flight_g_band
     for a in AXES:
-        fall = np.concatenate([[False], (mag > lo) & (mag < hi) & (acc @ -axis_vector(a) > cfg.flight_cos_min * mag),
-                               [False]])
+        u = axis_vector(a)
+        fall = np.concatenate([[False], (mag > lo) & (mag < hi) & (acc @ -u > cfg.flight_cos_min * mag), [False]])
+        fall[1:-1] |= fall[:-2] & fall[2:]  # a one-frame gap inside a run is noise
         edges = np.flatnonzero(np.diff(fall.astype(np.int8)))
         for start, stop in zip(edges[::2] + 1, edges[1::2] + 1, strict=True):  # frames [start, stop)
+            if stop - start < 2:
+                continue  # a lone frame is no run at all: not even recorded
+            a_fit, v0, v1, rms = _fit_arc(com[start - 1:stop + 1], fps)  # the positions the run's accelerations use
             airborne = ~on_floor[a][start:stop]
-            # the body leaves the floor during the run and touches it just before and just after
-            if (stop - start >= min_run and airborne.mean() > 0.5
-                    and on_floor[a][max(start - min_run, 0):start].any() and on_floor[a][stop:stop + min_run].any()):
+            if stop - start < min_run:
+                failed = "short"
+            elif rms > cfg.flight_fit_rms_m:
+                failed = "not_a_parabola"
+            elif np.linalg.norm(a_fit + G_M_S2 * u) > cfg.flight_acc_tol_m_s2:
+                failed = "not_g_along_axis"
+            elif not v0 @ u > 0 > v1 @ u:
+                failed = "no_apex"
+            elif not (airborne.mean() > 0.5 and on_floor[a][max(start - min_run, 0):start].any()
+                      and on_floor[a][stop:stop + min_run].any()):
+                failed = "not_floor_to_floor"
+            else:
+                failed = None
                 out[a] += int(stop - start)
+            if arcs is not None:
+                arcs.append({"axis": a, "frames": [int(start), int(stop)], "acc_m_s2": np.round(a_fit, 2).tolist(),
+                             "fit_rms_m": round(rms, 4), "rejected": failed})
     return out
 
 
@@ -213,7 +257,8 @@ def decide_up_axis(joints: np.ndarray, names: tuple[str, ...], fps: float, subse
         fl = floor_evidence(h, np.linalg.norm(across, axis=-1), sides, cfg)
         per_axis[a] = {"floor": fl, "upright": upright_evidence(h, u, j, tuple(body), fl["plane_m"], chain, cfg),
                        "on_floor": (p @ axis_vector(a)).min(1) < fl["plane_m"] + cfg.floor_band_m}
-    flights = flight_frames(p.mean(1), fps, {a: per_axis[a].pop("on_floor") for a in AXES}, cfg)
+    arcs: list[dict] = []
+    flights = flight_frames(p.mean(1), fps, {a: per_axis[a].pop("on_floor") for a in AXES}, cfg, arcs)
     floor_ok = {a for a in AXES if per_axis[a]["floor"]["accepts"]}
     upright_ok = {a for a in AXES if per_axis[a]["upright"]["accepts"]}
     best_flight = max(AXES, key=lambda a: flights[a])
@@ -225,7 +270,12 @@ def decide_up_axis(joints: np.ndarray, names: tuple[str, ...], fps: float, subse
     evidence.update(max_turn_rad_s=round(turn, 1),
                     floor_share={a: per_axis[a]["floor"]["share"] for a in AXES},
                     floor_static={a: per_axis[a]["floor"]["static"] for a in AXES},
-                    flight_frames={a: n for a, n in flights.items() if n})
+                    flight_frames={a: n for a, n in flights.items() if n},
+                    flight_arcs=[c for c in arcs if c["rejected"] is None],
+                    flight_abstained={r: sum(c["rejected"] == r for c in arcs)
+                                      for r in sorted({c["rejected"] for c in arcs} - {None})},
+                    flight_longest_abstained=max((c for c in arcs if c["rejected"]), default=None,
+                                                 key=lambda c: c["frames"][1] - c["frames"][0]))
     if floor_ok and flight_ok and not floor_ok & flight_ok:
         raise SourceError(Reason.UP_AXIS_FLOOR_VS_FLIGHT, path,
                           f"the floor evidence accepts up axes {sorted(floor_ok)} and the flight evidence "
