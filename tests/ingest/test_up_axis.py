@@ -10,15 +10,14 @@ import pytest
 
 from ingest.body_model import BuiltinSkeleton
 from ingest.failures import Reason
-from ingest.motionx import discover_motionx, read_motionx, split_columns, zup_rotation
-from ingest.motionx import SUBSET_UP
+from ingest.motionx import SUBSET_UP, discover_motionx, read_motionx, split_columns, zup_rotation
 from ingest.sample.corpus import SampleConfig, plan
 from ingest.sample.motions import generate
 from ingest.sample.write import _orient
 from ingest.up_axis import JOINT_CLEARANCE_M, decide_up_axis
 from robomirror.errors import SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
-from tests.ingest.dynamic_motions import ARMS_DOWN, MOTIONS, build, jog, write_motionx
+from tests.ingest.dynamic_motions import ARMS_DOWN, MOTIONS, build, write_motionx
 
 BODY = BuiltinSkeleton("smplx")
 N = {n: i for i, n in enumerate(BODY.joint_names)}
