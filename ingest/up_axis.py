@@ -8,8 +8,12 @@ checked against whole-sequence physical evidence, per candidate signed axis u:
 - **floor**: gravity holds the body on a floor. The lowest body joints along u (feet, hands, knees,
   pelvis, head, ...) over the sequence lie on one plane: at least `floor_share_min` of the frames rest
   within `floor_band_m` of it, and both body sides reach it (a sideways axis finds one side's limbs only).
-- **flight**: where the body is airborne, its centre of mass falls with g. Runs of frames whose mean
-  body joint accelerates at ~9.8 m/s^2 along -u name u, whatever the body's rotation (a backflip).
+- **flight**: where the body is airborne, its centre of mass falls with g. A run of frames whose mean
+  body joint accelerates at ~9.8 m/s^2 along -u names u, whatever the body's rotation (a backflip), when
+  it is a real ballistic arc: at least `flight_min_run_s` long, one parabola through it, its fitted
+  acceleration g along -u with nothing across u, rising then falling, from u's floor back onto it.
+  A shorter or off arc abstains rather than votes: a jog's ~0.1 s flights, and a few frames of a short
+  clip's forward surge (~7 m/s^2 along the travel axis) that once refused a y-up jog as "flight -z".
 - **upright**: over the frames where the body stands on its feet (the lowest joint a foot on the
   floor, the body extended), the head is above the ankles along u in some of them.
 
