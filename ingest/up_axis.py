@@ -14,6 +14,8 @@ checked against whole-sequence physical evidence, per candidate signed axis u:
   acceleration g along -u with nothing across u, rising then falling, from u's floor back onto it.
   A shorter or off arc abstains rather than votes: a jog's ~0.1 s flights, and a few frames of a short
   clip's forward surge (~7 m/s^2 along the travel axis) that once refused a y-up jog as "flight -z".
+  Per-frame accelerations come from a parabola over `flight_smooth_s` (Savitzky-Golay), so a few mm
+  of mocap jitter neither hides a real flight nor makes one.
 - **upright**: over the frames where the body stands on its feet (the lowest joint a foot on the
   floor, the body extended), the head is above the ankles along u in some of them.
 
@@ -31,6 +33,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.signal import savgol_filter
 
 from ingest.failures import Reason
 from ingest.skeletons import SMPL_BODY_22
@@ -58,6 +61,7 @@ class UpAxisConfig:
     # a few frames of horizontal drift in a short clip) cannot be told from noise, so they abstain
     flight_min_run_s: float = 0.2
     flight_min_s: float = 0.2  # free fall the flight evidence needs to speak [s]
+    flight_smooth_s: float = 0.15  # per-frame accelerations come from a parabola over this window [s]
     flight_fit_rms_m: float = 0.02  # a flight's mean body joint lies within this of one parabola [m]
     flight_acc_tol_m_s2: float = 2.5  # ... whose acceleration is within this of g along -u [m/s^2]
     static_speed_m_s: float = 0.3  # a joint resting on the floor moves slower than this along it [m/s]
@@ -173,7 +177,11 @@ def flight_frames(com: np.ndarray, fps: float, on_floor: dict[str, np.ndarray], 
     min_run = max(3, int(np.ceil(cfg.flight_min_run_s * fps)))
     if len(com) < min_run + 2:
         return out
-    acc = (com[2:] - 2 * com[1:-1] + com[:-2]) * fps * fps  # acc[i] is frame i + 1's
+    # each frame's acceleration from a parabola through its neighbours (Savitzky-Golay): a plain second
+    # difference amplifies a millimetre of jitter to metres per second squared at 30 fps
+    half = max(1, int(round(cfg.flight_smooth_s * fps / 2)))
+    window = min(2 * half + 1, len(com) - (1 - len(com) % 2))
+    acc = savgol_filter(com, window, 2, deriv=2, delta=1.0 / fps, axis=0, mode="interp")[1:-1]  # acc[i]: frame i + 1's
     mag = np.linalg.norm(acc, axis=-1)
     lo, hi = cfg.flight_g_band
     for a in AXES:

@@ -17,7 +17,7 @@ from ingest.sample.write import _orient
 from ingest.up_axis import JOINT_CLEARANCE_M, decide_up_axis
 from robomirror.errors import SourceError
 from robomirror.rotations import R_ZUP_FROM_YUP
-from tests.ingest.dynamic_motions import ARMS_DOWN, MOTIONS, build, write_motionx
+from tests.ingest.dynamic_motions import ARMS_DOWN, MOTIONS, build, jog, write_motionx
 
 BODY = BuiltinSkeleton("smplx")
 N = {n: i for i, n in enumerate(BODY.joint_names)}
@@ -101,7 +101,7 @@ def test_the_demo_samples_short_jog_is_not_refused_for_its_drift(up):
     assert d.axis == f"+{up}" and d.evidence["floor"] == [f"+{up}"] and d.evidence["flight"] == []
     # the trap is still in the clip (else this test checks nothing): the surge's run was seen and turned down
     worst = d.evidence["flight_longest_abstained"]
-    assert worst is not None and worst["frames"][1] - worst["frames"][0] >= 4 and worst["axis"][1] != up
+    assert worst is not None and worst["frames"][1] - worst["frames"][0] >= 3 and worst["axis"][1] != up
 
 
 def test_every_motionx_sequence_of_the_demo_sample_gets_its_written_axis():
@@ -121,3 +121,19 @@ def test_every_motionx_sequence_of_the_demo_sample_gets_its_written_axis():
             wrong.append((item.name, item.orientation, d.axis))
     assert wrong == []
     assert refused == [("flip_half", Reason.INCONSISTENT_ORIENTATION.value)]
+
+
+@pytest.mark.parametrize("up", ["y", "z"])
+def test_flight_evidence_survives_mocap_jitter_and_brief_flights_stay_silent(up):
+    """3 mm of whole-body jitter per frame (video-estimated mocap) becomes ~8 m/s^2 in a plain second
+    difference at 30 fps; the flight evidence still finds the backflip's arc, and the jog's 0.1 s flights
+    still abstain."""
+    rng = np.random.default_rng(0)
+    for make, flight in ((MOTIONS[1], [f"+{up}"]), (jog, [])):
+        p = make().params
+        j = BODY.joints(p["root_orient"], p["pose_body"], p["trans"], p["betas"])
+        j = j + rng.normal(0.0, 0.003, (len(j), 1, 3))
+        if up == "z":
+            j = j @ R_ZUP_FROM_YUP.T
+        d = decide_up_axis(j, BODY.joint_names, 30.0, "+y", make.__name__)
+        assert d.axis == f"+{up}" and d.evidence["flight"] == flight, (make.__name__, d.evidence)
