@@ -41,7 +41,7 @@ from deploy.runtime import (
 from robomirror.atomic import json_bytes, publish_bytes
 from robomirror.paths import DataLayout, resolve_data_root
 from robomirror.timing import latency_ms as _ms
-from robomirror.timing import latency_stats
+from robomirror.timing import latency_stats, torch_threads
 
 
 def _spin(seconds: float) -> None:
@@ -143,6 +143,7 @@ def _drawn_student(width: int):
     return st
 
 
+@torch_threads(1)
 def student_width_table(d: Path, widths: tuple[int, ...] = (256, 512, 1024, 1792), n: int = 1000,
                         stream_mb: float = 298.0) -> list[dict]:
     """Width -> p50/p99 [ms] of DDIM-2 on the calling thread, torch and onnxruntime (train.export.session_options:
@@ -155,7 +156,6 @@ def student_width_table(d: Path, widths: tuple[int, ...] = (256, 512, 1024, 1792
 
     from train.export import action_error, export_student, optimized_path, quantize_int4, quantize_int8, session_options
 
-    torch.set_num_threads(1)
     rows = []
     for w in widths:
         st = _drawn_student(w)
@@ -208,6 +208,7 @@ def write_student_json(out: Path, rows: list[dict]) -> Path:
     return out / "student.json"
 
 
+@torch_threads(1)
 def dit_latency(layout: DataLayout, d: Path) -> list[tuple[str, float, float, float, float]]:
     import onnxruntime as ort
     import torch
@@ -216,7 +217,6 @@ def dit_latency(layout: DataLayout, d: Path) -> list[tuple[str, float, float, fl
     from robomirror.flow import FlowConfig
     from train.export import DiTSampler, export_dit
 
-    torch.set_num_threads(1)
     rows = []
     runs = sorted((layout.root / "runs" / "train").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
     models = []

@@ -7,6 +7,7 @@ thread's CPU time per call beside it: what the call itself costs, whatever else 
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -34,3 +35,25 @@ def latency_stats(fn: Callable[[], object], n: int = 200, warmup: int = 10) -> d
     return {"p50_ms": float(np.percentile(wall, 50)), "p99_ms": float(np.percentile(wall, 99)),
             "max_ms": float(wall.max()), "cpu_p50_ms": float(np.percentile(cpu, 50)),
             "cpu_p99_ms": float(np.percentile(cpu, 99)), "calls": n}
+
+
+def torch_threads(n: int) -> Callable:
+    """Decorator: run the function with torch's intra-op threads at `n` and restore the caller's count after,
+    so a benchmark or a budget run called in-process (tests) does not change every later torch call's
+    reduction order (a VAE trained after it would get other weights, i.e. another model id)."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(n)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                torch.set_num_threads(before)
+
+        return inner
+
+    return wrap

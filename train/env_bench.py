@@ -33,6 +33,7 @@ import torch
 
 from robomirror.atomic import publish_json
 from robomirror.paths import resolve_data_root
+from robomirror.timing import torch_threads
 from train.env.randomization import NOMINAL, RandomizationConfig
 from train.env.synthetic import library
 from train.env.tracking_env import EnvConfig, TrackingEnv
@@ -196,6 +197,7 @@ def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1,
             "unit": "policy (env) steps per second; raw physics counted in the same unit (decimation substeps)"}
 
 
+@torch_threads(1)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.env_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=None, help="JSON path (default <data root>/runs/bench/env_bench.json)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
     load = os.getloadavg()
     res = bench(tuple(args.worlds), tuple(args.threads), args.repeats, tuple(args.physics))
     res["machine"]["loadavg_start"] = load

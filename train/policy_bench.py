@@ -23,7 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from robomirror.timing import latency_ms
+from robomirror.timing import latency_ms, torch_threads
 from train.env.actuation import SIMS, build_model
 from train.env.tracking_env import EnvConfig, TrackingEnv
 from train.student import StudentConfig, build_student
@@ -108,13 +108,13 @@ def learning_signal(layout, iterations: int, envs: int = 32) -> dict:
             "reward_first": h[0]["mean_episode_reward"], "reward_last": h[-1]["mean_episode_reward"]}
 
 
+@torch_threads(1)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.policy_bench", description=__doc__)
     ap.add_argument("--iterations", type=int, default=300,
                     help="PPO iterations of the learning-signal run (300: ~10 min; 60 showed no signal)")
     ap.add_argument("--width", type=int, default=1792)
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
     con = Console()
     env_sps, raw_sps = env_overhead()
     t = Table(title="policy env and PPO (one process, one thread)")

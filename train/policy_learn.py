@@ -33,6 +33,7 @@ import torch
 from robomirror.atomic import digest_of, json_bytes, publish_bytes
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout, resolve_data_root
+from robomirror.timing import torch_threads
 from train.dagger import DaggerConfig, load_student, train_student
 from train.env.actuation import SIMS, build_model
 from train.env.motion_library import MotionLibrary, select_clips
@@ -145,8 +146,11 @@ def _curves_png(history: list[dict], out: Path, start: dict | None = None) -> Pa
 
 
 def run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None = None, progress: bool = True) -> dict:
+    return torch_threads(cfg.torch_threads)(_run_learn)(layout, cfg, out_dir, progress)
+
+
+def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progress: bool) -> dict:
     say = print if progress else (lambda *a, **k: None)
-    torch.set_num_threads(cfg.torch_threads)
     wall0, cpu0 = time.time(), time.process_time()
     machine = _machine()
     lib, groups = _libraries(layout, cfg.walk_clips)
