@@ -61,7 +61,11 @@ class PolicyRunConfig:
 def _library(layout: DataLayout, where: str, split: str, latents: str, limit: int | None) -> MotionLibrary:
     clips = select_clips(layout, f"({where}) AND split = '{split}'", latents, limit=None)
     clips.sort(key=lambda c: (c.provenance.get("view") != "third_person", c.clip_id))  # third person first
-    return MotionLibrary(clips[:limit] if limit else clips, build_model(SIMS["train"]))
+    if limit:  # `limit` flat clips, and the split's scene clips beside them (up to limit // 4, at least 1), so
+        # the evaluation by ground has scene rows whenever the store has scene clips (issue 22)
+        scene = [c for c in clips if c.scene is not None]
+        clips = [c for c in clips if c.scene is None][:limit] + scene[:max(1, limit // 4)]
+    return MotionLibrary(clips, build_model(SIMS["train"]))
 
 
 def run_policy(layout: DataLayout, cfg: PolicyRunConfig, resume: bool = False, progress: bool = True) -> dict:
