@@ -4,7 +4,8 @@ from our store, and its ONNX in deploy/'s sim.
     python -m train.mjlab_path [--clip ID --data-root ROOT] [--iterations 3 --envs 4 --cycles 150]
 
 1. the GPU venv (requirements-gpu.txt: mjlab 1.6.0, mujoco / mujoco-warp 3.11, rsl-rl-lib 5.4.2, torch
-   2.14.1) is built once under data/cache, keyed by the file's hash (robomirror.venv_cache), and reused;
+   2.14.1; on a machine without an NVIDIA GPU torch 2.13.0's CPU build instead, see venv_spec) is built
+   once under data/cache, keyed by the file's hash (robomirror.venv_cache), and reused;
 2. a clip is exported from a store in mjlab's motion layout (`retarget export --format mjlab`): the
    given clip of the given store, or, without --clip, the first clip of a tiny store built here from the
    sample corpus' one G1 CSV take (ingest + retarget, serial, seconds);
@@ -24,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -63,9 +66,34 @@ class MjlabPathConfig:
             raise MjlabPathError("--clip needs --data-root (the store it is exported from)")
 
 
-def gpu_python(log=print) -> Path:
-    """The GPU venv's python, built on first use (minutes: torch is several GB) and cached."""
-    return build_cached_venv(VENV_NAME, sys.executable, REQUIREMENTS, [["-r", str(REQUIREMENTS)]], log=log)
+# On a machine without an NVIDIA GPU (CI, this path's own test) the venv takes PyTorch's CPU build, a 192 MB wheel,
+# instead of requirements-gpu.txt's CUDA build (about 5.5 GB installed with its nvidia-* wheels): the two are the
+# same API to mjlab, and a clean clone's CI then needs ~1 GB less than the main venv for this venv, not ~7 GB
+CPU_TORCH = "torch==2.13.0"
+
+
+def torch_build() -> str:
+    """'cuda' where an NVIDIA GPU is visible (a device node or nvidia-smi), else 'cpu'."""
+    return "cuda" if Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi") else "cpu"
+
+
+def venv_spec(build: str | None = None) -> tuple[str, list[list[str]]]:
+    """(the cached venv's name, its pip installs) for torch `build` ('cuda' | 'cpu'; default: torch_build()).
+    'cpu' installs CPU_TORCH first, then every other pin of requirements-gpu.txt (mjlab's torch>=2.7 is met)."""
+    build = build or torch_build()
+    if build == "cuda":
+        return VENV_NAME, [["-r", str(REQUIREMENTS)]]
+    if build != "cpu":
+        raise MjlabPathError(f"torch build must be 'cuda' or 'cpu', got {build!r}")
+    pins = [ln.split("#", 1)[0].strip() for ln in REQUIREMENTS.read_text().splitlines()]
+    pins = [p for p in pins if p and not re.match(r"torch\s*[=<>~!]", p)]
+    return f"{VENV_NAME}-cputorch", [[CPU_TORCH], pins]
+
+
+def gpu_python(log=print, build: str | None = None) -> Path:
+    """The GPU venv's python, built on first use (minutes: a CUDA torch is several GB) and cached."""
+    name, installs = venv_spec(build)
+    return build_cached_venv(name, sys.executable, REQUIREMENTS, installs, log=log)
 
 
 def _run(cmd: list[str], log_path: Path, stage: str, env: dict | None = None, echo: bool = False,

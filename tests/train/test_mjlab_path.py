@@ -18,7 +18,7 @@ from deploy.lowcmd import LowState
 from deploy.mjlab_policy import MjlabTrackingPolicy
 from robomirror import g1_contract as g1
 from tests.venv_cache import cached_venv
-from train.mjlab_path import REQUIREMENTS, TASK, VENV_NAME, MjlabPathConfig, MjlabPathError, run_path
+from train.mjlab_path import REQUIREMENTS, TASK, MjlabPathConfig, MjlabPathError, run_path, venv_spec
 
 # Runs in the GPU venv: mjlab's own env on the motion (play config, no observation noise, no encoder bias,
 # no pushes), a few steps of random actions, and per step its actor observation with the state it came from.
@@ -52,6 +52,17 @@ np.savez(out, **rows)
 """
 
 
+def test_venv_spec_swaps_only_torch_for_the_cpu_build():
+    name, installs = venv_spec("cpu")
+    assert name.endswith("-cputorch") and installs[0] == ["torch==2.13.0"]
+    pins = installs[1]
+    assert not any(p.startswith("torch") for p in pins)
+    assert {"mjlab==1.6.0", "rsl-rl-lib==5.4.2"} <= set(pins) and any(p.startswith("mujoco-warp") for p in pins)
+    assert venv_spec("cuda") == ("gpu-venv", [["-r", str(REQUIREMENTS)]])
+    with pytest.raises(MjlabPathError, match="'cuda' or 'cpu'"):
+        venv_spec("rocm")
+
+
 def test_config_is_checked(tmp_path):
     with pytest.raises(MjlabPathError, match="--clip needs --data-root"):
         MjlabPathConfig(tmp_path, clip="abc")
@@ -61,7 +72,7 @@ def test_config_is_checked(tmp_path):
 
 @pytest.mark.slow
 def test_mjlab_trains_on_warps_cpu_device_and_its_onnx_runs_in_deploys_sim(tmp_path):
-    cached_venv(VENV_NAME, sys.executable, REQUIREMENTS, [["-r", str(REQUIREMENTS)]])  # skips with pip's reason
+    cached_venv(venv_spec()[0], sys.executable, REQUIREMENTS, venv_spec()[1])  # skips with pip's reason
     s = run_path(MjlabPathConfig(tmp_path, iterations=2, envs=2, cycles=100), log=lambda m: None)
 
     train_log = (tmp_path / "logs" / "mjlab_train.log").read_text()
@@ -83,7 +94,7 @@ def test_mjlab_trains_on_warps_cpu_device_and_its_onnx_runs_in_deploys_sim(tmp_p
     np.testing.assert_allclose(out["joint_pos"][0], motion["joint_pos"][3], atol=1e-5)
 
     # deploy's adapter builds, from the low state a robot reports, the very observation mjlab's env computes
-    gpu_py = cached_venv(VENV_NAME, sys.executable, REQUIREMENTS, [["-r", str(REQUIREMENTS)]])
+    gpu_py = cached_venv(venv_spec()[0], sys.executable, REQUIREMENTS, venv_spec()[1])
     dump = tmp_path / "mjlab_obs.npz"
     p = subprocess.run([str(gpu_py), "-c", DUMP_MJLAB_OBSERVATIONS, TASK, s["motion"], str(dump)],
                        capture_output=True, text=True, timeout=900, cwd=tmp_path,
