@@ -34,6 +34,7 @@ from robomirror.atomic import digest_of, json_bytes, publish_bytes
 from robomirror.errors import RoboMirrorError
 from robomirror.paths import DataLayout, resolve_data_root
 from robomirror.timing import torch_threads
+from train.balance_prior import PriorPolicy, id_offsets, tune_gains
 from train.dagger import DaggerConfig, load_student, train_student
 from train.env.actuation import SIMS, build_model
 from train.env.motion_library import MotionLibrary, select_clips
@@ -64,11 +65,17 @@ class LearnConfig:
     walk_clips: int = 1
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
-        critic_hidden=(256, 128), init_std=0.15, learning_rate=1e-3, ppo=dict(LEARN_PPO), warm_start_steps=1000))
+        critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=3000,
+        critic_warmup_iterations=20))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
     dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=6, steps_per_round=100,
                                                                       updates_per_round=400, buffer_size=60000))
     videos: bool = True
+    # the balance prior (train.balance_prior): CEM over its 12 gains on the clips from frame 0 before PPO; the
+    # teacher's warm start regresses to it. False: the inverse-dynamics offsets alone (the run before it fell)
+    prior: bool = True
+    prior_generations: int = 12
+    prior_population: int = 32
 
 
 def _machine() -> dict:
@@ -173,11 +180,29 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
                     f"floor_{g}_mpkpe_m": floor[g]["mpkpe_m"]}
         return row
 
+    prior, prior_policy, prior_cpu = None, None, 0.0
+    if cfg.prior:  # deterministic (seeded CEM, nominal physics), so a rerun finds the same gains; kept beside the run
+        t_cpu = time.process_time()
+        pfile = out / "balance_prior.json"
+        key = {"clips": lib.clip_ids, "generations": cfg.prior_generations, "population": cfg.prior_population}
+        prior = json.loads(pfile.read_text()) if pfile.is_file() else None
+        if prior is None or prior.get("key") != key:
+            say(f"balance prior: CEM over 12 feedback gains, {cfg.prior_generations} generations x "
+                f"{cfg.prior_population} candidates, every clip from frame 0 in the sim2sim setup")
+            prior = {"key": key} | tune_gains(
+                lib, build_model(SIMS["train"]), cfg.prior_generations, cfg.prior_population,
+                progress=lambda h: say(f"  generation {h['generation']}: best score {h['best']:.3f}, "
+                                       f"elite mean {h['elite_mean']:.3f}"))
+            publish_bytes(pfile, json_bytes(prior))
+        prior_cpu = time.process_time() - t_cpu
+        prior_policy = PriorPolicy(prior["gains"], id_offsets(lib, build_model(SIMS["train"])))
+
     env = TrackingEnv(lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed, sim=cfg.train_sim,
                                      reward="mjlab", terminations="mjlab", threads=cfg.threads))
     t_cpu, t_wall = time.process_time(), time.time()
     teacher_summary = train_teacher(
         env, cfg.teacher, out / "teacher", resume=True, cpu_budget_s=cfg.cpu_budget_s, on_segment=on_segment,
+        warm_target=prior_policy.prior.residual if prior_policy else None,
         progress=lambda h: say(
             f"  it {h['iteration']:5d} ({h['env_steps'] / 1e6:.2f} M steps, {h['cpu_seconds']:.0f} CPU s): "
             f"reward {h['mean_episode_reward']:.1f}, episode {h['mean_episode_len']:.0f}, "
@@ -185,7 +210,9 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
             f"({h['eval_stand_steps']:.0f} steps), walk succ {h['eval_walk_succ']:.2f} "
             f"mpkpe {h['eval_walk_mpkpe_m'] * 100:.1f} cm ({h['eval_walk_steps']:.0f} steps)"))
     teacher_cpu, teacher_wall = time.process_time() - t_cpu, time.time() - t_wall
-    teacher = load_teacher(env, out / "teacher")
+    selected = select_teacher(teacher_summary)
+    say(f"teacher: the checkpoint of iteration {selected['iteration']} ({selected['why']})")
+    teacher = load_teacher(env, out / "teacher", iteration=selected["iteration"])
 
     t_cpu, t_wall = time.process_time(), time.time()
     # the student's directory is named by the teacher iteration it distils (a longer budget retrains it)
@@ -200,8 +227,9 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
     def student_policy(obs):
         return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
 
-    evals = _evaluate_all({"replay_reference": floor_fn, "teacher": lambda o: teacher(o), "student": student_policy},
-                          lib, groups)
+    policies = {"replay_reference": floor_fn} | ({"balance_prior": prior_policy} if prior_policy else {}) | {
+        "teacher": lambda o: teacher(o), "student": student_policy}
+    evals = _evaluate_all(policies, lib, groups)
     from train.export import export_student
 
     onnx = export_student(student, out / "policy.onnx", {"run_id": run_id, "kind": "policy-learn",
@@ -222,7 +250,8 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
         "config": json.loads(json.dumps(asdict(cfg), default=list)), "machine": machine | {"loadavg_end": list(os.getloadavg())},
         "budget": {"measure": "time.process_time() of the training process (all its threads)",
                    "teacher_cpu_budget_s": cfg.cpu_budget_s},
-        "cpu_seconds": {"teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
+        "balance_prior": prior, "teacher_selected": selected,
+        "cpu_seconds": {"prior": round(prior_cpu, 1), "teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
                         "total": round(time.process_time() - cpu0, 1)},
         "wall_seconds": {"teacher": round(teacher_wall, 1), "student": round(student_wall, 1),
                          "total": round(time.time() - wall0, 1)},
@@ -233,6 +262,30 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
     }
     publish_bytes(out / "result.json", json_bytes(result))
     return result
+
+
+def _rank(row: dict) -> tuple:
+    return (row.get("eval_stand_succ", 0.0), row.get("eval_walk_succ", 0.0),
+            row.get("eval_stand_steps", 0.0) + row.get("eval_walk_steps", 0.0),
+            -(row.get("eval_stand_mpkpe_m", 1.0) + row.get("eval_walk_mpkpe_m", 1.0)))
+
+
+def select_teacher(summary: dict) -> dict:
+    """The checkpoint policy-learn keeps: the best sim2sim evaluation at a segment's end (the warm start's as
+    iteration 0 included), ranked by stand Succ, walk Succ, steps tracked, then lower E_mpkpe. The evaluation
+    clips are the clips it trains on: a tracker's clips are its training set, so this picks a checkpoint, it
+    does not measure generalisation. PPO on a few CPU worlds drifts (the first budget run peaked at 0.06 M
+    steps and fell back), so the last checkpoint is not kept by default."""
+    rows = list(summary["history"])
+    warm = summary.get("warm_start") or {}
+    if "eval_stand_succ" in warm:
+        rows = [{"iteration": 0, **warm}, *rows]
+    if not rows:
+        return {"iteration": summary["iterations"], "why": "no evaluation rows: the last checkpoint"}
+    best = max(rows, key=_rank)  # the first of equals: the earliest
+    return {"iteration": int(best["iteration"]), "last_iteration": int(summary["iterations"]),
+            "why": f"best sim2sim evaluation of {len(rows)} (stand succ {best.get('eval_stand_succ')}, walk succ "
+                   f"{best.get('eval_walk_succ')}, steps {best.get('eval_stand_steps')} / {best.get('eval_walk_steps')})"}
 
 
 def _videos(teacher, lib: MotionLibrary, groups: dict[str, list[int]], out: Path, say) -> list[str]:
@@ -262,6 +315,12 @@ def print_result(r: dict) -> None:
             for g in ("stand", "walk"):
                 s = groups[g]
                 print(f"{name:18s} {g:6s} {s['succ']:5.2f} {s['mpjpe_rad']:12.3f} {s['mpkpe_m']:10.3f}")
+    sel = r.get("teacher_selected") or {}
+    if sel:
+        print(f"\nteacher: iteration {sel['iteration']} of {sel.get('last_iteration', sel['iteration'])} ({sel['why']})")
+    if r.get("balance_prior"):
+        print(f"balance prior (CEM, {r['cpu_seconds']['prior']:.0f} CPU s): gains "
+              f"{np.round(r['balance_prior']['gains'], 2).tolist()}")
     print("\ngoals (sim2sim): " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items()))
     print(f"result: {r['run_dir']}/result.json; curves {r['files']['curves_png']}; ONNX {r['files']['onnx']}")
 

@@ -49,6 +49,8 @@ def evaluate(policy: Callable[[dict], torch.Tensor], library: MotionLibrary, sim
     n = library.n_clips
     env = TrackingEnv(library, EnvConfig(num_envs=n, height_map=height_map).evaluation(sim))
     env.reset(np.arange(n), clips=np.arange(n), frames=np.zeros(n, dtype=int))
+    if hasattr(policy, "bind"):  # a controller that reads the simulator's state (train.balance_prior), not a network
+        policy.bind(env)
     obs = env.get_observations()
     active = np.ones(n, dtype=bool)
     success = np.zeros(n, dtype=bool)

@@ -28,7 +28,7 @@ from tensordict import TensorDict
 
 from robomirror import g1_contract as g1
 from robomirror.errors import RoboMirrorError
-from robomirror.trainer import latest_checkpoint, load_checkpoint, save_checkpoint
+from robomirror.trainer import CKPT_PREFIX, latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 class PolicyError(RoboMirrorError):
@@ -85,6 +85,9 @@ class TeacherConfig:
     learning_rate: float = 1e-3
     # > 0: before PPO, this many regression steps of the residual on inverse-dynamics offsets (warm_start)
     warm_start_steps: int = 0
+    # the first iterations train the critic only (the actor's parameters, std included, frozen; the learning
+    # rate reset to learning_rate afterwards): a random critic's advantages undo a warm-started actor
+    critic_warmup_iterations: int = 0
     seed: int = 0
     ppo: dict = field(default_factory=lambda: {
         "num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
@@ -140,12 +143,14 @@ def check_layout(meta: dict, what: str, height_map: bool = False) -> None:
 
 
 def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, progress=None, on_segment=None,
-                  cpu_budget_s: float | None = None) -> dict:
+                  cpu_budget_s: float | None = None, warm_target=None) -> dict:
     """PPO segments with checkpoints; returns the summary (per-segment rows in history: episode statistics,
     env steps so far, wall and process CPU seconds of this call). `on_segment(actor)`, if given, returns
     more columns for the segment's row (e.g. an evaluation of the deterministic actor); it must not touch
     the env or the global generators, so a resumed run stays bit-identical. `cpu_budget_s`: stop after the
-    first segment that ends with this many process CPU seconds (all threads) spent in this call."""
+    first segment that ends with this many process CPU seconds (all threads) spent in this call.
+    `warm_target(env)`: the (N, 23) residual the warm start regresses to (default: inverse-dynamics offsets);
+    with a warm start, the actor PPO starts from is checkpointed as iteration 0."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runner = build_runner(env, cfg)
@@ -160,9 +165,12 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
     elif cfg.warm_start_steps > 0:
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
-        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps)
+        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, target=warm_target)
         if on_segment is not None:  # where PPO starts from
             warm |= _probe(runner.alg.actor, on_segment)
+        save_checkpoint(out, 0, _modules(runner), runner.alg.optimizer,
+                        {"iteration": 0, "curriculum": env.curriculum_state(), "history": [],
+                         "obs_layout": layout_meta(_env_height_map(env)), "config": _jsonable(asdict(cfg)), "warm_start": warm})
     spent = history[-1].get("cpu_seconds", 0.0) if history else 0.0  # a resumed run's budget goes on
     t0, c0 = time.time(), time.process_time() - spent
     while start < cfg.iterations:
@@ -174,8 +182,19 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         env.reset(np.arange(env.num_envs))
         stats = _Collect(env)
         runner.current_learning_iteration = start
+        warmup = start < cfg.critic_warmup_iterations
+        if warmup:
+            n = min(n, cfg.critic_warmup_iterations - start)
+        for p in runner.alg.actor.parameters():
+            p.requires_grad_(not warmup)
         runner.learn(n)
         start += n
+        if warmup and start >= cfg.critic_warmup_iterations:  # the adaptive schedule grew it on a zero KL
+            for p in runner.alg.actor.parameters():
+                p.requires_grad_(True)
+            runner.alg.learning_rate = cfg.learning_rate
+            for g in runner.alg.optimizer.param_groups:
+                g["lr"] = cfg.learning_rate
         row = {"iteration": start, "env_steps": start * cfg.steps_per_env * env.num_envs, **stats.summary(),
                "seconds": round(time.time() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
         stats.close()
@@ -237,11 +256,13 @@ def _jsonable(d: dict) -> dict:
     return json.loads(json.dumps(d, default=list))
 
 
-def load_teacher(env, run_dir: Path, cfg: TeacherConfig | None = None) -> torch.nn.Module:
-    """The trained actor (deterministic), refusing a checkpoint from another observation layout."""
-    ckpt = latest_checkpoint(Path(run_dir))
-    if ckpt is None:
-        raise PolicyError(f"no teacher checkpoint under {run_dir}; run `python -m train teacher` first")
+def load_teacher(env, run_dir: Path, cfg: TeacherConfig | None = None, iteration: int | None = None) -> torch.nn.Module:
+    """The trained actor (deterministic) of the latest checkpoint, or of `iteration`'s, refusing a checkpoint
+    from another observation layout."""
+    ckpt = latest_checkpoint(Path(run_dir)) if iteration is None else Path(run_dir) / f"{CKPT_PREFIX}{iteration:08d}"
+    if ckpt is None or not ckpt.is_dir():
+        raise PolicyError(f"no teacher checkpoint {'' if iteration is None else f'of iteration {iteration} '}under "
+                          f"{run_dir}; run `python -m train teacher` first")
     state = json.loads((ckpt / "state.json").read_text())
     check_layout(state, f"teacher checkpoint {ckpt}", _env_height_map(env))
     c = state["config"]
@@ -313,20 +334,24 @@ def _quat_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 100, learning_rate: float = 1e-3,
-               batch: int = 256) -> dict:
+               batch: int = 256, target=None) -> dict:
     """Regress the actor's residual to the action offset (tau + kd qd) / kp / scale that makes the PD produce
-    the next reference frame's inverse-dynamics torque. The states are those the feed-forward policy
+    the next reference frame's inverse-dynamics torque, or to `target(env)` (e.g. train.balance_prior's). The states are those the feed-forward policy
     (reference + that offset, looked up by clip and frame) visits in the env itself, from Reference State
     Initialization, so the proprioception (last actions included) is what the actor will see; the
     observation normalizer is updated on them first. Returns the regression's first and last loss
     (mean squared action units) and the sample count."""
-    lib = env.library
-    tau = inverse_dynamics_torques(lib, env.model)
-    offset = (tau + g1.KD * lib.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE  # (F, 23) per library frame
+    if target is None:
+        lib = env.library
+        tau = inverse_dynamics_torques(lib, env.model)
+        offset = (tau + g1.KD * lib.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE  # (F, 23) per library frame
+
+        def target(env) -> np.ndarray:
+            idx = lib.starts[env.clip] + np.clip(env.frame + 1, 0, lib.lengths[env.clip] - 1)
+            return offset[idx]
 
     def label() -> torch.Tensor:
-        idx = lib.starts[env.clip] + np.clip(env.frame + 1, 0, lib.lengths[env.clip] - 1)
-        return torch.as_tensor(offset[idx], dtype=torch.float32)
+        return torch.as_tensor(target(env), dtype=torch.float32)
 
     env.reset(np.arange(env.num_envs))
     obs = env.get_observations()

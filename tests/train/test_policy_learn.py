@@ -114,3 +114,105 @@ def test_a_tiny_mjlab_run_stops_at_its_cpu_budget(lib, tmp_path):
     h = s["history"]
     assert 1 <= len(h) < 500 and h[-1]["cpu_seconds"] >= 0.5 and seen and not any(seen)
     assert h[-1]["env_steps"] == h[-1]["iteration"] * 8 * 8 and h[-1]["probe"] == 1.0
+
+
+# ------------------------------------------------------------------------------ the balance prior (CEM)
+def _tilted(ref, angle: float, axis: int):
+    """A state equal to the reference but for its root pitched (axis 1) or rolled (axis 0) by `angle` rad."""
+    from robomirror.rotations import quat_wxyz_to_matrix
+
+    s = state_from_reference(ref, len(ref["root_quat"]))
+    c, sn = np.cos(angle), np.sin(angle)
+    r = np.eye(3)
+    i, j = [k for k in range(3) if k != axis][:2]
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -sn if axis != 1 else sn, sn if axis != 1 else -sn, c
+    s.root_rot_w = r[None] @ quat_wxyz_to_matrix(ref["root_quat"])
+    return s
+
+
+def test_the_prior_sees_no_error_on_the_reference_and_a_pitch_as_a_pitch(lib):
+    from train.balance_prior import ANKLE_PITCH, ANKLE_ROLL, HIP_PITCH, HIP_ROLL, errors, feedback
+
+    ref, s = _state(lib)
+    assert np.allclose(errors(s, ref), 0.0, atol=1e-9)
+    e = errors(_tilted(ref, 0.1, axis=1), ref)
+    assert np.allclose(e[:, 0], 0.1, atol=1e-6) and np.allclose(e[:, 4], 0.0, atol=1e-6)  # pitch, not roll
+    e = errors(_tilted(ref, 0.1, axis=0), ref)
+    assert np.allclose(np.abs(e[:, 4]), 0.1, atol=1e-6) and np.allclose(e[:, 0], 0.0, atol=1e-6)
+    gains = np.arange(1.0, 13.0)
+    err = np.array([[1.0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 2.0]])
+    out = feedback(gains, err)
+    assert np.allclose(out[0, ANKLE_PITCH], 1.0) and np.allclose(out[0, HIP_PITCH], 5.0)  # k0, k4 on pitch
+    assert np.allclose(out[1, ANKLE_ROLL], 2.0 * 10) and np.allclose(out[1, HIP_ROLL], 0.0)  # k9 on dvy
+    touched = np.r_[ANKLE_PITCH, HIP_PITCH, ANKLE_ROLL, HIP_ROLL]
+    assert np.count_nonzero(np.delete(out, touched, axis=1)) == 0  # nothing else moves
+
+
+def test_cem_is_deterministic_and_never_loses_its_incumbent(lib):
+    from train.balance_prior import N_GAINS, id_offsets, rollout_scores, tune_gains
+
+    sub = lib.subset([0])
+    model = build_model(SIMS["train"])
+    a = tune_gains(sub, model, generations=2, population=4, elite=2, seed=3)
+    b = tune_gains(sub, model, generations=2, population=4, elite=2, seed=3)
+    assert a["gains"] == b["gains"] and a["score"] == b["score"]
+    best = [h["best"] for h in a["history"]]
+    assert best == sorted(best)  # the incumbent is re-scored every generation
+    zero = rollout_scores(sub, np.zeros((1, N_GAINS)), id_offsets(sub, model)).mean()
+    assert a["score"] >= zero - 1e-12  # generation 0 scores the zero gains (the ID offsets alone) too
+    again = rollout_scores(sub, np.array([a["gains"]]), id_offsets(sub, model)).mean()
+    assert again == pytest.approx(a["score"], abs=1e-12)  # the score is a deterministic rollout
+
+
+def test_the_warm_start_regresses_to_a_given_target(lib):
+    env = TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))
+    actor = build_runner(env, TINY).alg.actor
+    target = lambda e: np.tile(np.linspace(-0.3, 0.3, 23), (e.num_envs, 1)) + 0.1 * e.state.root_pos_w[:, :1]  # noqa: E731
+    out = warm_start(actor, env, steps=200, rollout_steps=10, target=target)
+    assert out["warm_start_label_rms"] == pytest.approx(np.sqrt(np.mean(target(env) ** 2)), rel=0.05)
+    assert out["warm_start_loss_last"] < 0.1 * out["warm_start_loss_first"]
+
+
+def test_the_teacher_kept_is_the_best_evaluated_checkpoint_the_warm_start_included():
+    from train.policy_learn import select_teacher
+
+    row = lambda it, ss, st, m: {"iteration": it, "eval_stand_succ": ss, "eval_walk_succ": 0.0,  # noqa: E731
+                                 "eval_stand_steps": st, "eval_walk_steps": 30.0, "eval_stand_mpkpe_m": m,
+                                 "eval_walk_mpkpe_m": 0.2}
+    warm = {k: v for k, v in row(0, 1.0, 138.0, 0.04).items() if k != "iteration"}
+    drift = [row(20, 0.0, 61.0, 0.14), row(40, 0.0, 90.0, 0.12)]
+    assert select_teacher({"history": drift, "warm_start": warm, "iterations": 40})["iteration"] == 0
+    better = drift + [row(60, 1.0, 138.0, 0.03)]
+    sel = select_teacher({"history": better, "warm_start": warm, "iterations": 60})
+    assert sel["iteration"] == 60 and sel["last_iteration"] == 60
+    tie = drift + [row(60, 1.0, 138.0, 0.04)]
+    assert select_teacher({"history": tie, "warm_start": warm, "iterations": 60})["iteration"] == 0  # the earliest
+    assert select_teacher({"history": drift, "warm_start": {}, "iterations": 40})["iteration"] == 40
+
+
+def test_critic_warmup_freezes_the_actor_then_restores_its_learning_rate(lib, tmp_path):
+    import torch
+
+    from train.teacher import load_teacher
+
+    env = TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))
+    cfg = dataclasses.replace(TINY, iterations=2, save_every=1, warm_start_steps=20, critic_warmup_iterations=1,
+                              learning_rate=3e-4)
+    train_teacher(env, cfg, tmp_path)
+    warm, after_warmup, last = (load_teacher(env, tmp_path, iteration=i) for i in (0, 1, 2))
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
+    assert same(warm, after_warmup)  # iteration 1 trained the critic only
+    assert not same(after_warmup, last)  # iteration 2 trains the actor
+    import json
+
+    from robomirror.trainer import CKPT_PREFIX
+    assert (tmp_path / f"{CKPT_PREFIX}{0:08d}").is_dir()  # the warm start is a checkpoint of its own
+    with pytest.raises(Exception, match="iteration 7"):
+        load_teacher(env, tmp_path, iteration=7)
+    assert json.loads((tmp_path / f"{CKPT_PREFIX}{2:08d}" / "state.json").read_text())["iteration"] == 2
+    from robomirror.trainer import load_checkpoint
+    from train.teacher import _modules
+
+    runner = build_runner(env, cfg)
+    load_checkpoint(tmp_path / f"{CKPT_PREFIX}{1:08d}", _modules(runner), runner.alg.optimizer)
+    assert runner.alg.optimizer.param_groups[0]["lr"] == 3e-4  # not what the adaptive schedule made of a zero KL
