@@ -79,7 +79,8 @@ def torch_build() -> str:
 
 def venv_spec(build: str | None = None) -> tuple[str, list[list[str]]]:
     """(the cached venv's name, its pip installs) for torch `build` ('cuda' | 'cpu'; default: torch_build()).
-    'cpu' installs CPU_TORCH first, then every other pin of requirements-gpu.txt (mjlab's torch>=2.7 is met)."""
+    'cpu' installs CPU_TORCH first, then every other pin of requirements-gpu.txt with CPU_TORCH held (mjlab's
+    torch>=2.7 is met)."""
     build = build or torch_build()
     if build == "cuda":
         return VENV_NAME, [["-r", str(REQUIREMENTS)]]
@@ -87,7 +88,9 @@ def venv_spec(build: str | None = None) -> tuple[str, list[list[str]]]:
         raise MjlabPathError(f"torch build must be 'cuda' or 'cpu', got {build!r}")
     pins = [ln.split("#", 1)[0].strip() for ln in REQUIREMENTS.read_text().splitlines()]
     pins = [p for p in pins if p and not re.match(r"torch\s*[=<>~!]", p)]
-    return f"{VENV_NAME}-cputorch", [[CPU_TORCH], pins]
+    # torch stays pinned in the second install too: rsl-rl-lib asks for torchvision (it never imports it), and
+    # unpinned pip would take torchvision 0.29.1 and with it torch 2.14.1's CUDA build after all
+    return f"{VENV_NAME}-cputorch", [[CPU_TORCH], [*pins, CPU_TORCH]]
 
 
 def gpu_python(log=print, build: str | None = None) -> Path:

@@ -66,7 +66,7 @@ class LearnConfig:
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
         critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=3000,
-        critic_warmup_iterations=20))
+        critic_warmup_iterations=20, freeze_normalizer=True))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
     dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=6, steps_per_round=100,
                                                                       updates_per_round=400, buffer_size=60000))

@@ -63,6 +63,12 @@ class MoEResidualModel(MLPModel):
         self.mlp = MoE(self._get_latent_dim(), out, tuple(hidden_dims), activation, num_experts)
         self.residual_group = residual_group
 
+    normalization_frozen = False  # train_teacher sets it after a warm start (TeacherConfig.freeze_normalizer)
+
+    def update_normalization(self, obs: TensorDict) -> None:
+        if not self.normalization_frozen:
+            super().update_normalization(obs)
+
     def forward(self, obs, masks=None, hidden_state=None, stochastic_output: bool = False) -> torch.Tensor:
         mean = self.mlp(self.get_latent(obs, masks, hidden_state)) + obs[self.residual_group]
         if self.distribution is not None:
@@ -88,6 +94,9 @@ class TeacherConfig:
     # the first iterations train the critic only (the actor's parameters, std included, frozen; the learning
     # rate reset to learning_rate afterwards): a random critic's advantages undo a warm-started actor
     critic_warmup_iterations: int = 0
+    # keep the actor's observation normalizer at the warm start's statistics: PPO's rollouts (randomized, RSI,
+    # mostly falling) otherwise move it and with it the regressed actor's output, actor weights frozen or not
+    freeze_normalizer: bool = False
     seed: int = 0
     ppo: dict = field(default_factory=lambda: {
         "num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
@@ -162,10 +171,12 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         runner.alg.learning_rate = runner.alg.optimizer.param_groups[0]["lr"]
         env.load_curriculum_state(state["curriculum"])
         start, history, warm = state["iteration"], state["history"], state.get("warm_start", {})
+        runner.alg.actor.normalization_frozen = cfg.freeze_normalizer and bool(warm)
     elif cfg.warm_start_steps > 0:
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
         warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, target=warm_target)
+        runner.alg.actor.normalization_frozen = cfg.freeze_normalizer
         if on_segment is not None:  # where PPO starts from
             warm |= _probe(runner.alg.actor, on_segment)
         save_checkpoint(out, 0, _modules(runner), runner.alg.optimizer,

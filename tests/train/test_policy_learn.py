@@ -197,11 +197,13 @@ def test_critic_warmup_freezes_the_actor_then_restores_its_learning_rate(lib, tm
 
     env = TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))
     cfg = dataclasses.replace(TINY, iterations=2, save_every=1, warm_start_steps=20, critic_warmup_iterations=1,
-                              learning_rate=3e-4)
+                              learning_rate=3e-4, freeze_normalizer=True)
     train_teacher(env, cfg, tmp_path)
     warm, after_warmup, last = (load_teacher(env, tmp_path, iteration=i) for i in (0, 1, 2))
     same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
     assert same(warm, after_warmup)  # iteration 1 trained the critic only
+    norm = lambda a: torch.cat([b.flatten() for b in a.obs_normalizer.buffers()])  # noqa: E731
+    assert torch.equal(norm(warm), norm(last))  # the normalizer stays at the warm start's statistics
     assert not same(after_warmup, last)  # iteration 2 trains the actor
     import json
 
