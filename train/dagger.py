@@ -125,12 +125,14 @@ def train_student(env, teacher: torch.nn.Module, scfg: StudentConfig, dcfg: Dagg
     return {"rounds": dcfg.rounds, "history": history, "checkpoint": str(latest_checkpoint(out)), "model": student}
 
 
-def load_student(run_dir: Path) -> torch.nn.Module:
+def load_student(run_dir: Path, round: int | None = None) -> torch.nn.Module:
+    """The student of the latest DAgger round's checkpoint, or of `round`'s."""
     import json
 
-    ckpt = latest_checkpoint(Path(run_dir))
-    if ckpt is None:
-        raise PolicyError(f"no student checkpoint under {run_dir}; run `python -m train student` first")
+    ckpt = latest_checkpoint(Path(run_dir)) if round is None else Path(run_dir) / f"ckpt-{round:08d}"
+    if ckpt is None or not ckpt.is_dir():
+        raise PolicyError(f"no student checkpoint {'' if round is None else f'of round {round} '}under {run_dir}; "
+                          "run `python -m train student` first")
     state = json.loads((ckpt / "state.json").read_text())
     student = build_student(StudentConfig(**state["student_config"]))
     load_checkpoint(ckpt, student)

@@ -65,11 +65,14 @@ class LearnConfig:
     walk_clips: int = 1
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
-        critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=3000,
+        critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=4000,
+        warm_start_rollout_steps=200, warm_start_noise_std=0.3,
         critic_warmup_iterations=20, freeze_normalizer=True))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
-    dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=6, steps_per_round=100,
-                                                                      updates_per_round=400, buffer_size=60000))
+    # 1,500 updates a round: at 400 the student's action error (~0.14 action units rms) was larger than the
+    # balance corrections it must copy, and it fell on the standing clip
+    dagger: DaggerConfig = field(default_factory=lambda: DaggerConfig(rounds=5, steps_per_round=100,
+                                                                      updates_per_round=1500, buffer_size=60000))
     videos: bool = True
     # the balance prior (train.balance_prior): CEM over its 12 gains on the clips from frame 0 before PPO; the
     # teacher's warm start regresses to it. False: the inverse-dynamics offsets alone (the run before it fell)
@@ -222,10 +225,13 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
                                                            f"beta {h['beta']:.2f}, rollout mpkpe "
                                                            f"{h['rollout_mpkpe_m'] * 100:.1f} cm"))
     student_cpu, student_wall = time.process_time() - t_cpu, time.time() - t_wall
-    student = load_student(student_dir)
+    rounds = [{"iteration": h["round"]} | on_segment(_student_fn(load_student(student_dir, h["round"])))
+              for h in student_summary["history"]]
+    student_selected = best_row(rounds, "DAgger round")
+    say(f"student: round {student_selected['iteration']} ({student_selected['why']})")
+    student = load_student(student_dir, student_selected["iteration"])
 
-    def student_policy(obs):
-        return student(obs["student"], torch.zeros((len(obs["student"]), 23)))
+    student_policy = _student_fn(student)
 
     policies = {"replay_reference": floor_fn} | ({"balance_prior": prior_policy} if prior_policy else {}) | {
         "teacher": lambda o: teacher(o), "student": student_policy}
@@ -250,7 +256,8 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
         "config": json.loads(json.dumps(asdict(cfg), default=list)), "machine": machine | {"loadavg_end": list(os.getloadavg())},
         "budget": {"measure": "time.process_time() of the training process (all its threads)",
                    "teacher_cpu_budget_s": cfg.cpu_budget_s},
-        "balance_prior": prior, "teacher_selected": selected,
+        "balance_prior": prior, "teacher_selected": selected, "student_selected": student_selected,
+        "student_round_evals": rounds,
         "cpu_seconds": {"prior": round(prior_cpu, 1), "teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
                         "total": round(time.process_time() - cpu0, 1)},
         "wall_seconds": {"teacher": round(teacher_wall, 1), "student": round(student_wall, 1),
@@ -271,6 +278,20 @@ def _rank(row: dict) -> tuple:
             -(row.get("eval_stand_mpkpe_m", 1.0) + row.get("eval_walk_mpkpe_m", 1.0)))
 
 
+def _student_fn(student):
+    """The student as an evaluation policy: DDIM from zero noise (deterministic)."""
+    return lambda obs: student(obs["student"], torch.zeros((len(obs["student"]), 23)))
+
+
+def best_row(rows: list[dict], what: str) -> dict:
+    """The row of `rows` (each {"iteration": ..., eval_* columns}) ranked best by _rank, the earliest of equals."""
+    best = max(rows, key=_rank)
+    return {"iteration": int(best["iteration"]), "last_iteration": int(rows[-1]["iteration"]),
+            "why": f"best sim2sim evaluation of {len(rows)} {what}s: stand succ {best.get('eval_stand_succ')}, "
+                   f"{best.get('eval_stand_mpkpe_m', float('nan')):.3f} m; walk succ {best.get('eval_walk_succ')}, "
+                   f"{best.get('eval_walk_mpkpe_m', float('nan')):.3f} m"}
+
+
 def select_teacher(summary: dict) -> dict:
     """The checkpoint policy-learn keeps: the best sim2sim evaluation at a segment's end (the warm start's as
     iteration 0 included), ranked by Succ (stand + walk), then lower E_mpkpe (stand + walk). The evaluation
@@ -283,11 +304,7 @@ def select_teacher(summary: dict) -> dict:
         rows = [{"iteration": 0, **warm}, *rows]
     if not rows:
         return {"iteration": summary["iterations"], "why": "no evaluation rows: the last checkpoint"}
-    best = max(rows, key=_rank)  # the first of equals: the earliest
-    return {"iteration": int(best["iteration"]), "last_iteration": int(summary["iterations"]),
-            "why": f"best sim2sim evaluation of {len(rows)}: stand succ {best.get('eval_stand_succ')}, "
-                   f"{best.get('eval_stand_mpkpe_m', float('nan')):.3f} m; walk succ {best.get('eval_walk_succ')}, "
-                   f"{best.get('eval_walk_mpkpe_m', float('nan')):.3f} m"}
+    return best_row(rows, "checkpoint") | {"last_iteration": int(summary["iterations"])}
 
 
 def _videos(teacher, lib: MotionLibrary, groups: dict[str, list[int]], out: Path, say) -> list[str]:
@@ -320,6 +337,9 @@ def print_result(r: dict) -> None:
     sel = r.get("teacher_selected") or {}
     if sel:
         print(f"\nteacher: iteration {sel['iteration']} of {sel.get('last_iteration', sel['iteration'])} ({sel['why']})")
+    ssel = r.get("student_selected") or {}
+    if ssel:
+        print(f"student: round {ssel['iteration']} of {ssel['last_iteration']} ({ssel['why']})")
     if r.get("balance_prior"):
         print(f"balance prior (CEM, {r['cpu_seconds']['prior']:.0f} CPU s): gains "
               f"{np.round(r['balance_prior']['gains'], 2).tolist()}")

@@ -91,6 +91,8 @@ class TeacherConfig:
     learning_rate: float = 1e-3
     # > 0: before PPO, this many regression steps of the residual on inverse-dynamics offsets (warm_start)
     warm_start_steps: int = 0
+    warm_start_rollout_steps: int = 100  # env steps (x num_envs states) the regression's states come from
+    warm_start_noise_std: float = 0.0  # action noise on those rollouts (labels stay clean): warm_start's DART
     # the first iterations train the critic only (the actor's parameters, std included, frozen; the learning
     # rate reset to learning_rate afterwards): a random critic's advantages undo a warm-started actor
     critic_warmup_iterations: int = 0
@@ -175,7 +177,8 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
     elif cfg.warm_start_steps > 0:
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
-        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, target=warm_target)
+        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, rollout_steps=cfg.warm_start_rollout_steps,
+                          target=warm_target, noise_std=cfg.warm_start_noise_std)
         runner.alg.actor.normalization_frozen = cfg.freeze_normalizer
         if on_segment is not None:  # where PPO starts from
             warm |= _probe(runner.alg.actor, on_segment)
@@ -345,7 +348,7 @@ def _quat_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 100, learning_rate: float = 1e-3,
-               batch: int = 256, target=None) -> dict:
+               batch: int = 256, target=None, noise_std: float = 0.0) -> dict:
     """Regress the actor's residual to the action offset (tau + kd qd) / kp / scale that makes the PD produce
     the next reference frame's inverse-dynamics torque, or to `target(env)` (e.g. train.balance_prior's). The states are those the feed-forward policy
     (reference + that offset, looked up by clip and frame) visits in the env itself, from Reference State
@@ -371,7 +374,10 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
         y = label()
         xs.append(obs)
         ys.append(y)
-        obs, *_ = env.step(obs["residual_base"] + y)
+        # noise_std > 0: the rollouts are perturbed (labels are not), so the regression also sees the states a
+        # perturbed policy reaches and learns the way back (DART); a student's own mistakes land there
+        noise = noise_std * torch.randn(y.shape) if noise_std > 0 else 0.0
+        obs, *_ = env.step(obs["residual_base"] + y + noise)
     obs, y = torch.cat(xs), torch.cat(ys)
     actor.update_normalization(obs)
     opt = torch.optim.Adam(actor.mlp.parameters(), lr=learning_rate)

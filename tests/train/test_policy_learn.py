@@ -218,3 +218,22 @@ def test_critic_warmup_freezes_the_actor_then_restores_its_learning_rate(lib, tm
     runner = build_runner(env, cfg)
     load_checkpoint(tmp_path / f"{CKPT_PREFIX}{1:08d}", _modules(runner), runner.alg.optimizer)
     assert runner.alg.optimizer.param_groups[0]["lr"] == 3e-4  # not what the adaptive schedule made of a zero KL
+
+
+def test_warm_start_noise_perturbs_the_rollouts_not_the_labels(lib):
+    """DART: with noise_std the regression's states come from perturbed rollouts (the normalizer sees other
+    states), while every label is still the clean target at the state reached."""
+    import torch
+
+    seen = []
+    target = lambda e: seen.append(e.state.root_pos_w.copy()) or np.zeros((e.num_envs, 23))  # noqa: E731
+    stats = []
+    for noise in (0.0, 0.5):
+        seen.clear()
+        env = TrackingEnv(lib, EnvConfig(num_envs=4, seed=0, reward="mjlab", terminations="mjlab"))
+        actor = build_runner(env, TINY).alg.actor
+        torch.manual_seed(0)
+        out = warm_start(actor, env, steps=5, rollout_steps=15, target=target, noise_std=noise)
+        assert out["warm_start_label_rms"] == 0.0  # labels carry no noise
+        stats.append(np.concatenate(seen))
+    assert not np.allclose(stats[0], stats[1])  # the noisy rollouts went elsewhere
