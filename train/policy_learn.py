@@ -1,9 +1,11 @@
 """`make policy-learn` / `python -m train.policy_learn`: a tracker that visibly learns on CPU.
 
-The MoE residual teacher trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
+A balance prior (train.balance_prior: 12 ankle/hip feedback gains, tuned by CEM on the clips from frame 0)
+is what the MoE residual teacher's warm start regresses to (on DART-perturbed rollouts; the actor's normalizer
+then frozen). The teacher then trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
 mjlab's tracking rewards and terminations (BeyondMimic's, `EnvConfig(reward="mjlab")`), Reference State
 Initialization at random phases and the paper's domain randomization, until a budget of process CPU
-seconds is spent (`time.process_time`: this process and all its threads, torch capped at `--torch-threads`);
+seconds is spent; the teacher and the student kept are the best-evaluated checkpoint and DAgger round (`time.process_time`: this process and all its threads, torch capped at `--torch-threads`);
 then the diffusion student is distilled from it by DAgger. Every segment of PPO iterations ends with an
 evaluation of the deterministic teacher on both clips in the sim2sim setup (the deploy sim's model: PD
 outside the actuators, dt 0.002 s), from each clip's first frame with nominal physics, so the learning
