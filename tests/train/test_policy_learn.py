@@ -237,3 +237,21 @@ def test_warm_start_noise_perturbs_the_rollouts_not_the_labels(lib):
         assert out["warm_start_label_rms"] == 0.0  # labels carry no noise
         stats.append(np.concatenate(seen))
     assert not np.allclose(stats[0], stats[1])  # the noisy rollouts went elsewhere
+
+
+def test_a_killed_warm_started_run_resumes_bit_identical(lib, tmp_path):
+    """policy-learn's teacher path (prior-style warm target with DART noise, critic warm-up, frozen normalizer)
+    killed after the warm-up segment ends where an uninterrupted run ends."""
+    from safetensors.torch import load_file
+    import torch
+
+    cfg = dataclasses.replace(TINY, iterations=3, save_every=1, warm_start_steps=20, warm_start_rollout_steps=8,
+                              warm_start_noise_std=0.3, critic_warmup_iterations=1, freeze_normalizer=True)
+    target = lambda e: np.tile(np.linspace(-0.2, 0.2, 23), (e.num_envs, 1))  # noqa: E731
+    env = lambda: TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))  # noqa: E731
+    train_teacher(env(), cfg, tmp_path / "a", warm_target=target)
+    train_teacher(env(), dataclasses.replace(cfg, iterations=1), tmp_path / "b", warm_target=target)  # "killed"
+    train_teacher(env(), cfg, tmp_path / "b", resume=True, warm_target=target)
+    a = load_file(str(tmp_path / "a" / "ckpt-00000003" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "ckpt-00000003" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
