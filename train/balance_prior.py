@@ -108,11 +108,11 @@ class PriorPolicy:
 
 
 def id_offsets(library, model) -> np.ndarray:
-    """(F, 23) the PD offsets [action units] that make the reference's inverse-dynamics torques."""
-    from train.teacher import inverse_dynamics_torques
+    """(F, 23) the PD offsets [action units] that make the reference's inverse-dynamics torques (the teacher's
+    default warm-start target, teacher.inverse_dynamics_offsets)."""
+    from train.teacher import inverse_dynamics_offsets
 
-    tau = inverse_dynamics_torques(library, model)
-    return (tau + g1.KD * library.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE
+    return inverse_dynamics_offsets(library, model)
 
 
 def rollout_scores(library, gains: np.ndarray, offset: np.ndarray, sim: str = "sim2sim") -> np.ndarray:

@@ -341,6 +341,12 @@ def inverse_dynamics_torques(library, model) -> np.ndarray:
     return out
 
 
+def inverse_dynamics_offsets(library, model) -> np.ndarray:
+    """(F, 23) the PD offsets [action units] that make the reference's inverse-dynamics torques."""
+    tau = inverse_dynamics_torques(library, model)
+    return (tau + g1.KD * library.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE
+
+
 def _quat_matrix(q: np.ndarray) -> np.ndarray:
     from robomirror.rotations import quat_wxyz_to_matrix
 
@@ -357,8 +363,7 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
     (mean squared action units) and the sample count."""
     if target is None:
         lib = env.library
-        tau = inverse_dynamics_torques(lib, env.model)
-        offset = (tau + g1.KD * lib.arrays["joint_vel"]) / g1.KP / g1.ACTION_SCALE  # (F, 23) per library frame
+        offset = inverse_dynamics_offsets(lib, env.model)
 
         def target(env) -> np.ndarray:
             idx = lib.starts[env.clip] + np.clip(env.frame + 1, 0, lib.lengths[env.clip] - 1)
