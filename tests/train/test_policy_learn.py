@@ -242,8 +242,8 @@ def test_warm_start_noise_perturbs_the_rollouts_not_the_labels(lib):
 def test_a_killed_warm_started_run_resumes_bit_identical(lib, tmp_path):
     """policy-learn's teacher path (prior-style warm target with DART noise, critic warm-up, frozen normalizer)
     killed after the warm-up segment ends where an uninterrupted run ends."""
-    from safetensors.torch import load_file
     import torch
+    from safetensors.torch import load_file
 
     cfg = dataclasses.replace(TINY, iterations=3, save_every=1, warm_start_steps=20, warm_start_rollout_steps=8,
                               warm_start_noise_std=0.3, critic_warmup_iterations=1, freeze_normalizer=True)
