@@ -329,6 +329,8 @@ def print_result(r: dict) -> None:
           f"{r['cpu_seconds']['teacher']:.0f}, student {r['cpu_seconds']['student']:.0f}, total "
           f"{r['cpu_seconds']['total']:.0f}; wall {r['wall_seconds']['total']:.0f} s on {r['machine']['cores']} cores "
           f"({r['machine']['cpu']})")
+    n = sum(len(v) for v in r["clips"].values())
+    print(f"{n} clips, the ones it trained on: this shows a tracker on them, it is not a measurement over motions")
     for sim, table in r["eval"].items():
         print(f"\n{sim} setup, every clip from its first frame, nominal physics")
         print(f"{'policy':18s} {'clip':6s} {'Succ':>5s} {'E_mpjpe rad':>12s} {'E_mpkpe m':>10s}")
