@@ -9,7 +9,8 @@
   (batch 1, pre-optimised), its dynamic int8 and its 4-bit block quantisation (random weights with the
   AdaLN modulation drawn, so every block acts), each row beside the load and a fixed baseline measured
   right after it (in runs/deploy/bench/student.json; `--student-only` runs just this table, best
-  pinned: OMP_NUM_THREADS=1 taskset -c 1 python -m deploy.bench --student-only); the DiT sampler
+  pinned: OMP_NUM_THREADS=1 taskset -c 1 python -m deploy.bench --student-only; the trained student's exports
+  in closed loop: `--quantized-closed-loop`, i.e. deploy.quantized_check); the DiT sampler
   (2 Euler steps; the trained tiny one and the paper preset, random weights),
   the VLM forward on a 2 s window (the store's tiny random Qwen3-VL stand-in: plumbing, not Qwen3-VL's cost);
 - `python -m deploy run` on a sample clip: video -> first action by stage (paper: 1.84 s; a
@@ -261,11 +262,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--student-only", action="store_true",
                     help="only the student width table (runs/deploy/bench/student.json); run it pinned: "
                          "OMP_NUM_THREADS=1 taskset -c 1 python -m deploy.bench --student-only")
+    ap.add_argument("--quantized-closed-loop", action="store_true",
+                    help="only deploy.quantized_check: the newest policy-learn run's trained student, float32 / int8 / "
+                         "int4, open- and closed-loop error against torch and latency (<run>/quantized_check.json)")
+    ap.add_argument("--run", help="with --quantized-closed-loop: the policy-learn run directory (default: the newest)")
     ap.add_argument("--widths", type=int, nargs="+", default=[256, 512, 1024, 1792])
     ap.add_argument("--iters", type=int, default=1000, help="timed calls per student row (after 10 warm-up calls)")
     args = ap.parse_args(argv)
     layout = DataLayout(Path(resolve_data_root(args.data_root)).resolve())
     con = Console(width=220)
+    if args.quantized_closed_loop:
+        from deploy.quantized_check import main as quantized_main
+
+        return quantized_main((["--data-root", args.data_root] if args.data_root else [])
+                              + (["--run", args.run] if args.run else []) + ["--iters", str(args.iters)])
     if args.student_only:
         with tempfile.TemporaryDirectory() as d:
             rows = student_width_table(Path(d), tuple(args.widths), args.iters)
