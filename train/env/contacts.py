@@ -32,6 +32,8 @@ class SelfCollision:
     bound_sq_m2: np.ndarray  # (P,) (r_a + h_a + r_b + h_b + margin)^2 + slack: beyond it the pair cannot touch
     geoms: np.ndarray  # (G,) the robot's collision geoms
     pair_flat: np.ndarray  # (P,) index of each pair into a (G, G) matrix over `geoms`
+    pair_row: np.ndarray  # (P,) index of each pair's first geom in `geoms`
+    pair_col: np.ndarray  # (P,) of its second
 
     @classmethod
     def of(cls, m: mujoco.MjModel, floor_geom: int) -> "SelfCollision":
@@ -67,7 +69,8 @@ class SelfCollision:
         pos = {int(x): k for k, x in enumerate(g)}
         flat = np.array([pos[int(x)] * len(g) + pos[int(y)] for x, y in zip(a_, b_, strict=True)], dtype=int)
         # slack: the broad phase below computes squared distances as |a|^2 + |b|^2 - 2 a.b, which rounds
-        return cls(a_, b_, radius_sum, half, (radius_sum + half[a_] + half[b_]) ** 2 + 1e-6, g, flat)
+        return cls(a_, b_, radius_sum, half, (radius_sum + half[a_] + half[b_]) ** 2 + 1e-6, g, flat, flat // len(g),
+                   flat % len(g))
 
     def __call__(self, geom_xpos: np.ndarray, geom_xmat: np.ndarray) -> np.ndarray:
         """geom_xpos (N, ngeom, 3), geom_xmat (N, ngeom, 9) -> (N,) bool: some pair of robot geoms touches."""
@@ -75,8 +78,9 @@ class SelfCollision:
         # broad phase: the pairs whose bounding spheres (centre, radius + half-length) overlap
         c = geom_xpos[:, self.geoms]  # (N, G, 3)
         sq = np.sum(c * c, -1)
-        d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * (c @ np.swapaxes(c, -1, -2))  # (N, G, G)
-        world, pair = np.nonzero(d2.reshape(n, -1)[:, self.pair_flat] < self.bound_sq_m2)
+        dot = (c @ np.swapaxes(c, -1, -2)).reshape(n, -1)[:, self.pair_flat]  # (N, P): the pairs' a.b only
+        d2 = sq[:, self.pair_row] + sq[:, self.pair_col] - 2.0 * dot
+        world, pair = np.nonzero(d2 < self.bound_sq_m2)
         out = np.zeros(n, dtype=bool)
         if not len(world):
             return out

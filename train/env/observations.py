@@ -84,11 +84,20 @@ def with_height_map(obs: dict[str, np.ndarray], height_map: np.ndarray) -> dict[
     return out
 
 
-def check_layout(obs: dict[str, np.ndarray], latent_dim: int, height_map: bool = False) -> None:
+def group_dims(latent_dim: int, height_map: bool = False) -> dict[str, int]:
+    """The contract's width of every observation group the env hands out."""
     dims = {"teacher": g1.teacher_obs(height_map).dim, "privileged": g1.PRIVILEGED_OBS.dim,
             "student": g1.student_obs(latent_dim, height_map).dim, "residual_base": g1.N_ACT}
     if height_map:
         dims["height_map"] = g1.HEIGHT_MAP_DIM
+    return dims
+
+
+def check_layout(obs: dict[str, np.ndarray], latent_dim: int, height_map: bool = False) -> None:
+    dims = group_dims(latent_dim, height_map)
+    if obs.keys() - dims.keys():
+        raise AssertionError(f"observation groups {sorted(obs.keys() - dims.keys())} are not in the contract; "
+                             f"it has {sorted(dims)}")
     for k, d in dims.items():
         if k not in obs:
             raise AssertionError(f"observation group {k!r} is missing; the contract has it ({d} values)")

@@ -16,8 +16,11 @@ delay falls inside the step), each call ending with the position and velocity st
 state (what the observations read, and where the next call continues). The `sim2sim` setup's
 explicit PD (numpy over all worlds, from the state before each substep, as the deploy sim computes
 it) needs one call per substep, each ending with those stages. The batch's results are
-bit-identical to a loop of mj_step over one MjData per world at any thread count. Everything else
-(state, rewards, terminations, resets, observations) is numpy over all worlds at once.
+bit-identical to a loop of mj_step over one MjData per world at any thread count. The numpy after the
+physics (state reads, rewards, terminations, histories, observations) is split by world rows over the same
+`threads` threads (`row_shards.py`; each world's terms are its own row's, so the bits do not depend on the
+split); what reduces over all worlds (the adaptive sigmas, logged means), the resets and every RNG draw
+run on the caller's thread, in order.
 Reference frames: observations show frame k+1 (the next target); rewards compare the state after
 the step with frame k+1 too, which is then the current frame.
 """
@@ -41,6 +44,7 @@ from train.env.contacts import SelfCollision
 from train.env.motion_library import MotionLibrary
 from train.env.observations import History, RobotState
 from train.env.randomization import NOMINAL, PhysicsParams, RandomizationConfig, erfi_torque, push_velocity
+from train.env.row_shards import RowShards, join
 from train.env.scene import SceneGeoms, SceneHeights
 
 
@@ -56,7 +60,7 @@ class EnvConfig:
     seed: int = 0
     latent_dim: int = 256
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
-    threads: int = 1  # physics threads (the caller's included); results do not depend on it
+    threads: int = 1  # threads (the caller's included) of the physics and per-world numpy; results don't depend on it
     height_map: bool = False  # issue 22: the contract's height_map_rel_root_m slice (121) in teacher and student
 
     # "paper": Table 10's terms, adaptive sigmas, curricula and a -200 termination penalty; "mjlab":
@@ -98,6 +102,7 @@ class TrackingEnv(VecEnv):
         self.geom_xpos, self.geom_xmat = b.geom_xpos, b.geom_xmat
         self.actuator_force, self.cfrc_ext = b.actuator_force, b.cfrc_ext
         self.datas = [World(self.qpos[i], self.qvel[i]) for i in range(n)]
+        self.rows = RowShards(n, cfg.threads)  # the numpy after the physics, by world rows on as many threads
         self.self_collision = SelfCollision.of(self.model, self.ix.floor_geom)
         self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
         self.scene_geoms = SceneGeoms.of(self.model, len(library.scenes)) if library.scenes else None
@@ -163,7 +168,7 @@ class TrackingEnv(VecEnv):
         self.targets[ids] = g1.motor_vector(ref["joint_pos"], g1.LOCKED_JOINT_POS_RAD)[:, None, :]
         self.air_time[ids] = 0.0
         self.push_timer[ids] = self.rng.uniform(*self.cfg_t.randomization.push_interval_s, len(ids))
-        state = self._read_state(ref_vel=(ids, ref))
+        state = self._read_state(ids, ref)
         self.state = state if self.state is None else _merge(self.state, state, ids)
         s = self.state
         frame = observations.proprio(s.joint_pos[ids], s.joint_vel[ids], self.action[ids], s.root_ang_vel_b[ids],
@@ -172,28 +177,27 @@ class TrackingEnv(VecEnv):
         self.lin_vel.fill(ids, observations.to_body(s.root_rot[ids], s.root_lin_vel_w[ids]))
 
     # ------------------------------------------------------------------------------- physics
-    def _read_state(self, ref_vel: tuple[np.ndarray, dict] | None = None) -> RobotState:
-        """Read every world (or only the reset ids, with reference velocities for the keypoints)."""
-        ids = ref_vel[0] if ref_vel is not None else slice(None)
+    def _read_state(self, rows: slice | np.ndarray = slice(None), ref: dict | None = None) -> RobotState:
+        """Read the worlds `rows` (a slice of the step's rows, or the reset ids with their reference frame,
+        whose velocities the keypoints take)."""
         ix = self.ix
-        qpos, qvel = np.array(self.qpos[ids]), np.array(self.qvel[ids])  # copies: the rows move on
+        qpos, qvel = np.array(self.qpos[rows]), np.array(self.qvel[rows])  # copies: the rows move on
         q, qd = qpos[:, ix.qpos_adr], qvel[:, ix.dof_adr]
-        xmat = self.xmat[ids]
+        xmat = self.xmat[rows]
         rot = xmat[:, ix.keypoint_body].reshape(len(q), -1, 3, 3)
-        kp_pos = self.xpos[ids][:, ix.keypoint_body] + (rot @ ix.keypoint_offset[:, :, None])[..., 0]
-        kp_quat = self.xquat[ids][:, ix.keypoint_body]
-        torque = np.array(self.actuator_force[ids][:, :g1.N_ACT])  # the policy joints' actuators come first
+        kp_pos = self.xpos[rows][:, ix.keypoint_body] + (rot @ ix.keypoint_offset[:, :, None])[..., 0]
+        kp_quat = self.xquat[rows][:, ix.keypoint_body]
+        torque = np.array(self.actuator_force[rows][:, :g1.N_ACT])  # the policy joints' actuators come first
         # net external (contact) force on each foot, world frame, as the last physics substep solved it
         # (the model's accelerometer makes every step compute cfrc_ext)
-        force = self.cfrc_ext[ids][:, ix.foot_body, 3:]
-        collide = self.self_collision(self.geom_xpos[ids], self.geom_xmat[ids])
-        if ref_vel is not None:
-            ref = ref_vel[1]
+        force = self.cfrc_ext[rows][:, ix.foot_body, 3:]
+        collide = self.self_collision(self.geom_xpos[rows], self.geom_xmat[rows])
+        if ref is not None:
             kp_lin, kp_ang = ref["kp_lin_vel"], ref["kp_ang_vel"]
         else:
             dt = 1.0 / g1.POLICY_HZ
-            kp_lin = (kp_pos - self.state.kp_pos_w) / dt
-            rel = rot @ np.swapaxes(self.state.kp_rot, -1, -2)
+            kp_lin = (kp_pos - self.state.kp_pos_w[rows]) / dt
+            rel = rot @ np.swapaxes(self.state.kp_rot[rows], -1, -2)
             kp_ang = observations.matrix_to_axis_angle(rel) / dt
         return RobotState(q, qd, qpos[:, :3], qpos[:, 3:7], qvel[:, :3], qvel[:, 3:6], kp_pos, kp_quat, kp_lin,
                           kp_ang, force, collide, torque, np.array(xmat[:, 1]).reshape(-1, 3, 3), rot)  # body 1: pelvis
@@ -258,37 +262,15 @@ class TrackingEnv(VecEnv):
                 self.qvel[kick, :3] += push_velocity(self.rng, len(kick), rand)
                 self.batch.forward(kick, stage=mujoco.mjtStage.mjSTAGE_VEL)  # their next step starts from the kick
                 self.push_timer[kick] = self.rng.uniform(*rand.push_interval_s, len(kick))
-        s = self.state = self._read_state()
-        ref = self.library.frame(self.clip, self.frame)
-        contact = rewards.foot_contact(s)
-        self.air_time = np.where(contact, 0.0, self.air_time + 1.0 / g1.POLICY_HZ)
-        theta = self.term_curriculum.theta
-        if self.cfg_t.terminations == "mjlab":
-            a = terminations.ANCHOR_KEYPOINT
-            term = terminations.mjlab_terminated(s.kp_pos_w, ref["kp_pos"], s.kp_rot[:, a], ref["kp_rot"][:, a])
-        else:
-            term = terminations.terminated(s.kp_pos_w, ref["kp_pos"], s.root_quat_w, ref["root_quat"], theta)
-        terminated = np.logical_or.reduce(list(term.values()))
-        time_out = terminations.timed_out(self.frame, self.library.lengths[self.clip], self.steps,
-                                          self.max_episode_length) & ~terminated
-        if self.cfg_t.reward == "mjlab":
-            reward, terms = rewards.mjlab_reward(rewards.mjlab_errors(s, ref), s, self.action, self.last_action,
-                                                 self.ix.joint_range)
-        else:
-            errors = rewards.tracking_errors(s, ref)
-            pens = rewards.penalties(s, self.action, self.last_action, self.air_time, self.ix.joint_range)
-            reward, terms = rewards.total_reward(errors, self.sigma.sigma, contact.astype(float), ref["contact"], pens,
-                                                 self.penalty_curriculum.alpha, terminated)
-            self.sigma.update(errors)
+        theta, sigma = self.term_curriculum.theta, dict(self.sigma.sigma)  # this step's, before they move on
+        r = join(self.rows.map(lambda rows: self._step_rows(rows, theta, sigma)))
+        self.state = r["state"]
+        terms, metrics, terminated, time_out = r["terms"], r["metrics"], r["terminated"], r["time_out"]
+        if "errors" in r:  # the paper's set: sigmas tighten to the errors of all worlds
+            self.sigma.update(r["errors"])
         self.term_curriculum.step()
         self.penalty_curriculum.step()
         self.last_terms = terms
-        joint_err = np.abs(s.joint_pos - ref["joint_pos"])
-        metrics = {"mpjpe_rad": joint_err.mean(-1), "joint_abs_err_rad": joint_err,
-                   "mpkpe_m": terminations.mean_keypoint_deviation(s.kp_pos_w, ref["kp_pos"]),
-                   "tilt_rad": terminations.tilt_error(s.root_quat_w, ref["root_quat"])}
-        self.proprio.push(observations.proprio(s.joint_pos, s.joint_vel, self.action, s.root_ang_vel_b, s.root_quat_w))
-        self.lin_vel.push(observations.to_body(s.root_rot, s.root_lin_vel_w))
         done = terminated | time_out
         ids = np.flatnonzero(done)
         extras = {"time_outs": torch.as_tensor(time_out, device=self.device),
@@ -301,28 +283,81 @@ class TrackingEnv(VecEnv):
         self._last_len = self.steps.copy()
         if len(ids):
             self.reset(ids)
-        return (self.get_observations(), torch.as_tensor(reward, dtype=torch.float32, device=self.device),
+        return (self.get_observations(), torch.as_tensor(r["reward"], dtype=torch.float32, device=self.device),
                 torch.as_tensor(done, device=self.device), extras)
+
+    def _step_rows(self, rows: slice, theta_m: float, sigma: dict[str, float]) -> dict:
+        """After the physics, what each world of `rows` computes from its own row alone (one thread's share):
+        its state, reward terms, terminations and metrics, and its air time and histories moved on."""
+        s = self._read_state(rows)
+        ref = self.library.frame(self.clip[rows], self.frame[rows])
+        contact = rewards.foot_contact(s)
+        self.air_time[rows] = np.where(contact, 0.0, self.air_time[rows] + 1.0 / g1.POLICY_HZ)
+        air_time = self.air_time[rows]
+        action, last_action = self.action[rows], self.last_action[rows]
+        if self.cfg_t.terminations == "mjlab":
+            a = terminations.ANCHOR_KEYPOINT
+            term = terminations.mjlab_terminated(s.kp_pos_w, ref["kp_pos"], s.kp_rot[:, a], ref["kp_rot"][:, a])
+        else:
+            term = terminations.terminated(s.kp_pos_w, ref["kp_pos"], s.root_quat_w, ref["root_quat"], theta_m)
+        terminated = np.logical_or.reduce(list(term.values()))
+        time_out = terminations.timed_out(self.frame[rows], self.library.lengths[self.clip[rows]], self.steps[rows],
+                                          self.max_episode_length) & ~terminated
+        out = {"state": s, "terminated": terminated, "time_out": time_out}
+        if self.cfg_t.reward == "mjlab":
+            out["reward"], out["terms"] = rewards.mjlab_reward(rewards.mjlab_errors(s, ref), s, action, last_action,
+                                                               self.ix.joint_range)
+        else:
+            out["errors"] = rewards.tracking_errors(s, ref)
+            pens = rewards.penalties(s, action, last_action, air_time, self.ix.joint_range)
+            out["reward"], out["terms"] = rewards.total_reward(out["errors"], sigma, contact.astype(float),
+                                                               ref["contact"], pens, self.penalty_curriculum.alpha,
+                                                               terminated)
+        joint_err = np.abs(s.joint_pos - ref["joint_pos"])
+        out["metrics"] = {"mpjpe_rad": joint_err.mean(-1), "joint_abs_err_rad": joint_err,
+                          "mpkpe_m": terminations.mean_keypoint_deviation(s.kp_pos_w, ref["kp_pos"]),
+                          "tilt_rad": terminations.tilt_error(s.root_quat_w, ref["root_quat"])}
+        _history_rows(self.proprio, rows).push(observations.proprio(s.joint_pos, s.joint_vel, action,
+                                                                    s.root_ang_vel_b, s.root_quat_w))
+        _history_rows(self.lin_vel, rows).push(observations.to_body(s.root_rot, s.root_lin_vel_w))
+        return out
 
     # ---------------------------------------------------------------------------- observations
     def observation_arrays(self) -> dict[str, np.ndarray]:
-        s = self.state
-        nxt = self.library.frame(self.clip, self.frame + 1)
-        teacher = np.concatenate([self.proprio.flat(1 + g1.TEACHER_HISTORY), observations.teacher_reference(s, nxt)], -1)
-        priv = observations.privileged(self.lin_vel.flat(), s, nxt, self.params.vector())
-        student = g1.student_observation(self.library.latents[self.clip], self.proprio)
+        """Every observation group of every world, float64 (each thread computes its share of the worlds)."""
+        params = self.params.vector()
+        return join(self.rows.map(lambda rows: self._observation_rows(rows, params[rows])))
+
+    def _observation_rows(self, rows: slice, params: np.ndarray) -> dict[str, np.ndarray]:
+        """The observation groups of the worlds `rows` (one thread's share)."""
+        s, clip = _state_rows(self.state, rows), self.clip[rows]
+        nxt = self.library.frame(clip, self.frame[rows] + 1)
+        proprio = _history_rows(self.proprio, rows)
+        teacher = np.concatenate([proprio.flat(1 + g1.TEACHER_HISTORY), observations.teacher_reference(s, nxt)], -1)
+        priv = observations.privileged(_history_rows(self.lin_vel, rows).flat(), s, nxt, params)
+        student = g1.student_observation(self.library.latents[clip], proprio)
         out = {"teacher": teacher, "privileged": priv, "student": student,
                "residual_base": g1.action_from_target(nxt["joint_pos"])}
         if self.cfg_t.height_map:  # the contract's optional terrain slice, last in teacher and student
             out = observations.with_height_map(out, self.scene_heights.observation(
-                self.library.scene_of_clip[self.clip], s.root_pos_w, s.root_quat_w))
+                self.library.scene_of_clip[clip], s.root_pos_w, s.root_quat_w))
         observations.check_layout(out, self.cfg_t.latent_dim, self.cfg_t.height_map)
         return out
 
     def get_observations(self) -> TensorDict:
-        arrays = self.observation_arrays()
-        return TensorDict({k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in arrays.items()},
-                          batch_size=[self.num_envs], device=self.device)
+        """The observation groups as float32 tensors; each thread computes and casts its share of the worlds
+        into them (the cast is torch's: round to nearest)."""
+        params, n = self.params.vector(), self.num_envs
+        dims = observations.group_dims(self.cfg_t.latent_dim, self.cfg_t.height_map)
+        out = {k: np.empty((n, d), dtype=np.float32) for k, d in dims.items()}  # new each step: callers keep them
+
+        def fill(rows: slice) -> None:
+            for k, v in self._observation_rows(rows, params[rows]).items():
+                out[k][rows] = v
+
+        self.rows.map(fill)
+        return TensorDict({k: torch.from_numpy(v).to(self.device) for k, v in out.items()}, batch_size=[n],
+                          device=self.device)
 
     def curriculum_state(self) -> dict:
         return {"termination": asdict(self.term_curriculum), "penalty": asdict(self.penalty_curriculum),
@@ -347,3 +382,16 @@ def _merge(old: RobotState, new: RobotState, ids: np.ndarray) -> RobotState:
         if getattr(old, f) is not None:
             getattr(old, f)[ids] = getattr(new, f)
     return old
+
+
+def _state_rows(s: RobotState, rows: slice) -> RobotState:
+    """The worlds `rows` of a state (views)."""
+    return RobotState(**{f: None if getattr(s, f) is None else getattr(s, f)[rows] for f in s.__dataclass_fields__})
+
+
+def _history_rows(h: History, rows: slice) -> History:
+    """The worlds `rows` of a history (a view: pushing it moves those worlds' frames on), run by the class's
+    own code."""
+    view = object.__new__(type(h))
+    view.buf = h.buf[rows]
+    return view
