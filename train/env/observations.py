@@ -6,7 +6,10 @@ reset fills every frame with the first observation (no zeros a real robot never 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -84,13 +87,15 @@ def with_height_map(obs: dict[str, np.ndarray], height_map: np.ndarray) -> dict[
     return out
 
 
-def group_dims(latent_dim: int, height_map: bool = False) -> dict[str, int]:
-    """The contract's width of every observation group the env hands out."""
+@functools.cache
+def group_dims(latent_dim: int, height_map: bool = False) -> Mapping[str, int]:
+    """The contract's width of every observation group the env hands out (built once: the env checks
+    every thread's share of every step against it)."""
     dims = {"teacher": g1.teacher_obs(height_map).dim, "privileged": g1.PRIVILEGED_OBS.dim,
             "student": g1.student_obs(latent_dim, height_map).dim, "residual_base": g1.N_ACT}
     if height_map:
         dims["height_map"] = g1.HEIGHT_MAP_DIM
-    return dims
+    return MappingProxyType(dims)
 
 
 def check_layout(obs: dict[str, np.ndarray], latent_dim: int, height_map: bool = False) -> None:
