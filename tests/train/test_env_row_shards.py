@@ -44,6 +44,13 @@ def test_a_worker_s_error_is_raised_after_every_slice_has_finished():
     shards.close()
 
 
+def test_the_workers_handle_numpy_errors_as_the_caller_does():
+    shards = RowShards(8, 2, min_rows=1)
+    with np.errstate(divide="raise"):
+        assert [e["divide"] for e in shards.map(lambda rows: np.geterr())] == ["raise", "raise"]
+    shards.close()
+
+
 def test_join_concatenates_arrays_dicts_and_dataclasses_along_the_worlds():
     parts = [{"a": np.arange(2), "b": {"c": np.ones((2, 3))}}, {"a": np.arange(2, 5), "b": {"c": np.zeros((3, 3))}}]
     out = join(parts)

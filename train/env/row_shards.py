@@ -11,6 +11,7 @@ thread, in the same order.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -40,7 +41,8 @@ class RowShards:
         """fn(rows) of every slice, in row order; the first on this thread while the pool runs the rest."""
         if self._pool is None:
             return [fn(self.slices[0])]
-        futures = [self._pool.submit(fn, rows) for rows in self.slices[1:]]
+        # each worker runs in a copy of the caller's context: numpy's error handling (np.errstate) is the caller's
+        futures = [self._pool.submit(contextvars.copy_context().run, fn, rows) for rows in self.slices[1:]]
         try:
             first = fn(self.slices[0])
         finally:  # never leave a worker writing rows behind a raised error
