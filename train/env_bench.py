@@ -13,8 +13,9 @@ motion; with nominal physics the raw trajectories are the env's, bit for bit, up
   bound no policy-synchronous env reaches (its MjData stays in cache for all the substeps).
 The baseline steps the nominal model: like for like with `nominal`; under `train` (randomized models,
 pushes) the env's own physics share (time in its batched physics / step time) is the overhead measure. Each figure is the best of
-`--repeats` interleaved timings (env and baseline alternate, so the load of other processes on a
-shared machine hits both alike), as wall-clock and as process CPU time; the load average is recorded.
+`--repeats` interleaved timings (env and baseline alternate, and so do the thread counts of one world
+count, so the load of other processes on a shared machine hits them alike), as wall-clock and as process
+CPU time; the load average is recorded.
 Writes `<data root>/runs/bench/env_bench.json` (format_version 1).
 """
 
@@ -136,27 +137,27 @@ def _raw_batch_rate(model: mujoco.MjModel, states: np.ndarray, warmstart: np.nda
     return n * nstep / wall, n * nstep / cpu
 
 
-def _row(env: TrackingEnv, steps: int, threads: int, repeats: int) -> dict:
+_KEYS = ("env", "env_cpu", "physics_share", "raw", "raw_cpu", "raw_world_major", "raw_world_major_cpu")
+
+
+def _repeat(env: TrackingEnv, steps: int, threads: int, pool: mujoco.rollout.Rollout, t: dict[str, list]) -> None:
+    """One timing of the env and of its raw baselines from the same states, appended to t."""
     dec = env.sim.decimation
-    _env_rate(env, 3)  # warm up: caches, the delay line, a few resets
-    pool = mujoco.rollout.Rollout(nthread=0 if threads == 1 else threads)
-    t: dict[str, list] = {k: [] for k in ("env", "env_cpu", "physics_share", "raw", "raw_cpu", "raw_world_major",
-                                          "raw_world_major_cpu")}
-    for _ in range(repeats):
-        states, _, warm = _snapshot(env)
-        record: list[np.ndarray] = []
-        for k, v in zip(("env", "env_cpu", "physics_share"), _env_rate(env, steps, record), strict=True):
-            t[k].append(v)
-        control = np.stack(record, axis=1)  # (N, steps * dec, nu + nv): what the env's worlds were driven with
-        for k, v in zip(("raw", "raw_cpu"), _raw_batch_rate(env.model, states, warm, control, threads, dec),
-                        strict=True):
-            t[k].append(v / dec)
-        for k, v in zip(("raw_world_major", "raw_world_major_cpu"),
-                        _rollout_rate(env.model, states, warm, control, threads, pool), strict=True):
-            t[k].append(v / dec)
-    pool.close()
+    states, _, warm = _snapshot(env)
+    record: list[np.ndarray] = []
+    for k, v in zip(("env", "env_cpu", "physics_share"), _env_rate(env, steps, record), strict=True):
+        t[k].append(v)
+    control = np.stack(record, axis=1)  # (N, steps * dec, nu + nv): what the env's worlds were driven with
+    for k, v in zip(("raw", "raw_cpu"), _raw_batch_rate(env.model, states, warm, control, threads, dec), strict=True):
+        t[k].append(v / dec)
+    for k, v in zip(("raw_world_major", "raw_world_major_cpu"),
+                    _rollout_rate(env.model, states, warm, control, threads, pool), strict=True):
+        t[k].append(v / dec)
+
+
+def _summary(env: TrackingEnv, steps: int, threads: int, t: dict[str, list]) -> dict:
     best = {k: max(v) for k, v in t.items()}
-    return {"worlds": env.num_envs, "threads": threads, "policy_steps": steps, "decimation": dec,
+    return {"worlds": env.num_envs, "threads": threads, "policy_steps": steps, "decimation": env.sim.decimation,
             "env_steps_s": best["env"], "env_steps_per_cpu_s": best["env_cpu"],
             "physics_share": float(np.median(t["physics_share"])),
             "raw_env_steps_s": best["raw"], "ratio_vs_raw": best["env"] / best["raw"],
@@ -168,6 +169,23 @@ def _row(env: TrackingEnv, steps: int, threads: int, repeats: int) -> dict:
             "ratio_vs_raw_world_major": best["env"] / best["raw_world_major"], "timings": t}
 
 
+def _rows(lib, rand: RandomizationConfig, n: int, threads: tuple[int, ...], steps: int, repeats: int) -> list[dict]:
+    """One row per thread count for n worlds; the thread counts' timings interleave repeat by repeat, so
+    the load of other processes on a shared machine hits every thread count alike."""
+    envs = {th: TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, randomization=rand)) for th in threads}
+    pools = {th: mujoco.rollout.Rollout(nthread=0 if th == 1 else th) for th in threads}
+    t = {th: {k: [] for k in _KEYS} for th in threads}
+    for env in envs.values():
+        _env_rate(env, 3)  # warm up: caches, the delay line, a few resets
+    for _ in range(repeats):
+        for th in threads:
+            _repeat(envs[th], steps, th, pools[th], t[th])
+    for th in threads:
+        pools[th].close()
+        envs[th].rows.close()
+    return [_summary(envs[th], steps, th, t[th]) for th in threads]
+
+
 def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1, 2), repeats: int = 3,
           physics: tuple[str, ...] = ("nominal", "train"), world_steps: int = WORLD_STEPS) -> dict:
     lib = library(4, seconds=4.0)
@@ -176,11 +194,10 @@ def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1,
         rand = NOMINAL if ph == "nominal" else RandomizationConfig()
         for n in worlds:
             steps = max(4, min(600, world_steps // n))
-            for th in threads:
-                env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, randomization=rand))
-                row = {"physics": ph} | _row(env, steps, th, repeats)
+            for row in _rows(lib, rand, n, threads, steps, repeats):
+                row = {"physics": ph} | row
                 rows.append(row)
-                print(f"{ph:8s} {n:4d} worlds, {th} thread(s): env {row['env_steps_s']:7.0f} steps/s "
+                print(f"{ph:8s} {n:4d} worlds, {row['threads']} thread(s): env {row['env_steps_s']:7.0f} steps/s "
                       f"(physics {row['physics_share']:.0%} of it); raw {row['raw_env_steps_s']:7.0f}: "
                       f"{row['ratio_vs_raw']:.2f}x wall, {row['cpu_ratio_vs_raw']:.2f}x CPU "
                       f"({row['env_cpu_ms_per_policy_step']:.1f} vs {row['raw_cpu_ms_per_policy_step']:.1f} CPU ms "
