@@ -44,6 +44,7 @@ from train.env.tracking_env import EnvConfig, TrackingEnv
 from train.sim2sim import evaluate, summarize
 from train.student import StudentConfig
 from train.teacher import TeacherConfig, load_teacher, train_teacher
+from train.trajectory_plan import PlanConfig, corrections, plan_clip
 
 STAND_WHERE = "stable AND split = 'train' AND text LIKE '%stands still%'"  # policy_bench's standing clip
 WALK_WHERE = "stable AND split = 'train' AND text LIKE '%walks forward%'"
@@ -81,6 +82,10 @@ class LearnConfig:
     prior: bool = True
     prior_generations: int = 12
     prior_population: int = 32
+    # the walking demonstrator (train.trajectory_plan): receding-horizon CEM over per-frame leg and waist
+    # corrections on top of the prior, for each walking clip from its first frame; the warm start regresses to
+    # prior + plan. None: the prior alone (the run before it: no policy, the prior included, walked)
+    plan: PlanConfig | None = field(default_factory=PlanConfig)
 
 
 def _machine() -> dict:
@@ -185,7 +190,7 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
                     f"floor_{g}_mpkpe_m": floor[g]["mpkpe_m"]}
         return row
 
-    prior, prior_policy, prior_cpu = None, None, 0.0
+    prior, prior_policy, prior_cpu, plan, plan_cpu, demonstrator = None, None, 0.0, None, 0.0, None
     if cfg.prior:  # deterministic (seeded CEM, nominal physics), so a rerun finds the same gains; kept beside the run
         t_cpu = time.process_time()
         pfile = out / "balance_prior.json"
@@ -199,15 +204,25 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
                 progress=lambda h: say(f"  generation {h['generation']}: best score {h['best']:.3f}, "
                                        f"elite mean {h['elite_mean']:.3f}"))
             publish_bytes(pfile, json_bytes(prior))
+        offset = id_offsets(lib, build_model(SIMS["train"]))
+        prior_policy = PriorPolicy(prior["gains"], offset)
         prior_cpu = time.process_time() - t_cpu
-        prior_policy = PriorPolicy(prior["gains"], id_offsets(lib, build_model(SIMS["train"])))
+        if cfg.plan is not None:
+            plan = _plan_walks(lib, groups["walk"], prior["gains"], offset, cfg.plan, out / "trajectory_plan.json", say)
+            demonstrator = PriorPolicy(prior["gains"], offset + corrections(
+                lib, {int(k): v["knots"] for k, v in plan["clips"].items()}, cfg.plan.knot_every))
+            plan_cpu = time.process_time() - t_cpu - prior_cpu
 
     env = TrackingEnv(lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed, sim=cfg.train_sim,
                                      reward="mjlab", terminations="mjlab", threads=cfg.threads))
     t_cpu, t_wall = time.process_time(), time.time()
     teacher_summary = train_teacher(
         env, cfg.teacher, out / "teacher", resume=True, cpu_budget_s=cfg.cpu_budget_s, on_segment=on_segment,
-        warm_target=prior_policy.prior.residual if prior_policy else None,
+        warm_target=(demonstrator or prior_policy).prior.residual if prior_policy else None,
+        # the demonstrator was planned from each clip's first frame in the sim2sim setup: its rollouts there (with
+        # the same DART noise) are where the network must copy it, beside the training env's RSI rollouts
+        warm_envs=(TrackingEnv(lib, EnvConfig(num_envs=cfg.num_envs, seed=cfg.teacher.seed + 1).evaluation("sim2sim")),)
+        if demonstrator else (),
         progress=lambda h: say(
             f"  it {h['iteration']:5d} ({h['env_steps'] / 1e6:.2f} M steps, {h['cpu_seconds']:.0f} CPU s): "
             f"reward {h['mean_episode_reward']:.1f}, episode {h['mean_episode_len']:.0f}, "
@@ -235,8 +250,9 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
 
     student_policy = _student_fn(student)
 
-    policies = {"replay_reference": floor_fn} | ({"balance_prior": prior_policy} if prior_policy else {}) | {
-        "teacher": lambda o: teacher(o), "student": student_policy}
+    policies = ({"replay_reference": floor_fn} | ({"balance_prior": prior_policy} if prior_policy else {})
+                | ({"prior_plus_plan": demonstrator} if demonstrator else {}) | {
+        "teacher": lambda o: teacher(o), "student": student_policy})
     evals = _evaluate_all(policies, lib, groups)
     from train.export import export_student
 
@@ -258,9 +274,9 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
         "config": json.loads(json.dumps(asdict(cfg), default=list)), "machine": machine | {"loadavg_end": list(os.getloadavg())},
         "budget": {"measure": "time.process_time() of the training process (all its threads)",
                    "teacher_cpu_budget_s": cfg.cpu_budget_s},
-        "balance_prior": prior, "teacher_selected": selected, "student_selected": student_selected,
+        "balance_prior": prior, "trajectory_plan": plan, "teacher_selected": selected, "student_selected": student_selected,
         "student_round_evals": rounds,
-        "cpu_seconds": {"prior": round(prior_cpu, 1), "teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
+        "cpu_seconds": {"prior": round(prior_cpu, 1), "plan": round(plan_cpu, 1), "teacher": round(teacher_cpu, 1), "student": round(student_cpu, 1),
                         "total": round(time.process_time() - cpu0, 1)},
         "wall_seconds": {"teacher": round(teacher_wall, 1), "student": round(student_wall, 1),
                          "total": round(time.time() - wall0, 1)},
@@ -271,6 +287,29 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
     }
     publish_bytes(out / "result.json", json_bytes(result))
     return result
+
+
+def _plan_walks(lib: MotionLibrary, clips: list[int], gains, offset: np.ndarray, cfg: PlanConfig, path: Path,
+                say) -> dict:
+    """The walking demonstrator's knots for each walking clip (train.trajectory_plan), kept in `path` and
+    reused while its key (the clips, the prior's gains, the plan's config) is unchanged: the plan is
+    deterministic, so a rerun would find the same knots."""
+    key = {"clips": [lib.clip_ids[i] for i in clips], "gains": [float(g) for g in gains], "config": asdict(cfg)}
+    plan = json.loads(path.read_text()) if path.is_file() else None
+    if plan is not None and plan.get("key") == key:
+        return plan
+    plan = {"key": key, "clips": {}}
+    for i in clips:
+        say(f"walking demonstrator for {lib.clip_ids[i]}: receding-horizon CEM, {cfg.population} candidates x "
+            f"{cfg.generations} generations a knot, a window of {cfg.horizon_knots} knots every {cfg.knot_every} frames")
+        t = time.process_time()
+        p = plan_clip(lib, i, gains, offset, cfg, progress=lambda h: say(
+            f"  knot {h['knot']}/{h['knots']} (frame {h['frame']}): window cost {h['window_cost']:.3f}")
+            if h["knot"] % 5 == 0 or h["knot"] == h["knots"] else None)
+        plan["clips"][str(i)] = p | {"clip_id": lib.clip_ids[i], "cpu_seconds": round(time.process_time() - t, 1)}
+        say(f"  tracked {p['tracked_steps']} of {p['steps']} steps, E_mpkpe {p['mpkpe_m']:.3f} m")
+    publish_bytes(path, json_bytes(plan))
+    return plan
 
 
 def _rank(row: dict) -> tuple:
@@ -347,6 +386,10 @@ def print_result(r: dict) -> None:
     if r.get("balance_prior"):
         print(f"balance prior (CEM, {r['cpu_seconds']['prior']:.0f} CPU s): gains "
               f"{np.round(r['balance_prior']['gains'], 2).tolist()}")
+    for c in ((r.get("trajectory_plan") or {}).get("clips") or {}).values():
+        print(f"walking demonstrator for {c['clip_id']} ({c['cpu_seconds']:.0f} CPU s): the prior plus planned "
+              f"corrections tracked {c['tracked_steps']} of {c['steps']} steps (E_mpkpe {c['mpkpe_m']:.3f} m); "
+              "the teacher's warm start regresses to it")
     print("\ngoals (sim2sim): " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items()))
     print(f"result: {r['run_dir']}/result.json; curves {r['files']['curves_png']}; ONNX {r['files']['onnx']}")
 

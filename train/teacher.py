@@ -154,14 +154,15 @@ def check_layout(meta: dict, what: str, height_map: bool = False) -> None:
 
 
 def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, progress=None, on_segment=None,
-                  cpu_budget_s: float | None = None, warm_target=None) -> dict:
+                  cpu_budget_s: float | None = None, warm_target=None, warm_envs: tuple = ()) -> dict:
     """PPO segments with checkpoints; returns the summary (per-segment rows in history: episode statistics,
     env steps so far, wall and process CPU seconds of this call). `on_segment(actor)`, if given, returns
     more columns for the segment's row (e.g. an evaluation of the deterministic actor); it must not touch
     the env or the global generators, so a resumed run stays bit-identical. `cpu_budget_s`: stop after the
     first segment that ends with this many process CPU seconds (all threads) spent in this call.
     `warm_target(env)`: the (N, 23) residual the warm start regresses to (default: inverse-dynamics offsets);
-    with a warm start, the actor PPO starts from is checkpointed as iteration 0."""
+    with a warm start, the actor PPO starts from is checkpointed as iteration 0; `warm_envs`: more envs whose
+    rollouts the warm start also regresses on (warm_start's more_envs)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runner = build_runner(env, cfg)
@@ -178,7 +179,7 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
         warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, rollout_steps=cfg.warm_start_rollout_steps,
-                          target=warm_target, noise_std=cfg.warm_start_noise_std)
+                          target=warm_target, noise_std=cfg.warm_start_noise_std, more_envs=tuple(warm_envs))
         runner.alg.actor.normalization_frozen = cfg.freeze_normalizer
         if on_segment is not None:  # where PPO starts from
             warm |= _probe(runner.alg.actor, on_segment)
@@ -354,13 +355,15 @@ def _quat_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 100, learning_rate: float = 1e-3,
-               batch: int = 256, target=None, noise_std: float = 0.0) -> dict:
+               batch: int = 256, target=None, noise_std: float = 0.0, more_envs: tuple = ()) -> dict:
     """Regress the actor's residual to the action offset (tau + kd qd) / kp / scale that makes the PD produce
     the next reference frame's inverse-dynamics torque, or to `target(env)` (e.g. train.balance_prior's). The states are those the feed-forward policy
     (reference + that offset, looked up by clip and frame) visits in the env itself, from Reference State
     Initialization, so the proprioception (last actions included) is what the actor will see; the
-    observation normalizer is updated on them first. Returns the regression's first and last loss
-    (mean squared action units) and the sample count."""
+    observation normalizer is updated on them first. `more_envs`: envs on the same library whose rollouts
+    are added to `env`'s (e.g. the evaluation setup from every clip's first frame, where a demonstrator planned
+    from that frame leads). Returns the regression's first and last loss (mean squared action units) and the
+    sample count."""
     if target is None:
         lib = env.library
         offset = inverse_dynamics_offsets(lib, env.model)
@@ -369,20 +372,18 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
             idx = lib.starts[env.clip] + np.clip(env.frame + 1, 0, lib.lengths[env.clip] - 1)
             return offset[idx]
 
-    def label() -> torch.Tensor:
-        return torch.as_tensor(target(env), dtype=torch.float32)
-
-    env.reset(np.arange(env.num_envs))
-    obs = env.get_observations()
     xs, ys = [], []
-    for _ in range(rollout_steps):
-        y = label()
-        xs.append(obs)
-        ys.append(y)
-        # noise_std > 0: the rollouts are perturbed (labels are not), so the regression also sees the states a
-        # perturbed policy reaches and learns the way back (DART); a student's own mistakes land there
-        noise = noise_std * torch.randn(y.shape) if noise_std > 0 else 0.0
-        obs, *_ = env.step(obs["residual_base"] + y + noise)
+    for e in (env, *more_envs):
+        e.reset(np.arange(e.num_envs))
+        obs = e.get_observations()
+        for _ in range(rollout_steps):
+            y = torch.as_tensor(target(e), dtype=torch.float32)
+            xs.append(obs)
+            ys.append(y)
+            # noise_std > 0: the rollouts are perturbed (labels are not), so the regression also sees the states
+            # a perturbed policy reaches and learns the way back (DART); a student's own mistakes land there
+            noise = noise_std * torch.randn(y.shape) if noise_std > 0 else 0.0
+            obs, *_ = e.step(obs["residual_base"] + y + noise)
     obs, y = torch.cat(xs), torch.cat(ys)
     actor.update_normalization(obs)
     opt = torch.optim.Adam(actor.mlp.parameters(), lr=learning_rate)

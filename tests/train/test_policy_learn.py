@@ -239,6 +239,20 @@ def test_warm_start_noise_perturbs_the_rollouts_not_the_labels(lib):
     assert not np.allclose(stats[0], stats[1])  # the noisy rollouts went elsewhere
 
 
+def test_warm_start_also_regresses_on_the_rollouts_of_more_envs(lib):
+    """more_envs (policy-learn: the evaluation setup from every clip's first frame) add their own rollouts, each
+    labelled by the target at its own state."""
+    envs_seen = []
+    target = lambda e: envs_seen.append(e) or np.zeros((e.num_envs, 23))  # noqa: E731
+    env = TrackingEnv(lib, EnvConfig(num_envs=4, seed=0, reward="mjlab", terminations="mjlab"))
+    ev = TrackingEnv(lib, EnvConfig(num_envs=6, seed=1).evaluation("sim2sim"))
+    actor = build_runner(env, TINY).alg.actor
+    out = warm_start(actor, env, steps=3, rollout_steps=5, target=target, more_envs=(ev,))
+    assert out["warm_start_samples"] == 5 * (4 + 6)
+    assert envs_seen.count(env) == 5 and envs_seen.count(ev) == 5
+    assert (ev.frame <= 5).all()  # the evaluation setup starts every world at its clip's first frame
+
+
 def test_a_killed_warm_started_run_resumes_bit_identical(lib, tmp_path):
     """policy-learn's teacher path (prior-style warm target with DART noise, critic warm-up, frozen normalizer)
     killed after the warm-up segment ends where an uninterrupted run ends."""
