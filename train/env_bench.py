@@ -169,10 +169,13 @@ def _summary(env: TrackingEnv, steps: int, threads: int, t: dict[str, list]) -> 
             "ratio_vs_raw_world_major": best["env"] / best["raw_world_major"], "timings": t}
 
 
-def _rows(lib, rand: RandomizationConfig, n: int, threads: tuple[int, ...], steps: int, repeats: int) -> list[dict]:
+def _rows(lib, rand: RandomizationConfig, n: int, threads: tuple[int, ...], steps: int, repeats: int,
+          shard_numpy: bool = False) -> list[dict]:
     """One row per thread count for n worlds; the thread counts' timings interleave repeat by repeat, so
-    the load of other processes on a shared machine hits every thread count alike."""
-    envs = {th: TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, randomization=rand)) for th in threads}
+    the load of other processes on a shared machine hits every thread count alike. `shard_numpy`: the env's
+    numpy after the physics runs on as many threads as its physics (EnvConfig.numpy_threads), else on one."""
+    envs = {th: TrackingEnv(lib, EnvConfig(num_envs=n, seed=0, threads=th, numpy_threads=th if shard_numpy else 1,
+                                           randomization=rand)) for th in threads}
     pools = {th: mujoco.rollout.Rollout(nthread=0 if th == 1 else th) for th in threads}
     t = {th: {k: [] for k in _KEYS} for th in threads}
     for env in envs.values():
@@ -183,18 +186,19 @@ def _rows(lib, rand: RandomizationConfig, n: int, threads: tuple[int, ...], step
     for th in threads:
         pools[th].close()
         envs[th].rows.close()
-    return [_summary(envs[th], steps, th, t[th]) for th in threads]
+    return [_summary(envs[th], steps, th, t[th]) | {"numpy_threads": envs[th].cfg_t.numpy_threads} for th in threads]
 
 
 def bench(worlds: tuple[int, ...] = (1, 64, 256), threads: tuple[int, ...] = (1, 2), repeats: int = 3,
-          physics: tuple[str, ...] = ("nominal", "train"), world_steps: int = WORLD_STEPS) -> dict:
+          physics: tuple[str, ...] = ("nominal", "train"), world_steps: int = WORLD_STEPS,
+          shard_numpy: bool = False) -> dict:
     lib = library(4, seconds=4.0)
     rows = []
     for ph in physics:
         rand = NOMINAL if ph == "nominal" else RandomizationConfig()
         for n in worlds:
             steps = max(4, min(600, world_steps // n))
-            for row in _rows(lib, rand, n, threads, steps, repeats):
+            for row in _rows(lib, rand, n, threads, steps, repeats, shard_numpy):
                 row = {"physics": ph} | row
                 rows.append(row)
                 print(f"{ph:8s} {n:4d} worlds, {row['threads']} thread(s): env {row['env_steps_s']:7.0f} steps/s "
@@ -222,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--physics", nargs="+", default=["nominal", "train"], choices=["nominal", "train"])
+    ap.add_argument("--shard-numpy", action="store_true",
+                    help="run the env's numpy after the physics on as many threads as its physics (default: one)")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=None, help="JSON path (default <data root>/runs/bench/env_bench.json)")
     args = ap.parse_args(argv)
     load = os.getloadavg()
-    res = bench(tuple(args.worlds), tuple(args.threads), args.repeats, tuple(args.physics))
+    res = bench(tuple(args.worlds), tuple(args.threads), args.repeats, tuple(args.physics),
+                shard_numpy=args.shard_numpy)
     res["machine"]["loadavg_start"] = load
     out = Path(args.out) if args.out else resolve_data_root(args.data_root) / "runs" / "bench" / "env_bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,8 @@ def test_join_concatenates_arrays_dicts_and_dataclasses_along_the_worlds():
 def _rollout(lib, threads: int, reward: str, n: int = 13, steps: int = 30) -> list[dict]:
     """Everything the env hands out, step by step, under the training randomization (pushes, ERFI, delays)
     and noisy actions that make some worlds fall and reset."""
-    env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=5, threads=threads, reward=reward, terminations=reward))
+    env = TrackingEnv(lib, EnvConfig(num_envs=n, seed=5, threads=threads, numpy_threads=threads, reward=reward,
+                                     terminations=reward))
     obs, gen, out = env.get_observations(), torch.Generator().manual_seed(1), []
     for _ in range(steps):
         obs, rew, done, extras = env.step(obs["residual_base"] + 0.5 * torch.randn(n, 23, generator=gen))

@@ -17,10 +17,11 @@ state (what the observations read, and where the next call continues). The `sim2
 explicit PD (numpy over all worlds, from the state before each substep, as the deploy sim computes
 it) needs one call per substep, each ending with those stages. The batch's results are
 bit-identical to a loop of mj_step over one MjData per world at any thread count. The numpy after the
-physics (state reads, rewards, terminations, histories, observations) is split by world rows over the same
-`threads` threads (`row_shards.py`; each world's terms are its own row's, so the bits do not depend on the
-split); what reduces over all worlds (the adaptive sigmas, logged means), the resets and every RNG draw
-run on the caller's thread, in order.
+physics (state reads, rewards, terminations, histories, observations) can be split by world rows over
+`numpy_threads` threads (`row_shards.py`; each world's terms are its own row's, so the bits do not depend on
+the split); what reduces over all worlds (the adaptive sigmas, logged means), the resets and every RNG draw
+run on the caller's thread, in order. It is off by default: on the 2-core VM two threads of these short
+numpy loops were slower than one (the GIL hand-offs between them cost more than the second core gives).
 Reference frames: observations show frame k+1 (the next target); rewards compare the state after
 the step with frame k+1 too, which is then the current frame.
 """
@@ -60,7 +61,8 @@ class EnvConfig:
     seed: int = 0
     latent_dim: int = 256
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # action -> motor targets, as the runtime's
-    threads: int = 1  # threads (the caller's included) of the physics and per-world numpy; results don't depend on it
+    threads: int = 1  # physics threads (the caller's included); results do not depend on it
+    numpy_threads: int = 1  # threads of the per-world numpy after the physics (row_shards.py); nor on this
     height_map: bool = False  # issue 22: the contract's height_map_rel_root_m slice (121) in teacher and student
 
     # "paper": Table 10's terms, adaptive sigmas, curricula and a -200 termination penalty; "mjlab":
@@ -71,8 +73,9 @@ class EnvConfig:
     terminations: str = "paper"
 
     def __post_init__(self) -> None:
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        for name, value in (("threads", self.threads), ("numpy_threads", self.numpy_threads)):
+            if value < 1:
+                raise ValueError(f"EnvConfig.{name} must be >= 1, got {value}")
         for name, value in (("reward", self.reward), ("terminations", self.terminations)):
             if value not in ("paper", "mjlab"):
                 raise ValueError(f"EnvConfig.{name} must be 'paper' or 'mjlab', got {value!r}")
@@ -102,7 +105,7 @@ class TrackingEnv(VecEnv):
         self.geom_xpos, self.geom_xmat = b.geom_xpos, b.geom_xmat
         self.actuator_force, self.cfrc_ext = b.actuator_force, b.cfrc_ext
         self.datas = [World(self.qpos[i], self.qvel[i]) for i in range(n)]
-        self.rows = RowShards(n, cfg.threads)  # the numpy after the physics, by world rows on as many threads
+        self.rows = RowShards(n, cfg.numpy_threads)  # the numpy after the physics, by world rows
         self.self_collision = SelfCollision.of(self.model, self.ix.floor_geom)
         self.params = PhysicsParams(self.model, self.ix, n, self.sim.physics_dt_s)
         self.scene_geoms = SceneGeoms.of(self.model, len(library.scenes)) if library.scenes else None
