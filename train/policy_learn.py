@@ -1,8 +1,10 @@
 """`make policy-learn` / `python -m train.policy_learn`: a tracker that visibly learns on CPU.
 
 A balance prior (train.balance_prior: 12 ankle/hip feedback gains, tuned by CEM on the clips from frame 0)
-is what the MoE residual teacher's warm start regresses to (on DART-perturbed rollouts; the actor's normalizer
-then frozen). The teacher then trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
+and, on each walking clip, a walking demonstrator on top of it (train.trajectory_plan: per-frame leg and waist
+corrections planned by receding-horizon CEM from the clip's first frame in the sim2sim setup) are what the MoE
+residual teacher's warm start regresses to (on DART-perturbed rollouts in the training env and in the sim2sim
+setup from every clip's first frame; the actor's normalizer then frozen). The teacher then trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
 mjlab's tracking rewards and terminations (BeyondMimic's, `EnvConfig(reward="mjlab")`), Reference State
 Initialization at random phases and the paper's domain randomization, until a budget of process CPU
 seconds is spent; the teacher and the student kept are the best-evaluated checkpoint and DAgger round (`time.process_time`: this process and all its threads, torch capped at `--torch-threads`);
@@ -12,10 +14,11 @@ outside the actuators, dt 0.002 s), from each clip's first frame with nominal ph
 curves hold reward, episode length and E_mpkpe against env steps.
 
 Out: <data>/runs/policy/learn-<id>/ with result.json (every number: Succ, E_mpjpe, E_mpkpe of the replay
-floor, the teacher and the student on each clip in both setups, the curves, CPU and wall seconds, the
-machine), curves.png, teacher_<group>_<clip>.mp4 (the trained teacher beside the reference), policy.onnx
-(the student; the demo's deploy step picks `runs/policy/*/policy.onnx`), teacher/ and student-it<N>/
-checkpoints. Run it again with a larger --cpu-budget-s and the same --out: the teacher resumes from its
+floor, the prior, the prior with the plan, the teacher and the student on each clip in both setups, the
+curves, CPU and wall seconds, the machine), curves.png, teacher_<group>_<clip>.mp4 (the trained teacher
+beside the reference), policy.onnx (the student; the demo's deploy step picks `runs/policy/*/policy.onnx`),
+teacher/ and student-it<N>/ checkpoints, balance_prior.json and trajectory_plan.json (reused while their
+keys hold). Run it again with a larger --cpu-budget-s and the same --out: the teacher resumes from its
 last checkpoint (bit-identical to an uninterrupted run) and the student is distilled again from it.
 """
 
@@ -66,12 +69,13 @@ class LearnConfig:
     torch_threads: int = 1
     train_sim: str = "train"
     walk_clips: int = 1
-    # the warm start: 12,000 regression steps at DART noise 0.1 (the walking demonstrator's labels vary by frame;
-    # at 4,000 steps and noise 0.3 the network fell off the walk 65 steps in, at 12,000 and 0.15 after 69)
+    # the warm start: 4,000 regression steps at DART noise 0.3. With 12,000 at 0.1 (for the walking demonstrator's
+    # labels, which vary by frame) the warm-started teacher fell off the standing clip at 122 of 138 steps and
+    # walked no further (79 steps) than at 4,000 and 0.3 (65)
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
-        critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=12000,
-        warm_start_rollout_steps=200, warm_start_noise_std=0.1,
+        critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=4000,
+        warm_start_rollout_steps=200, warm_start_noise_std=0.3,
         critic_warmup_iterations=20, freeze_normalizer=True))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
     # 1,500 updates a round: at 400 the student's action error (~0.14 action units rms) was larger than the
