@@ -150,11 +150,11 @@ def plan_clip(library, clip: int, gains: np.ndarray, offset: np.ndarray, cfg: Pl
         history.append({"knot": k0 + 1, "frame": (k0 + 1) * cfg.knot_every, "window_cost": best_cost})
         if progress:
             progress(history[-1] | {"knots": k_total - 1})
-    alive, kp_err, _ = _rollout(library, clip, gains, offset, knot_table(knots[None], length, cfg.knot_every), last)
-    noisy, _, _ = _rollout(library, clip, gains, offset, knot_table(knots[None], length, cfg.knot_every) + noise[1:],
-                           last) if r > 1 else (np.zeros(0, dtype=int), None, None)
+    # the plan as committed: its noiseless rollout (what Succ sees) and its noisy ones, one world each
+    alive, kp_err, _ = _rollout(library, clip, gains, offset, knot_table(knots[None], length, cfg.knot_every) + noise,
+                                last)
     return {"knots": knots.tolist(), "tracked_steps": int(alive[0]), "steps": last,
-            "mpkpe_m": float(np.nanmean(kp_err[0])), "noisy_tracked_steps": noisy.tolist(), "history": history,
+            "mpkpe_m": float(np.nanmean(kp_err[0])), "noisy_tracked_steps": alive[1:].tolist(), "history": history,
             "config": asdict(cfg)}
 
 

@@ -113,3 +113,26 @@ def test_plan_config_refuses_what_cannot_run():
         PlanConfig(noise_std=-1.0)
     with pytest.raises(ValueError, match="elite"):
         PlanConfig(population=4, elite=3)
+
+
+def test_policy_learn_keeps_the_plan_and_replans_only_when_its_key_changes(lib, tmp_path, monkeypatch):
+    import json
+
+    import train.policy_learn as pl
+
+    calls = []
+
+    def fake_plan(library, clip, gains, offset, cfg, progress=None):
+        calls.append(clip)
+        return {"knots": [[0.0] * cfg.joints], "tracked_steps": 3, "steps": 4, "mpkpe_m": 0.1, "history": []}
+
+    monkeypatch.setattr(pl, "plan_clip", fake_plan)
+    path = tmp_path / "trajectory_plan.json"
+    offset = np.zeros((int(lib.lengths.sum()), g1.N_ACT))
+    first = pl._plan_walks(lib, [1], np.zeros(12), offset, TINY, path, lambda *a: None)
+    assert calls == [1] and json.loads(path.read_text()) == first
+    assert first["clips"]["1"]["clip_id"] == lib.clip_ids[1]
+    assert pl._plan_walks(lib, [1], np.zeros(12), offset, TINY, path, lambda *a: None) == first
+    assert calls == [1]  # reused: same clips, gains and config
+    pl._plan_walks(lib, [1], np.ones(12), offset, TINY, path, lambda *a: None)
+    assert calls == [1, 1]  # other gains: planned again
