@@ -83,14 +83,6 @@ def export_variants(student: torch.nn.Module, out_dir: Path, fp32: Path | None =
             "int4": quantize_int4(fp32, out_dir / "policy.int4.onnx")}
 
 
-def _error(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
-    err = np.abs(got - want)
-    rad = err * g1.ACTION_SCALE[None]
-    return {"max_action": float(err.max()), "p99_action": float(np.percentile(err, 99)),
-            "mean_action": float(err.mean()), "max_rad": float(rad.max()), "p99_rad": float(np.percentile(rad, 99)),
-            "mean_rad": float(rad.mean()), "samples": int(len(got))}
-
-
 def _summary(res: list, groups: dict[str, list[int]]) -> dict:
     from train.sim2sim import summarize
 
@@ -105,6 +97,7 @@ def quantized_check(student: torch.nn.Module, library, groups: dict[str, list[in
     """Torch, float32, int8 and int4 of `student` (DDIM from zero noise), each: open-loop error against torch
     on torch's sim2sim observations, closed-loop Succ / E_mpkpe per group of clips (`groups`: name -> clip
     indices of `library`) and latency over `iters` calls on one thread. Quantised files go to `out_dir`."""
+    from train.export import error_stats
     from train.sim2sim import evaluate
 
     student = student.eval()
@@ -130,7 +123,7 @@ def quantized_check(student: torch.nn.Module, library, groups: dict[str, list[in
         pol = OnnxStudent(path)
         lat = latency_stats(lambda s=pol.session: s.run(None, feed), iters)
         rows.append({"model": kind, "file": str(path), "mb": path.stat().st_size / 1e6,
-                     "error": _error(pol.act(obs), want), "sim2sim": _summary(evaluate(pol, library, sim), groups),
+                     "error": error_stats(pol.act(obs), want, p99=True), "sim2sim": _summary(evaluate(pol, library, sim), groups),
                      "latency": lat, "loadavg_1min": os.getloadavg()[0]})
     aff = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {"format_version": FORMAT_VERSION, "sim": sim, "noise": "zeros (the evaluation's deterministic DDIM)",

@@ -277,10 +277,19 @@ def action_error(student: torch.nn.Module, path: Path, n: int = 64, seed: int = 
     got = _run_rows(Path(path), obs, noise)
     with torch.no_grad():
         want = student(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
+    return error_stats(got, want)
+
+
+def error_stats(got: np.ndarray, want: np.ndarray, p99: bool = False) -> dict[str, float]:
+    """|got - want| over (n, 23) actions: max and mean (p99: and the 99th percentile) in action units and as
+    joint-target error [rad] (x the contract's per-joint action scale), and the sample count."""
     err = np.abs(got - want)
     rad = err * g1.ACTION_SCALE[None]
-    return {"max_action": float(err.max()), "mean_action": float(err.mean()), "max_rad": float(rad.max()),
-            "mean_rad": float(rad.mean()), "samples": n}
+    out = {"max_action": float(err.max()), "mean_action": float(err.mean()), "max_rad": float(rad.max()),
+           "mean_rad": float(rad.mean()), "samples": int(len(got))}
+    if p99:
+        out |= {"p99_action": float(np.percentile(err, 99)), "p99_rad": float(np.percentile(rad, 99))}
+    return out
 
 
 def onnx_torch_gap(student: torch.nn.Module, path: Path, n: int = 16, seed: int = 0, mean: bool = False) -> float:
