@@ -99,6 +99,10 @@ class TeacherConfig:
     # keep the actor's observation normalizer at the warm start's statistics: PPO's rollouts (randomized, RSI,
     # mostly falling) otherwise move it and with it the regressed actor's output, actor weights frozen or not
     freeze_normalizer: bool = False
+    # > 0 (with a warm start): after every PPO segment past the critic warm-up, this many regression steps of the
+    # residual toward the warm start's labels on the warm start's states, so PPO keeps what it copied (it forgot
+    # a demonstrated walk within 20 iterations without it); the states are collected again on resume
+    anchor_steps: int = 0
     seed: int = 0
     ppo: dict = field(default_factory=lambda: {
         "num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2, "gamma": 0.99, "lam": 0.95,
@@ -175,11 +179,18 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
         env.load_curriculum_state(state["curriculum"])
         start, history, warm = state["iteration"], state["history"], state.get("warm_start", {})
         runner.alg.actor.normalization_frozen = cfg.freeze_normalizer and bool(warm)
-    elif cfg.warm_start_steps > 0:
+    demos = None
+    if cfg.warm_start_steps > 0 and (ckpt is None or (cfg.anchor_steps > 0 and warm)):
+        # the warm start's states and labels: deterministic (seeded rollouts from a fresh env), so a resumed run
+        # collects the same ones for its anchor steps, then gets its env's curriculum back
         seed_all(cfg.seed, 2 ** 31 + 1)
         env.rng = np.random.default_rng([cfg.seed, 2 ** 31 + 1])
-        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, rollout_steps=cfg.warm_start_rollout_steps,
-                          target=warm_target, noise_std=cfg.warm_start_noise_std, more_envs=tuple(warm_envs))
+        demos = demonstrations(env, cfg.warm_start_rollout_steps, target=warm_target,
+                               noise_std=cfg.warm_start_noise_std, more_envs=tuple(warm_envs))
+        if ckpt is not None:
+            env.load_curriculum_state(state["curriculum"])
+    if ckpt is None and cfg.warm_start_steps > 0:
+        warm = warm_start(runner.alg.actor, env, cfg.warm_start_steps, demos=demos)
         runner.alg.actor.normalization_frozen = cfg.freeze_normalizer
         if on_segment is not None:  # where PPO starts from
             warm |= _probe(runner.alg.actor, on_segment)
@@ -204,6 +215,8 @@ def train_teacher(env, cfg: TeacherConfig, out: Path, resume: bool = False, prog
             p.requires_grad_(not warmup)
         runner.learn(n)
         start += n
+        if demos is not None and cfg.anchor_steps > 0 and not warmup:
+            regress(runner.alg.actor, *demos, cfg.anchor_steps, seed=start)
         if warmup and start >= cfg.critic_warmup_iterations:  # the adaptive schedule grew it on a zero KL
             for p in runner.alg.actor.parameters():
                 p.requires_grad_(True)
@@ -355,7 +368,8 @@ def _quat_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 100, learning_rate: float = 1e-3,
-               batch: int = 256, target=None, noise_std: float = 0.0, more_envs: tuple = ()) -> dict:
+               batch: int = 256, target=None, noise_std: float = 0.0, more_envs: tuple = (),
+               demos: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
     """Regress the actor's residual to the action offset (tau + kd qd) / kp / scale that makes the PD produce
     the next reference frame's inverse-dynamics torque, or to `target(env)` (e.g. train.balance_prior's). The states are those the feed-forward policy
     (reference + that offset, looked up by clip and frame) visits in the env itself, from Reference State
@@ -363,7 +377,19 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
     observation normalizer is updated on them first. `more_envs`: envs on the same library whose rollouts
     are added to `env`'s (e.g. the evaluation setup from every clip's first frame, where a demonstrator planned
     from that frame leads). Returns the regression's first and last loss (mean squared action units) and the
-    sample count."""
+    sample count. `demos`: the (states, labels) of `demonstrations`, already collected."""
+    obs, y = demos if demos is not None else demonstrations(env, rollout_steps, target, noise_std, more_envs)
+    actor.update_normalization(obs)
+    losses = regress(actor, obs, y, steps, learning_rate, batch)
+    return {"warm_start_samples": len(y), "warm_start_steps": steps, "warm_start_loss_first": losses[0],
+            "warm_start_loss_last": float(np.mean(losses[-20:])),
+            "warm_start_label_rms": float(torch.sqrt(torch.mean(y ** 2)))}
+
+
+def demonstrations(env, rollout_steps: int = 100, target=None, noise_std: float = 0.0,
+                   more_envs: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The warm start's (observations, residual labels): `rollout_steps` steps of every world of `env` and of
+    `more_envs`, each reset first, acting with the label plus `noise_std` action noise (labels clean)."""
     if target is None:
         lib = env.library
         offset = inverse_dynamics_offsets(lib, env.model)
@@ -384,10 +410,15 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
             # a perturbed policy reaches and learns the way back (DART); a student's own mistakes land there
             noise = noise_std * torch.randn(y.shape) if noise_std > 0 else 0.0
             obs, *_ = e.step(obs["residual_base"] + y + noise)
-    obs, y = torch.cat(xs), torch.cat(ys)
-    actor.update_normalization(obs)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def regress(actor: MoEResidualModel, obs: torch.Tensor, y: torch.Tensor, steps: int, learning_rate: float = 1e-3,
+            batch: int = 256, seed: int = 0) -> list[float]:
+    """`steps` Adam steps (a fresh optimizer; minibatches drawn from a generator seeded by `seed`) of the actor's
+    residual toward the labels `y`, through its normalizer as it stands; returns the losses."""
     opt = torch.optim.Adam(actor.mlp.parameters(), lr=learning_rate)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, len(y), (min(batch, len(y)),), generator=gen)
@@ -396,6 +427,4 @@ def warm_start(actor: MoEResidualModel, env, steps: int, rollout_steps: int = 10
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    return {"warm_start_samples": len(y), "warm_start_steps": steps, "warm_start_loss_first": losses[0],
-            "warm_start_loss_last": float(np.mean(losses[-20:])),
-            "warm_start_label_rms": float(torch.sqrt(torch.mean(y ** 2)))}
+    return losses

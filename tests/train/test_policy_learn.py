@@ -253,19 +253,47 @@ def test_warm_start_also_regresses_on_the_rollouts_of_more_envs(lib):
     assert (ev.frame <= 5).all()  # the evaluation setup starts every world at its clip's first frame
 
 
-def test_a_killed_warm_started_run_resumes_bit_identical(lib, tmp_path):
-    """policy-learn's teacher path (prior-style warm target with DART noise, critic warm-up, frozen normalizer)
-    killed after the warm-up segment ends where an uninterrupted run ends."""
+@pytest.mark.parametrize("anchor_steps", [0, 4])
+def test_a_killed_warm_started_run_resumes_bit_identical(lib, tmp_path, anchor_steps):
+    """policy-learn's teacher path (prior-style warm target with DART noise, rollouts in a second env, critic
+    warm-up, frozen normalizer, with and without anchor steps) killed after the warm-up segment ends where an
+    uninterrupted run ends: the anchor's demonstrations are collected again, the same."""
     import torch
     from safetensors.torch import load_file
 
     cfg = dataclasses.replace(TINY, iterations=3, save_every=1, warm_start_steps=20, warm_start_rollout_steps=8,
-                              warm_start_noise_std=0.3, critic_warmup_iterations=1, freeze_normalizer=True)
+                              warm_start_noise_std=0.3, critic_warmup_iterations=1, freeze_normalizer=True,
+                              anchor_steps=anchor_steps)
     target = lambda e: np.tile(np.linspace(-0.2, 0.2, 23), (e.num_envs, 1))  # noqa: E731
     env = lambda: TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))  # noqa: E731
-    train_teacher(env(), cfg, tmp_path / "a", warm_target=target)
-    train_teacher(env(), dataclasses.replace(cfg, iterations=1), tmp_path / "b", warm_target=target)  # "killed"
-    train_teacher(env(), cfg, tmp_path / "b", resume=True, warm_target=target)
+    more = lambda: (TrackingEnv(lib, EnvConfig(num_envs=2, seed=1).evaluation("sim2sim")),)  # noqa: E731
+    train_teacher(env(), cfg, tmp_path / "a", warm_target=target, warm_envs=more())
+    train_teacher(env(), dataclasses.replace(cfg, iterations=1), tmp_path / "b", warm_target=target,
+                  warm_envs=more())  # "killed"
+    train_teacher(env(), cfg, tmp_path / "b", resume=True, warm_target=target, warm_envs=more())
     a = load_file(str(tmp_path / "a" / "ckpt-00000003" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "ckpt-00000003" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_anchor_steps_keep_the_actor_on_the_demonstrators_labels(lib, tmp_path):
+    """After the same PPO segments, the actor anchored to the warm start's demonstrations (teacher.anchor_steps)
+    is nearer their labels than the one left to PPO alone."""
+    import torch
+
+    from train.teacher import demonstrations, load_teacher, seed_all
+
+    cfg = dataclasses.replace(TINY, iterations=3, save_every=1, warm_start_steps=60, warm_start_rollout_steps=8,
+                              freeze_normalizer=True, init_std=0.5, learning_rate=3e-3)
+    target = lambda e: np.tile(np.linspace(-0.3, 0.3, 23), (e.num_envs, 1))  # noqa: E731
+    env = lambda: TrackingEnv(lib, EnvConfig(num_envs=8, seed=0, reward="mjlab", terminations="mjlab"))  # noqa: E731
+    e = env()
+    seed_all(0, 1)
+    obs, y = demonstrations(e, 8, target)
+    err = {}
+    for k in (0, 60):
+        train_teacher(env(), dataclasses.replace(cfg, anchor_steps=k), tmp_path / str(k), warm_target=target)
+        actor = load_teacher(env(), tmp_path / str(k))
+        with torch.no_grad():
+            err[k] = float(torch.mean((actor.mlp(actor.get_latent(obs)) - y) ** 2))
+    assert err[60] < 0.5 * err[0], err
