@@ -133,14 +133,20 @@ def quantized_check(student: torch.nn.Module, library, groups: dict[str, list[in
                         "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}}
 
 
-def run_library(layout: DataLayout, clips: dict[str, list[str]]):
+def run_library(layout: DataLayout, clips: dict[str, list[str]], config: dict | None = None):
     """The MotionLibrary of a run's clips ({"stand": [id], "walk": [ids]}, result.json's order) as policy-learn
-    built it, and its groups of clip indices."""
+    built it, and its groups of clip indices: store clips from the store, the walking clip of a run with
+    walk="wheel" from its registry package's wheel (train.env.wheel_clips, as the run's config names it)."""
     from train.env.actuation import SIMS, build_model
     from train.env.motion_library import MotionLibrary, select_clips
+    from train.env.wheel_clips import WheelClip, load_wheel_clip
 
     ids = [c for g in clips.values() for c in g]
     found = {c.clip_id: c for c in select_clips(layout, "clip_id IN (" + ", ".join(f"'{c}'" for c in ids) + ")")}
+    if (config or {}).get("walk") == "wheel":
+        spec = WheelClip(**config["walk_clip"])
+        if spec.clip_id in ids and found:
+            found[spec.clip_id] = load_wheel_clip(layout, spec, like=next(iter(found.values())))
     missing = [c for c in ids if c not in found]
     if missing:
         raise RoboMirrorError(f"clips {missing} of the run are not in the store under {layout.root}; found {sorted(found)}")
@@ -162,7 +168,7 @@ def check_run(layout: DataLayout, run_dir: Path, iters: int = 1000) -> dict:
     result = json.loads(rfile.read_text())
     teacher_it, student_round = result["teacher_selected"]["iteration"], result["student_selected"]["iteration"]
     student = load_student(run_dir / f"student-it{teacher_it}", student_round)
-    library, groups = run_library(layout, result["clips"])
+    library, groups = run_library(layout, result["clips"], result.get("config"))
     fp32 = run_dir / "policy.onnx"
     out = quantized_check(student, library, groups, run_dir, fp32 if fp32.is_file() else None, iters)
     out |= {"run_dir": str(run_dir), "run_id": result.get("run_id"),

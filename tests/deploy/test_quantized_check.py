@@ -78,7 +78,7 @@ def test_a_run_is_checked_from_its_result_json_through_deploy_bench(tmp_path, mo
         "run_id": "learn-x", "clips": clips, "teacher_selected": {"iteration": 7},
         "student_selected": {"iteration": 2}, "eval": {"sim2sim": {"student": recorded}}}))
     # the store's clips stand in for synthetic ones; everything else is the run's own path
-    monkeypatch.setattr(qc, "run_library", lambda layout, c: (library(2, seconds=0.2), {"stand": [0], "walk": [1]}))
+    monkeypatch.setattr(qc, "run_library", lambda layout, c, config=None: (library(2, seconds=0.2), {"stand": [0], "walk": [1]}))
     assert main(["--quantized-closed-loop", "--iters", "3", "--data-root", str(tmp_path)]) == 0  # the newest run
     out = json.loads((run / "quantized_check.json").read_text())
     assert out["run_id"] == "learn-x" and out["student"] == {"teacher_iteration": 7, "dagger_round": 2}
