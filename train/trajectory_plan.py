@@ -26,6 +26,7 @@ tracks the walk from its own observations; the report names it as the teacher's 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -173,7 +174,8 @@ def _window_cost(library, clip, gains, offset, corr, t0, t_end, cfg: PlanConfig)
     alive, kp_err, tilt = _rollout(library, clip, gains, offset, corr, t_end)
     win = slice(t0, t_end)
     lost = (t_end - t0) - np.clip(alive - t0, 0, t_end - t0)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # a world fallen before t0 has an empty window
+        warnings.simplefilter("ignore", RuntimeWarning)
         kp = np.nan_to_num(np.nanmean(kp_err[:, win], 1), nan=1.0)
         tl = np.nan_to_num(np.nanmean(tilt[:, win], 1), nan=1.0)
     return cfg.fail_cost * lost + kp + cfg.tilt_weight * tl
