@@ -203,14 +203,14 @@ def import_beyondmimic_bytes(data: bytes, name: str) -> RobotMotion:
     return validate_motion(_import_beyondmimic(io.BytesIO(data), Path(name)), Path(name))
 
 
-def _import_beyondmimic(path, name: Path | None = None) -> RobotMotion:
-    name = Path(path) if name is None else name
+def _import_beyondmimic(source, path: Path | None = None) -> RobotMotion:
+    """`source`: a file path or a file-like object; `path`: what the errors call it (default: `source`)."""
+    path = Path(source) if path is None else path
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(source, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
     except (ValueError, OSError) as e:
-        raise InteropError(f"{name}: not a readable npz without pickle: {e}") from e
-    path = name
+        raise InteropError(f"{path}: not a readable npz without pickle: {e}") from e
     _need(d, ("fps", "joint_pos", "body_pos_w", "body_quat_w"), path, "BeyondMimic")
     _joints_for(d["joint_pos"].shape[1], path)
     names = None if "joint_names" in d else detect_joint_order(d, path)
